@@ -1,0 +1,129 @@
+# libllm build. `make` builds the static and shared libraries and the
+# examples; `make test` runs every Check suite; `make demo` runs the main
+# example; `make asan` runs the tests under AddressSanitizer and UBSan.
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define LLM_VERSION_MAJOR \([0-9]*\)/\1/p' include/llm/version.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define LLM_VERSION_MINOR \([0-9]*\)/\1/p' include/llm/version.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define LLM_VERSION_PATCH \([0-9]*\)/\1/p' include/llm/version.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+
+BUILD ?= build
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
+BLAS_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+OPT ?= -O2
+CFLAGS ?=
+BASE_CFLAGS := -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE -DLLM_BUILDING \
+	$(WARN) -Iinclude -Isrc $(BLAS_CFLAGS) $(CFLAGS)
+LIB_LIBS := $(BLAS_LIBS) -lm -lpthread
+SAN ?=
+
+LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/*.c))
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+STATIC := $(BUILD)/lib/libllm.a
+SHARED := $(BUILD)/lib/libllm.so.$(VERSION)
+SONAME := libllm.so.$(VERSION_MAJOR)
+
+.PHONY: all lib examples test asan demo deps bench install uninstall clean
+
+all: lib examples
+
+lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ) src/libllm.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -Wl,-soname,$(SONAME) -Wl,--version-script=src/libllm.map \
+		-Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIB_LIBS)
+
+$(BUILD)/lib/$(SONAME): $(SHARED)
+	ln -sf libllm.so.$(VERSION) $@
+$(BUILD)/lib/libllm.so: $(BUILD)/lib/$(SONAME)
+	ln -sf $(SONAME) $@
+
+# llm.pc is written at install time so that it names the real PREFIX.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' pkgconfig/llm.pc.in
+
+# Examples link the static library so they run from the build tree as they are.
+examples: $(EXAMPLES)
+$(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS)
+
+bench: $(BENCHES)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS)
+
+# One runner holds every suite so `make test` ends with one Check summary.
+$(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LIB_LIBS)
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(MAKE) lib examples $(BUILD)/tests/run_tests
+	cd tests && ../$(BUILD)/tests/run_tests
+
+# Sanitizers: a separate build tree; no fork so LeakSanitizer sees everything.
+asan: deps
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		build-asan/tests/run_tests
+	cd tests && CK_FORK=no ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		../build-asan/tests/run_tests
+
+DEMO_PROGRAM ?= tensor_demo
+demo: deps
+	$(MAKE) all
+	$(BUILD)/bin/$(DEMO_PROGRAM)
+
+install: lib examples
+	install -d $(DESTDIR)$(INCLUDEDIR)/llm $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 644 include/llm/*.h $(DESTDIR)$(INCLUDEDIR)/llm/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libllm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so
+	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc
+	for e in $(EXAMPLES); do install -m 755 $$e $(DESTDIR)$(BINDIR)/; done
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/llm
+	rm -f $(DESTDIR)$(LIBDIR)/libllm.a $(DESTDIR)$(LIBDIR)/libllm.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc
+	for e in $(notdir $(EXAMPLES)); do rm -f $(DESTDIR)$(BINDIR)/$$e; done
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,11 @@
+/* libllm: the umbrella header. Include this one. */
+#ifndef LLM_LLM_H
+#define LLM_LLM_H
+
+#include "common.h"
+#include "version.h"
+#include "status.h"
+#include "backend.h"
+#include "tensor.h"
+
+#endif /* LLM_LLM_H */

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian packages libllm needs to build and test, if missing.
+# Quiet and quick when everything is already there.
+set -e
+PKGS="build-essential pkg-config libopenblas-dev check libsubunit-dev"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: not root; run as root or install:$missing" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq $missing >/dev/null

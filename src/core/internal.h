@@ -1,0 +1,59 @@
+/* libllm private: helpers shared by all of src/ (errors, allocation, options). */
+#ifndef LLM_PRIVATE_INTERNAL_H
+#define LLM_PRIVATE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "llm/status.h"
+
+#if defined(__GNUC__)
+#  define LLM__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define LLM__PRINTF(a, b)
+#endif
+
+/* Records a formatted message as the thread's last error and returns status,
+ * so a failure reads: return llm__error(LLM_ERR_SHAPE, "%s: ...", __func__). */
+llm_status llm__error(llm_status status, const char *fmt, ...) LLM__PRINTF(2, 3);
+
+/* Out of memory: a message that needs no allocation. */
+llm_status llm__oom(const char *where);
+
+/* Logs through the user's callback, if any. */
+void llm__log(llm_log_level level, const char *fmt, ...) LLM__PRINTF(2, 3);
+
+/* Host allocation goes through these, so tests can make the N-th one fail
+ * (hardening) and so every allocation site is easy to find. */
+void *llm__malloc(size_t bytes);
+void *llm__calloc(size_t count, size_t size);
+void *llm__realloc(void *ptr, size_t bytes);
+void llm__free(void *ptr);
+char *llm__strdup(const char *s);
+
+/* a * b into *out; returns 0 on overflow. */
+static inline int llm__mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* Copies a caller's size-prefixed options struct over the defaults already
+ * in *dst: only min(src->size, sizeof *dst) bytes are read, so a caller built
+ * against an older (smaller) struct keeps working. Returns LLM_OK or an
+ * invalid-argument error when size is too small to hold the size field. */
+llm_status llm__options_merge(void *dst, size_t dst_size, const void *src, const char *fn);
+#define LLM__OPTIONS_MERGE(dst, src, fn) \
+    llm__options_merge((dst), sizeof *(dst), (src), (fn))
+
+/* Debug-only invariant check: internal bugs, never caller input. */
+#ifdef LLM_DEBUG
+#  include <assert.h>
+#  define LLM__ASSERT(x) assert(x)
+#else
+#  define LLM__ASSERT(x) ((void)0)
+#endif
+
+#define LLM__CHECK(expr) do { llm_status s__ = (expr); if (s__ != LLM_OK) return s__; } while (0)
+
+#endif /* LLM_PRIVATE_INTERNAL_H */

@@ -1,0 +1,93 @@
+/* libllm private: the CPU backend's shared declarations.
+ *
+ * The kernels live in src/cpu/kernels_*.c, one family per file, and are put
+ * together into the vtable in src/cpu/cpu_backend.c. */
+#ifndef LLM_PRIVATE_CPU_H
+#define LLM_PRIVATE_CPU_H
+
+#include "../backend.h"
+#include "threadpool.h"
+
+typedef struct llm__cpu {
+    llm__pool *pool;
+} llm__cpu;
+
+static inline llm__pool *llm__cpu_pool(llm_backend *be) {
+    return be && be->impl ? ((llm__cpu *)be->impl)->pool : NULL;
+}
+
+extern const llm__backend_ops llm__cpu_ops;
+
+/* kernels_elementwise.c */
+llm_status llm__cpu_fill(llm_backend *be, int64_t n, float value, float *x);
+llm_status llm__cpu_fill_i32(llm_backend *be, int64_t n, int32_t value, int32_t *x);
+llm_status llm__cpu_axpy(llm_backend *be, int64_t n, float alpha, const float *x, float *y);
+llm_status llm__cpu_scale(llm_backend *be, int64_t n, float alpha, float *x);
+llm_status llm__cpu_add(llm_backend *be, int64_t n, const float *a, const float *b, float *out);
+llm_status llm__cpu_mul(llm_backend *be, int64_t n, const float *a, const float *b, float *out);
+llm_status llm__cpu_copy_rows(llm_backend *be, int64_t rows, int64_t cols, const float *src,
+                              int64_t ld_src, float *dst, int64_t ld_dst, int accumulate);
+llm_status llm__cpu_dropout(llm_backend *be, int64_t n, float rate, uint64_t seed, uint64_t counter,
+                            const float *x, float *y, int accumulate);
+
+/* kernels_activation.c */
+llm_status llm__cpu_bias_act_forward(llm_backend *be, int act, int64_t rows, int64_t cols,
+                                     const float *x, const float *bias, float *y);
+llm_status llm__cpu_act_backward(llm_backend *be, int act, int64_t n, const float *x,
+                                 const float *y, const float *dy, float *dx);
+llm_status llm__cpu_bias_backward(llm_backend *be, int64_t rows, int64_t cols, const float *d,
+                                  float *dbias);
+llm_status llm__cpu_softmax_forward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
+                                    float *y);
+llm_status llm__cpu_softmax_backward(llm_backend *be, int64_t rows, int64_t cols, const float *y,
+                                     const float *dy, float *dx);
+
+/* kernels_layernorm.c */
+llm_status llm__cpu_layernorm_forward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
+                                      const float *gamma, const float *beta, float eps, float *y,
+                                      float *mean, float *rstd);
+llm_status llm__cpu_layernorm_backward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
+                                       const float *gamma, const float *mean, const float *rstd,
+                                       const float *dy, float *dx, float *dgamma, float *dbeta);
+
+/* kernels_embedding.c */
+llm_status llm__cpu_embedding_forward(llm_backend *be, int64_t n, int64_t dim, const int32_t *ids,
+                                      const float *weight, int pad, float *out, float *mask);
+llm_status llm__cpu_embedding_backward(llm_backend *be, int64_t n, int64_t dim, const int32_t *ids,
+                                       const float *dout, int pad, float *dweight);
+
+/* kernels_recurrent.c */
+llm_status llm__cpu_lstm_step_forward(llm_backend *be, const llm__lstm_step *s);
+llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_grad *s);
+llm_status llm__cpu_gru_step_forward(llm_backend *be, const llm__gru_step *s);
+llm_status llm__cpu_gru_step_backward(llm_backend *be, const llm__gru_step_grad *s);
+
+/* kernels_pool.c */
+llm_status llm__cpu_pool_forward(llm_backend *be, int mode, int64_t B, int64_t T, int64_t F,
+                                 const float *x, const float *mask, float *y, int32_t *argmax);
+llm_status llm__cpu_pool_backward(llm_backend *be, int mode, int64_t B, int64_t T, int64_t F,
+                                  const float *mask, const int32_t *argmax, const float *dy,
+                                  float *dx);
+
+/* kernels_loss.c */
+llm_status llm__cpu_loss_bce_logits(llm_backend *be, int64_t n, const float *z, const float *t,
+                                    float grad_scale, float *loss, float *dz);
+llm_status llm__cpu_loss_bce_probs(llm_backend *be, int64_t n, const float *p, const float *t,
+                                   float grad_scale, float *loss, float *dp);
+llm_status llm__cpu_loss_sce_logits(llm_backend *be, int64_t rows, int64_t classes, const float *z,
+                                    const int32_t *labels, float grad_scale, float *loss, float *dz);
+llm_status llm__cpu_loss_sce_probs(llm_backend *be, int64_t rows, int64_t classes, const float *p,
+                                   const int32_t *labels, float grad_scale, float *loss, float *dp);
+llm_status llm__cpu_loss_mse(llm_backend *be, int64_t n, const float *y, const float *t,
+                             float grad_scale, float *loss, float *dy);
+
+/* kernels_reduce.c */
+llm_status llm__cpu_sum(llm_backend *be, int64_t n, const float *x, float *out);
+llm_status llm__cpu_sum_squares(llm_backend *be, int64_t n, const float *x, float *out);
+llm_status llm__cpu_count_nonfinite(llm_backend *be, int64_t n, const float *x, float *out);
+
+/* kernels_optimizer.c */
+llm_status llm__cpu_optimizer_update(llm_backend *be, const llm__opt_update *u, float *param,
+                                     const float *grad, float *m1, float *m2);
+
+#endif /* LLM_PRIVATE_CPU_H */

@@ -1,0 +1,198 @@
+/* libllm: CPU activation kernels (bias + activation, their backward, bias
+ * gradient, softmax).
+ *
+ * Row-parallel kernels split by rows; the column reduction (bias gradient)
+ * splits by blocks of columns so every output is summed by one thread, over
+ * the rows in order, in double: the same bits for every thread count. */
+#include <math.h>
+#include "cpu.h"
+
+#define ACT_GRAIN 16384 /* elements per chunk at least */
+#define COL_BLOCK 64    /* columns per block in column reductions: 256 B of floats per row */
+
+/* Split at least ACT_GRAIN elements of rows of `cols` elements per chunk. */
+static int64_t row_grain(int64_t cols) {
+    return cols >= ACT_GRAIN ? 1 : ACT_GRAIN / (cols > 0 ? cols : 1);
+}
+
+/* 1 / (1 + e^-v) without overflow of e^-v for very negative v. */
+static inline float sigmoidf_stable(float v) {
+    if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
+    float e = expf(v);
+    return e / (1.0f + e);
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+#define GELU_A 0.044715f
+
+static inline float gelu_tanh(float v) {
+    return 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_A * v * v * v)));
+}
+
+static inline float gelu_tanh_grad(float v) {
+    float t = tanhf(GELU_K * (v + GELU_A * v * v * v));
+    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * v * v);
+}
+
+typedef struct act_ctx {
+    int act;
+    int64_t cols;
+    const float *x, *bias, *y, *dy;
+    float *out;
+} act_ctx;
+
+static void bias_act_chunk(void *p, int64_t begin, int64_t end) {
+    const act_ctx *c = p;
+    int64_t cols = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * cols;
+        float *y = c->out + r * cols;
+        /* The switch sits outside the column loop so each loop stays simple
+         * enough to vectorise (relu, none) or at least pipeline (the rest). */
+        switch (c->act) {
+        case LLM__ACT_RELU:
+            for (int64_t j = 0; j < cols; j++) {
+                float v = x[j] + (c->bias ? c->bias[j] : 0.0f);
+                y[j] = v > 0.0f ? v : 0.0f;
+            }
+            break;
+        case LLM__ACT_SIGMOID:
+            for (int64_t j = 0; j < cols; j++)
+                y[j] = sigmoidf_stable(x[j] + (c->bias ? c->bias[j] : 0.0f));
+            break;
+        case LLM__ACT_TANH:
+            for (int64_t j = 0; j < cols; j++) y[j] = tanhf(x[j] + (c->bias ? c->bias[j] : 0.0f));
+            break;
+        case LLM__ACT_GELU:
+            for (int64_t j = 0; j < cols; j++) y[j] = gelu_tanh(x[j] + (c->bias ? c->bias[j] : 0.0f));
+            break;
+        default: /* LLM__ACT_NONE */
+            for (int64_t j = 0; j < cols; j++) y[j] = x[j] + (c->bias ? c->bias[j] : 0.0f);
+            break;
+        }
+    }
+}
+
+/* x [rows, cols], bias [cols] or NULL, y [rows, cols] (may equal x). */
+llm_status llm__cpu_bias_act_forward(llm_backend *be, int act, int64_t rows, int64_t cols,
+                                     const float *x, const float *bias, float *y) {
+    if (rows <= 0 || cols <= 0) return LLM_OK;
+    act_ctx c = { .act = act, .cols = cols, .x = x, .bias = bias, .out = y };
+    llm__pool_for(llm__cpu_pool(be), rows, row_grain(cols), bias_act_chunk, &c);
+    return LLM_OK;
+}
+
+static void act_backward_chunk(void *p, int64_t begin, int64_t end) {
+    const act_ctx *c = p;
+    const float *x = c->x, *y = c->y, *dy = c->dy;
+    float *dx = c->out;
+    switch (c->act) {
+    case LLM__ACT_RELU:
+        for (int64_t i = begin; i < end; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case LLM__ACT_SIGMOID:
+        for (int64_t i = begin; i < end; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case LLM__ACT_TANH:
+        for (int64_t i = begin; i < end; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case LLM__ACT_GELU: /* the output alone does not determine the input: needs x */
+        for (int64_t i = begin; i < end; i++) dx[i] += dy[i] * gelu_tanh_grad(x[i]);
+        break;
+    default:
+        for (int64_t i = begin; i < end; i++) dx[i] += dy[i];
+        break;
+    }
+}
+
+/* x [n] (GELU only, else may be NULL), y [n] activation output, dy [n], dx [n] += */
+llm_status llm__cpu_act_backward(llm_backend *be, int act, int64_t n, const float *x,
+                                 const float *y, const float *dy, float *dx) {
+    act_ctx c = { .act = act, .x = x, .y = y, .dy = dy, .out = dx };
+    llm__pool_for(llm__cpu_pool(be), n, ACT_GRAIN, act_backward_chunk, &c);
+    return LLM_OK;
+}
+
+typedef struct colsum_ctx {
+    int64_t rows, cols;
+    const float *d;
+    float *dbias;
+} colsum_ctx;
+
+/* [begin, end) are blocks of COL_BLOCK columns. */
+static void bias_backward_chunk(void *p, int64_t begin, int64_t end) {
+    const colsum_ctx *c = p;
+    for (int64_t blk = begin; blk < end; blk++) {
+        int64_t c0 = blk * COL_BLOCK;
+        int64_t w = c->cols - c0 < COL_BLOCK ? c->cols - c0 : COL_BLOCK;
+        double acc[COL_BLOCK] = { 0 };
+        for (int64_t r = 0; r < c->rows; r++) {
+            const float *d = c->d + r * c->cols + c0;
+            for (int64_t j = 0; j < w; j++) acc[j] += d[j];
+        }
+        for (int64_t j = 0; j < w; j++) c->dbias[c0 + j] = (float)(c->dbias[c0 + j] + acc[j]);
+    }
+}
+
+/* d [rows, cols], dbias [cols] += column sums */
+llm_status llm__cpu_bias_backward(llm_backend *be, int64_t rows, int64_t cols, const float *d,
+                                  float *dbias) {
+    if (rows <= 0 || cols <= 0) return LLM_OK;
+    colsum_ctx c = { rows, cols, d, dbias };
+    int64_t blocks = (cols + COL_BLOCK - 1) / COL_BLOCK;
+    int64_t per_block = rows * COL_BLOCK;
+    int64_t grain = per_block >= ACT_GRAIN ? 1 : ACT_GRAIN / per_block;
+    llm__pool_for(llm__cpu_pool(be), blocks, grain, bias_backward_chunk, &c);
+    return LLM_OK;
+}
+
+static void softmax_chunk(void *p, int64_t begin, int64_t end) {
+    const act_ctx *c = p;
+    int64_t cols = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * cols;
+        float *y = c->out + r * cols;
+        float mx = x[0];
+        for (int64_t j = 1; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
+        /* exp(x - max) <= 1: no overflow; the sum is >= 1: no division by 0 */
+        double sum = 0.0;
+        for (int64_t j = 0; j < cols; j++) {
+            float e = expf(x[j] - mx);
+            y[j] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < cols; j++) y[j] *= inv;
+    }
+}
+
+/* x [rows, cols], y [rows, cols] (may equal x) */
+llm_status llm__cpu_softmax_forward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
+                                    float *y) {
+    if (rows <= 0 || cols <= 0) return LLM_OK;
+    act_ctx c = { .cols = cols, .x = x, .out = y };
+    llm__pool_for(llm__cpu_pool(be), rows, row_grain(cols), softmax_chunk, &c);
+    return LLM_OK;
+}
+
+static void softmax_backward_chunk(void *p, int64_t begin, int64_t end) {
+    const act_ctx *c = p;
+    int64_t cols = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *y = c->y + r * cols, *dy = c->dy + r * cols;
+        float *dx = c->out + r * cols;
+        double dot = 0.0;
+        for (int64_t j = 0; j < cols; j++) dot += (double)dy[j] * y[j];
+        float fdot = (float)dot;
+        for (int64_t j = 0; j < cols; j++) dx[j] += y[j] * (dy[j] - fdot);
+    }
+}
+
+/* y [rows, cols] softmax output, dy [rows, cols], dx [rows, cols] += */
+llm_status llm__cpu_softmax_backward(llm_backend *be, int64_t rows, int64_t cols, const float *y,
+                                     const float *dy, float *dx) {
+    if (rows <= 0 || cols <= 0) return LLM_OK;
+    act_ctx c = { .cols = cols, .y = y, .dy = dy, .out = dx };
+    llm__pool_for(llm__cpu_pool(be), rows, row_grain(cols), softmax_backward_chunk, &c);
+    return LLM_OK;
+}

@@ -1,0 +1,150 @@
+/* libllm: CPU layer normalisation over the last dimension.
+ *
+ * Row statistics are computed in double with two passes (mean, then the mean
+ * of squared deviations), which stays accurate when |mean| >> std where the
+ * one-pass E[x^2] - E[x]^2 would cancel. The backward pass runs in two
+ * phases: dx row-parallel, then dgamma / dbeta as column reductions split by
+ * column blocks, so every sum runs over rows in order on one thread and the
+ * result does not depend on the thread count. The backward recomputes each
+ * row mean in double around the saved float mean (one extra pass over the
+ * row): with |mean| >> std the float mean alone would cost digits. */
+#include <math.h>
+#include "cpu.h"
+#include "../core/internal.h"
+
+#define LN_GRAIN 16384
+#define COL_BLOCK 64
+
+static int64_t row_grain(int64_t cols) {
+    return cols >= LN_GRAIN ? 1 : LN_GRAIN / (cols > 0 ? cols : 1);
+}
+
+typedef struct ln_ctx {
+    int64_t rows, cols;
+    const float *x, *gamma, *beta, *mean, *rstd, *dy;
+    float eps;
+    float *y, *mean_out, *rstd_out, *dx, *dgamma, *dbeta;
+    double *mean_exact; /* backward: [rows] the row means recomputed in double */
+} ln_ctx;
+
+/* The row mean in double, summed around the saved float mean: x - pivot is
+ * exact, so this recovers the bits the float mean rounded away. */
+static double row_mean(const float *x, int64_t cols, float pivot) {
+    double s = 0.0;
+    for (int64_t j = 0; j < cols; j++) s += (double)x[j] - pivot;
+    return pivot + s / (double)cols;
+}
+
+static void ln_forward_chunk(void *p, int64_t begin, int64_t end) {
+    const ln_ctx *c = p;
+    int64_t cols = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * cols;
+        float *y = c->y + r * cols;
+        double s = 0.0;
+        for (int64_t j = 0; j < cols; j++) s += x[j];
+        double mean = s / (double)cols;
+        double v = 0.0;
+        for (int64_t j = 0; j < cols; j++) {
+            double d = x[j] - mean;
+            v += d * d;
+        }
+        double rstd = 1.0 / sqrt(v / (double)cols + c->eps);
+        /* x - mean in double: rounding the mean to float first would cost
+         * |mean| / std ulps, e.g. 3 digits for a row at 300 +- 0.01. */
+        for (int64_t j = 0; j < cols; j++) {
+            float n = (float)((x[j] - mean) * rstd);
+            /* gamma NULL = 1 and beta NULL = 0: LayerNorm without affine parameters */
+            y[j] = n * (c->gamma ? c->gamma[j] : 1.0f) + (c->beta ? c->beta[j] : 0.0f);
+        }
+        if (c->mean_out) c->mean_out[r] = (float)mean;
+        if (c->rstd_out) c->rstd_out[r] = (float)rstd;
+    }
+}
+
+/* x [rows, cols], gamma [cols], beta [cols], y [rows, cols] (may equal x),
+ * mean [rows], rstd [rows] (either may be NULL when no backward follows) */
+llm_status llm__cpu_layernorm_forward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
+                                      const float *gamma, const float *beta, float eps, float *y,
+                                      float *mean, float *rstd) {
+    if (rows <= 0 || cols <= 0) return LLM_OK;
+    ln_ctx c = { .rows = rows, .cols = cols, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
+                 .y = y, .mean_out = mean, .rstd_out = rstd };
+    llm__pool_for(llm__cpu_pool(be), rows, row_grain(cols), ln_forward_chunk, &c);
+    return LLM_OK;
+}
+
+/* dx += rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
+ * Also records the exact row means for the parameter phase. */
+static void ln_backward_dx_chunk(void *p, int64_t begin, int64_t end) {
+    const ln_ctx *c = p;
+    int64_t cols = c->cols;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * cols, *dy = c->dy + r * cols;
+        double mean = row_mean(x, cols, c->mean[r]), rstd = c->rstd[r];
+        c->mean_exact[r] = mean;
+        if (!c->dx) continue;
+        float *dx = c->dx + r * cols;
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t j = 0; j < cols; j++) {
+            double xhat = (x[j] - mean) * rstd;
+            double g = (double)dy[j] * (c->gamma ? c->gamma[j] : 1.0f);
+            sg += g;
+            sgx += g * xhat;
+        }
+        double mg = sg / (double)cols, mgx = sgx / (double)cols;
+        for (int64_t j = 0; j < cols; j++) {
+            double xhat = (x[j] - mean) * rstd;
+            double g = (double)dy[j] * (c->gamma ? c->gamma[j] : 1.0f);
+            dx[j] = (float)(dx[j] + rstd * (g - mg - xhat * mgx));
+        }
+    }
+}
+
+/* [begin, end) are blocks of COL_BLOCK columns */
+static void ln_backward_params_chunk(void *p, int64_t begin, int64_t end) {
+    const ln_ctx *c = p;
+    for (int64_t blk = begin; blk < end; blk++) {
+        int64_t c0 = blk * COL_BLOCK;
+        int64_t w = c->cols - c0 < COL_BLOCK ? c->cols - c0 : COL_BLOCK;
+        double ag[COL_BLOCK] = { 0 }, ab[COL_BLOCK] = { 0 };
+        for (int64_t r = 0; r < c->rows; r++) {
+            const float *x = c->x + r * c->cols + c0, *dy = c->dy + r * c->cols + c0;
+            double mean = c->mean_exact[r], rstd = c->rstd[r];
+            for (int64_t j = 0; j < w; j++) {
+                ag[j] += (double)dy[j] * ((x[j] - mean) * rstd);
+                ab[j] += dy[j];
+            }
+        }
+        for (int64_t j = 0; j < w; j++) {
+            if (c->dgamma) c->dgamma[c0 + j] = (float)(c->dgamma[c0 + j] + ag[j]);
+            if (c->dbeta) c->dbeta[c0 + j] = (float)(c->dbeta[c0 + j] + ab[j]);
+        }
+    }
+}
+
+/* x [rows, cols], gamma [cols], mean/rstd [rows] from forward, dy [rows, cols];
+ * dx [rows, cols] +=, dgamma [cols] +=, dbeta [cols] += (each may be NULL to skip) */
+llm_status llm__cpu_layernorm_backward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
+                                       const float *gamma, const float *mean, const float *rstd,
+                                       const float *dy, float *dx, float *dgamma, float *dbeta) {
+    if (rows <= 0 || cols <= 0) return LLM_OK;
+    double stack_means[256];
+    double *means = stack_means;
+    if (rows > 256) {
+        means = llm__malloc((size_t)rows * sizeof *means);
+        if (!means) return llm__oom(__func__);
+    }
+    ln_ctx c = { .rows = rows, .cols = cols, .x = x, .gamma = gamma, .mean = mean, .rstd = rstd,
+                 .dy = dy, .dx = dx, .dgamma = dgamma, .dbeta = dbeta, .mean_exact = means };
+    llm__pool *pool = llm__cpu_pool(be);
+    llm__pool_for(pool, rows, row_grain(cols), ln_backward_dx_chunk, &c);
+    if (dgamma || dbeta) {
+        int64_t blocks = (cols + COL_BLOCK - 1) / COL_BLOCK;
+        int64_t per_block = rows * COL_BLOCK;
+        int64_t grain = per_block >= LN_GRAIN ? 1 : LN_GRAIN / per_block;
+        llm__pool_for(pool, blocks, grain, ln_backward_params_chunk, &c);
+    }
+    if (means != stack_means) llm__free(means);
+    return LLM_OK;
+}

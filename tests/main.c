@@ -1,0 +1,18 @@
+/* The test runner: every suite in one binary so `make test` ends with one
+ * Check summary. CK_RUN_SUITE / CK_RUN_CASE select parts (Check's own
+ * variables); CK_FORK=no runs in-process for debuggers and sanitizers. */
+#include <stdlib.h>
+#include "testutil.h"
+
+int main(void) {
+    Suite *(*suites[])(void) = {
+        suite_status, suite_tensor, suite_backend_ops,
+    };
+    SRunner *sr = srunner_create(NULL);
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
+        srunner_add_suite(sr, suites[i]());
+    srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY=verbose lists every test */
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,63 @@
+/* Shared helpers for the Check suites. */
+#ifndef LLM_TESTUTIL_H
+#define LLM_TESTUTIL_H
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "llm/llm.h"
+
+/* Every suite is a function listed in tests/main.c. */
+Suite *suite_status(void);
+Suite *suite_tensor(void);
+Suite *suite_backend_ops(void);
+Suite *suite_layers(void);
+Suite *suite_gradcheck(void);
+Suite *suite_optimizer(void);
+Suite *suite_model(void);
+Suite *suite_torch_parity(void);
+Suite *suite_text(void);
+Suite *suite_metrics(void);
+
+/* Asserts that a call failed with `expected` and left a non-empty message. */
+#define ck_assert_fails(call, expected) do { \
+        llm_clear_error(); \
+        llm_status st__ = (call); \
+        ck_assert_msg(st__ == (expected), "%s returned %d (%s), expected %d; error: %s", #call, \
+                      (int)st__, llm_status_string(st__), (int)(expected), llm_last_error()); \
+        ck_assert_msg(llm_last_error()[0] != '\0', "%s left no error message", #call); \
+    } while (0)
+
+#define ck_assert_ok(call) do { \
+        llm_status st__ = (call); \
+        ck_assert_msg(st__ == LLM_OK, "%s failed: %s: %s", #call, llm_status_string(st__), \
+                      llm_last_error()); \
+    } while (0)
+
+/* Deterministic test data: uniform in [lo, hi). */
+static inline uint64_t tu_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static inline float tu_uniform(uint64_t *state, float lo, float hi) {
+    return lo + (hi - lo) * (float)((tu_next(state) >> 40) * (1.0 / 16777216.0));
+}
+static inline void tu_fill(float *x, int64_t n, uint64_t seed, float lo, float hi) {
+    uint64_t s = seed;
+    for (int64_t i = 0; i < n; i++) x[i] = tu_uniform(&s, lo, hi);
+}
+
+/* max |a - b| / (atol + rtol |b|) <= 1 */
+static inline int tu_close(const float *a, const float *b, int64_t n, double atol, double rtol,
+                           int64_t *bad) {
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= atol + rtol * fabs((double)b[i]))) { if (bad) *bad = i; return 0; }
+    }
+    return 1;
+}
+
+#endif
