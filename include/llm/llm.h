@@ -7,5 +7,10 @@
 #include "status.h"
 #include "backend.h"
 #include "tensor.h"
+#include "layer.h"
+#include "optimizer.h"
+#include "dataset.h"
+#include "metrics.h"
+#include "model.h"
 
 #endif /* LLM_LLM_H */

@@ -1,0 +1,194 @@
+/* libllm: models.
+ *
+ * An llm_model is a Sequential stack of layers on one backend:
+ *
+ *     llm_model *m;   CHECK(llm_model_sequential(&m, backend));
+ *     CHECK(llm_model_add(m, llm_layer_embedding(20000, 64)));
+ *     CHECK(llm_model_add(m, llm_layer_lstm(128, LLM_RETURN_LAST)));
+ *     CHECK(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
+ *     CHECK(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_ACCURACY));
+ *     CHECK(llm_model_fit(m, train, &fit_options, NULL));
+ *
+ * The model owns its layers, parameters, gradients and optimizer state, each
+ * kind in one contiguous buffer, and a workspace that is sized on the first
+ * batch and reused, so a training step allocates nothing. A model is not
+ * safe for concurrent use from several threads. */
+#ifndef LLM_MODEL_H
+#define LLM_MODEL_H
+
+#include "common.h"
+#include "status.h"
+#include "backend.h"
+#include "tensor.h"
+#include "layer.h"
+#include "optimizer.h"
+#include "dataset.h"
+#include "metrics.h"
+
+LLM_EXTERN_C_BEGIN
+
+typedef struct llm_model llm_model;
+typedef struct llm_history llm_history;
+
+typedef enum llm_loss {
+    /* targets in [0, 1]; on a sigmoid output it works on the logits, so it is
+       numerically stable (as BCE-with-logits) */
+    LLM_LOSS_BINARY_CROSSENTROPY = 0,
+    LLM_LOSS_BINARY_CROSSENTROPY_LOGITS = 1,       /* the output is a logit */
+    /* int32 labels; on a softmax output it works on the logits */
+    LLM_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY = 2,
+    LLM_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_LOGITS = 3,
+    LLM_LOSS_MSE = 4
+} llm_loss;
+
+/* Metrics to track during fit, as bit flags. */
+#define LLM_METRIC_NONE 0u
+#define LLM_METRIC_ACCURACY 1u
+
+typedef enum llm_monitor {
+    LLM_MONITOR_NONE = 0,
+    LLM_MONITOR_LOSS = 1,
+    LLM_MONITOR_ACCURACY = 2,
+    LLM_MONITOR_VAL_LOSS = 3,
+    LLM_MONITOR_VAL_ACCURACY = 4
+} llm_monitor;
+
+/* Progress report handed to the fit callbacks. NAN marks values not
+ * (yet) known, e.g. val_loss before the epoch's validation. */
+typedef struct llm_progress {
+    size_t size;          /* sizeof(llm_progress) of the library */
+    int epoch;            /* 0-based */
+    int epochs;
+    int64_t batch;        /* batches done in this epoch */
+    int64_t batches;      /* batches per epoch */
+    int64_t step;         /* optimizer steps since compile */
+    double loss;          /* running mean over this epoch */
+    double accuracy;      /* running mean over this epoch (NAN if not tracked) */
+    double val_loss;
+    double val_accuracy;
+    double learning_rate;
+    double elapsed_s;     /* since the epoch started */
+} llm_progress;
+
+/* Return 0 to go on, non-zero to stop training (fit then returns LLM_OK
+ * and the history says it stopped early). */
+typedef int (*llm_progress_fn)(const llm_progress *progress, void *user);
+
+typedef struct llm_fit_options {
+    size_t size;               /* sizeof(llm_fit_options), set by _init */
+    int epochs;                /* default 1 */
+    int batch_size;            /* default 32 */
+    int shuffle;               /* default 1: reshuffle every epoch */
+    uint64_t seed;             /* shuffle / validation-split seed; default 1 */
+    llm_dataset *validation;   /* evaluated after every epoch; borrowed; may be NULL */
+    float validation_split;    /* if no validation set: hold out this fraction, default 0 */
+    llm_progress_fn on_batch;  /* after every batch; may be NULL */
+    llm_progress_fn on_epoch;  /* after every epoch (with validation figures) */
+    void *user;                /* passed to the callbacks */
+    llm_monitor early_stopping;/* metric to watch; default NONE */
+    int patience;              /* epochs without improvement before stopping; 0 (default)
+                                  = never stop, only track the best epoch */
+    double min_delta;          /* smallest change that counts as improvement */
+    int restore_best;          /* with a monitor set: end with the weights of the best
+                                  epoch; default 1 */
+} llm_fit_options;
+LLM_API void llm_fit_options_init(llm_fit_options *opts);
+
+/* ---- building ---- */
+
+/* Creates an empty Sequential model on a backend (borrowed; it must
+ * outlive the model). */
+LLM_API llm_status llm_model_sequential(llm_model **out, llm_backend *backend);
+
+/* Appends a layer. Takes ownership of `layer` in every case; a layer that
+ * carries an error (see layer.h) is freed and its status returned. Adding
+ * after the model is built gives LLM_ERR_STATE. */
+LLM_API llm_status llm_model_add(llm_model *model, llm_layer *layer);
+
+/* Seed for weight initialisation and dropout (default 1). Set before build. */
+LLM_API llm_status llm_model_set_seed(llm_model *model, uint64_t seed);
+
+/* Infers every layer's shapes from the per-sample input shape (no batch
+ * dimension), e.g. {200} int32 for token ids, allocates and initialises the
+ * parameters. Called by fit/predict from their first input if not done yet.
+ * LLM_ERR_SHAPE / LLM_ERR_DTYPE name the layer that does not fit. */
+LLM_API llm_status llm_model_build(llm_model *model, llm_dtype input_dtype, int ndim,
+                                   const int64_t *sample_shape);
+
+/* A Keras-like summary table (layer, output shape, parameters, totals),
+ * snprintf-style: *needed gets the full length. Needs a built model. */
+LLM_API llm_status llm_model_summary(const llm_model *model, char *buf, size_t len,
+                                     size_t *needed);
+
+/* Number of trainable scalars (needs a built model). */
+LLM_API llm_status llm_model_param_count(const llm_model *model, int64_t *count);
+
+/* ---- parameters by name ("lstm_1.weight_hh", see docs) ---- */
+LLM_API llm_status llm_model_num_params(const llm_model *model, int *count);
+/* Name (valid while the model lives), ndim and shape (room for LLM_MAX_DIMS) of parameter i. */
+LLM_API llm_status llm_model_param_info(const llm_model *model, int index, const char **name,
+                                        int *ndim, int64_t *shape);
+LLM_API llm_status llm_model_get_param(const llm_model *model, const char *name, float *dst,
+                                       size_t bytes);
+LLM_API llm_status llm_model_set_param(llm_model *model, const char *name, const float *src,
+                                       size_t bytes);
+/* The gradient of a parameter from the last train_on_batch / compute_gradients. */
+LLM_API llm_status llm_model_get_grad(const llm_model *model, const char *name, float *dst,
+                                      size_t bytes);
+
+/* ---- training ---- */
+
+/* Sets the loss, the optimizer (copied; see optimizer.h) and the metrics
+ * (LLM_METRIC_* flags). May be called again to change them; optimizer
+ * state is then reset. */
+LLM_API llm_status llm_model_compile(llm_model *model, llm_loss loss, const llm_optimizer *opt,
+                                     unsigned metrics);
+
+/* Forward and backward on one batch without updating the weights; *loss
+ * gets the mean loss. Gradients can then be read with llm_model_get_grad.
+ * x: [B, ...] int32 or float; y: targets as in dataset.h. */
+LLM_API llm_status llm_model_compute_gradients(llm_model *model, const llm_tensor *x,
+                                               const llm_tensor *y, float *loss);
+
+/* One optimizer step on one batch. loss and accuracy may be NULL. */
+LLM_API llm_status llm_model_train_on_batch(llm_model *model, const llm_tensor *x,
+                                            const llm_tensor *y, float *loss, float *accuracy);
+
+/* Trains for opts->epochs epochs of mini-batches (the last batch of an
+ * epoch may be smaller). *history (may be NULL) receives per-epoch figures;
+ * free it with llm_history_free. NaN or infinity in the loss or gradients
+ * stops with LLM_ERR_NUMERIC before the weights are touched. */
+LLM_API llm_status llm_model_fit(llm_model *model, llm_dataset *train,
+                                 const llm_fit_options *opts, llm_history **history);
+
+/* Loss and metrics over a dataset in inference mode (no dropout).
+ * batch_size 0 means 32. Binary models (one sigmoid output with binary
+ * cross-entropy) also get precision, recall, F1, AUC and the confusion
+ * matrix at threshold 0.5. */
+LLM_API llm_status llm_model_evaluate(llm_model *model, llm_dataset *data, int batch_size,
+                                      llm_metrics *metrics);
+
+/* Runs the model on x [N, ...] in inference mode and creates *out [N, ...]
+ * on the model's backend (the caller frees it). */
+LLM_API llm_status llm_model_predict(llm_model *model, const llm_tensor *x, llm_tensor **out);
+
+LLM_API void llm_model_free(llm_model *model);
+
+/* ---- history ---- */
+
+/* Number of epochs recorded. */
+LLM_API llm_status llm_history_epochs(const llm_history *h, int *epochs);
+/* A per-epoch value: key is "loss", "accuracy", "val_loss", "val_accuracy"
+ * or "learning_rate". NAN when not recorded. */
+LLM_API llm_status llm_history_get(const llm_history *h, const char *key, int epoch,
+                                   double *value);
+/* 1 if training stopped before the last epoch (callback or early stopping). */
+LLM_API llm_status llm_history_stopped_early(const llm_history *h, int *stopped);
+/* The epoch whose weights the model holds at the end (best epoch when
+ * restore_best applied, else the last). */
+LLM_API llm_status llm_history_best_epoch(const llm_history *h, int *epoch);
+LLM_API void llm_history_free(llm_history *h);
+
+LLM_EXTERN_C_END
+
+#endif /* LLM_MODEL_H */

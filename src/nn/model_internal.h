@@ -1,0 +1,65 @@
+/* libllm private: the model object, shared by model.c (building, one step)
+ * and fit.c (epochs, evaluation, prediction). */
+#ifndef LLM_PRIVATE_MODEL_INTERNAL_H
+#define LLM_PRIVATE_MODEL_INTERNAL_H
+
+#include "llm/model.h"
+#include "layer_internal.h"
+#include "optimizer_internal.h"
+#include "dataset_internal.h"
+
+typedef struct llm__named_param {
+    llm__param *p;
+    char name[80];
+} llm__named_param;
+
+struct llm_model {
+    llm_backend *be;
+    llm_layer **layers;
+    int n_layers, cap_layers;
+    uint64_t seed;
+
+    int built;
+    llm__shape in_shape, out_shape;
+    int64_t in_elems, out_elems;   /* per sample */
+    int64_t vocab_limit;           /* first layer's vocabulary when it is an embedding, else 0 */
+    llm__named_param *params;
+    int n_params;
+    int64_t n_scalars;
+    float *w, *gw, *m1, *m2;       /* backend memory: weights, gradients, optimizer moments */
+
+    int compiled;
+    llm_loss loss;
+    llm_optimizer_options opt;
+    unsigned metrics;
+    int64_t step;                  /* optimizer updates since compile */
+
+    llm__graph graph;
+    float *scalars;                /* backend memory: [0] loss, [1] gradient sum of squares */
+    void *hx, *hy;                 /* host staging for one batch */
+    float *hout;
+    int64_t staged_batch;          /* capacity of the staging buffers in examples */
+};
+
+/* Builds from the first input if needed and checks a batch's shape. */
+llm_status llm__model_ensure_built(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn);
+/* Makes the host staging buffers hold `batch` examples. */
+llm_status llm__model_stage(llm_model *m, int64_t batch);
+/* Validates host inputs (token range, finiteness). */
+llm_status llm__model_check_inputs(const llm_model *m, const void *x, int64_t B, const char *fn);
+/* Validates host targets for the compiled loss and converts them in place
+ * into what the loss kernel reads (float targets or int32 labels). */
+llm_status llm__model_prepare_targets(const llm_model *m, llm_dtype y_dtype, int64_t y_elems, const void *y,
+                                      int64_t B, void *out, const char *fn);
+/* One training step on staged host data: forward, loss, backward and, if
+ * update, the optimizer. *loss gets the batch mean; *correct (may be NULL)
+ * the number of correct predictions when accuracy is tracked. */
+llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B, int update,
+                           double *loss, double *correct);
+/* Inference forward on staged host inputs into m->hout ([B, out_elems]);
+ * if y is not NULL also the batch's mean loss. */
+llm_status llm__model_infer(llm_model *m, const void *x, const void *y, int64_t B, double *loss);
+/* Correct predictions among B outputs (host) for the compiled loss. */
+double llm__model_count_correct(const llm_model *m, const float *out, const void *y, int64_t B);
+
+#endif

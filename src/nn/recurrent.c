@@ -1,0 +1,315 @@
+/* LSTM and GRU over whole sequences, one node each.
+ *
+ * Forward: the input projection for all steps in one GEMM, then per step one
+ * recurrent GEMM and one fused gate kernel. Backward runs the steps in
+ * reverse with the same pattern and accumulates the weight gradients in one
+ * GEMM each at the end. Layout is batch-major [B, T, X]; step t of X is the
+ * strided matrix X + t*width with row stride T*width. */
+#include <stdio.h>
+#include "ops.h"
+
+enum { OPT_UNITS = 0, OPT_RETURN = 1, OPT_FORGET_BIAS = 2, OPT_BACKWARDS = 3 };
+
+void llm_recurrent_options_init(llm_recurrent_options *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->units = 1;
+    o->return_mode = LLM_RETURN_LAST;
+    o->unit_forget_bias = 1;
+}
+
+static int is_lstm(const llm_layer *l) { return l->vt == &llm__lstm_vt; }
+
+static llm_status recurrent_build(llm_layer *l, const llm__shape *in, llm__shape *out) {
+    if (in->dtype != LLM_DTYPE_F32)
+        return llm__error(LLM_ERR_DTYPE, "%s: input must be float [T, features]; token ids need an embedding first", l->name);
+    if (in->ndim != 2)
+        return llm__error(LLM_ERR_SHAPE, "%s: input must be a sequence [T, features], got %d dimensions per sample",
+                          l->name, in->ndim);
+    int64_t H = l->opt_i[OPT_UNITS], E = in->d[1], G = is_lstm(l) ? 4 : 3;
+    LLM__CHECK(llm__layer_param(l, "weight_ih", 2, G * H, E, LLM__INIT_GLOROT, 0));
+    LLM__CHECK(llm__layer_param(l, "weight_hh", 2, G * H, H, LLM__INIT_ORTHOGONAL, 0));
+    if (is_lstm(l)) {
+        LLM__CHECK(llm__layer_param(l, "bias", 1, G * H, 1,
+                                    l->opt_i[OPT_FORGET_BIAS] ? LLM__INIT_LSTM_BIAS : LLM__INIT_ZEROS, 0));
+    } else {
+        LLM__CHECK(llm__layer_param(l, "bias_ih", 1, G * H, 1, LLM__INIT_ZEROS, 0));
+        LLM__CHECK(llm__layer_param(l, "bias_hh", 1, G * H, 1, LLM__INIT_ZEROS, 0));
+    }
+    out->dtype = LLM_DTYPE_F32;
+    if (l->opt_i[OPT_RETURN] == LLM_RETURN_SEQUENCES) {
+        out->ndim = 2;
+        out->d[0] = in->d[0];
+        out->d[1] = H;
+    } else {
+        out->ndim = 1;
+        out->d[0] = H;
+    }
+    return LLM_OK;
+}
+
+/* Saved workspace, by index into node->saved. */
+enum { S_GATES = 0, S_CS, S_HS, S_HPREV };
+
+static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
+    const llm_layer *l = n->layer;
+    llm_backend *be = g->be;
+    const llm__backend_ops *op = be->ops;
+    llm__val *x = n->in[0], *y = n->out[0];
+    const int lstm = is_lstm(l), back = (int)l->opt_i[OPT_BACKWARDS];
+    const int seq = l->opt_i[OPT_RETURN] == LLM_RETURN_SEQUENCES;
+    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = l->opt_i[OPT_UNITS];
+    const int64_t G = lstm ? 4 : 3, GW = 4 * H; /* saved gates: i,f,g,o or r,z,n,W_hn h */
+    const float *gates = n->saved[S_GATES], *cs = n->saved[S_CS], *hs = n->saved[S_HS],
+                *hprev = n->saved[S_HPREV];
+    const float *mask = x->mask;
+    const llm__param *Wih = &l->params[0], *Whh = &l->params[1];
+    size_t bh = (size_t)(B * H) * 4;
+
+    float *dh_next, *dc = NULL, *dx1, *dx2 = NULL;
+    LLM__CHECK(llm__graph_alloc(g, bh, (void **)&dh_next));
+    if (seq) LLM__CHECK(op->memset_zero(be, dh_next, bh));
+    else LLM__CHECK(op->copy_d2d(be, dh_next, y->grad, bh));
+    /* dx1: gradient w.r.t. the gate pre-activations (LSTM) or xw (GRU); dx2: gh (GRU) */
+    LLM__CHECK(llm__graph_alloc(g, (size_t)(B * T * G * H) * 4, (void **)&dx1));
+    if (lstm) LLM__CHECK(llm__graph_alloc_zero(g, bh, (void **)&dc));
+    else LLM__CHECK(llm__graph_alloc(g, (size_t)(B * T * G * H) * 4, (void **)&dx2));
+
+    for (int64_t s = T - 1; s >= 0; s--) {
+        int64_t t = back ? T - 1 - s : s, tp = back ? t + 1 : t - 1;
+        const float *dy = seq ? y->grad + t * H : NULL;
+        if (lstm) {
+            llm__lstm_step_grad a = {
+                .B = (int)B, .H = (int)H,
+                .gates = gates + t * GW, .ld_gates = T * GW,
+                .c = cs + t * H, .ld_c = T * H,
+                .c_prev = s ? cs + tp * H : NULL, .ld_cprev = T * H,
+                .mask = mask ? mask + t : NULL, .ld_mask = T,
+                .dy = dy, .ld_dy = T * H,
+                .dh_next = dh_next, .dc = dc,
+                .dgates = dx1 + t * G * H, .ld_dgates = T * G * H,
+            };
+            LLM__CHECK(op->lstm_step_backward(be, &a));
+            if (s) LLM__CHECK(op->sgemm(be, 0, 0, (int)B, (int)H, (int)(G * H), 1.0f, dx1 + t * G * H,
+                                        (int)(T * G * H), Whh->data, (int)H, 1.0f, dh_next, (int)H));
+        } else {
+            llm__gru_step_grad a = {
+                .B = (int)B, .H = (int)H,
+                .gates = gates + t * GW, .ld_gates = T * GW,
+                .h_prev = s ? hs + tp * H : NULL, .ld_hprev = T * H,
+                .mask = mask ? mask + t : NULL, .ld_mask = T,
+                .dy = dy, .ld_dy = T * H,
+                .dh_next = dh_next,
+                .dxw = dx1 + t * G * H, .ld_dxw = T * G * H,
+                .dgh = dx2 + t * G * H, .ld_dgh = T * G * H,
+            };
+            LLM__CHECK(op->gru_step_backward(be, &a));
+            if (s) LLM__CHECK(op->sgemm(be, 0, 0, (int)B, (int)H, (int)(G * H), 1.0f, dx2 + t * G * H,
+                                        (int)(T * G * H), Whh->data, (int)H, 1.0f, dh_next, (int)H));
+        }
+    }
+    int BT = (int)(B * T), GH = (int)(G * H);
+    const float *dgh = lstm ? dx1 : dx2;
+    LLM__CHECK(op->sgemm(be, 1, 0, GH, (int)H, BT, 1.0f, dgh, GH, hprev, (int)H, 1.0f, Whh->grad, (int)H));
+    LLM__CHECK(op->sgemm(be, 1, 0, GH, (int)E, BT, 1.0f, dx1, GH, x->data, (int)E, 1.0f, Wih->grad, (int)E));
+    LLM__CHECK(op->bias_backward(be, BT, GH, dx1, l->params[2].grad));
+    if (!lstm) LLM__CHECK(op->bias_backward(be, BT, GH, dx2, l->params[3].grad));
+    if (x->requires_grad) {
+        float *dx;
+        LLM__CHECK(llm__graph_grad(g, x, &dx));
+        LLM__CHECK(op->sgemm(be, 0, 0, BT, (int)E, GH, 1.0f, dx1, GH, Wih->data, (int)E, 1.0f, dx, (int)E));
+    }
+    return LLM_OK;
+}
+
+static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
+    llm_backend *be = g->be;
+    const llm__backend_ops *op = be->ops;
+    const int lstm = is_lstm(l), back = (int)l->opt_i[OPT_BACKWARDS];
+    const int seq = l->opt_i[OPT_RETURN] == LLM_RETURN_SEQUENCES;
+    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = l->opt_i[OPT_UNITS];
+    const int64_t G = lstm ? 4 : 3, GW = 4 * H;
+    const llm__param *Wih = &l->params[0], *Whh = &l->params[1];
+    const float *mask = x->mask;
+    int BT = (int)(B * T), GH = (int)(G * H);
+
+    float *xw, *gh, *gates, *cs = NULL, *hs, *hprev;
+    LLM__CHECK(llm__graph_alloc(g, (size_t)BT * GH * 4, (void **)&xw));
+    LLM__CHECK(llm__graph_alloc(g, (size_t)(B * G * H) * 4, (void **)&gh));
+    LLM__CHECK(llm__graph_alloc(g, (size_t)BT * GW * 4, (void **)&gates));
+    if (lstm) LLM__CHECK(llm__graph_alloc(g, (size_t)BT * H * 4, (void **)&cs));
+    LLM__CHECK(llm__graph_alloc(g, (size_t)BT * H * 4, (void **)&hs));
+    /* hprev[b, t] = the state entering step t (zero for the first step), so
+     * the recurrent weight gradient is one GEMM over all steps. */
+    LLM__CHECK(llm__graph_alloc_zero(g, (size_t)BT * H * 4, (void **)&hprev));
+
+    LLM__CHECK(op->sgemm(be, 0, 1, BT, GH, (int)E, 1.0f, x->data, (int)E, Wih->data, (int)E, 0.0f, xw, GH));
+    LLM__CHECK(op->bias_act_forward(be, LLM_ACT_NONE, BT, GH, xw, l->params[2].data, xw));
+
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = back ? T - 1 - s : s, tp = back ? t + 1 : t - 1, tn = back ? t - 1 : t + 1;
+        LLM__CHECK(op->sgemm(be, 0, 1, (int)B, GH, (int)H, 1.0f, hprev + t * H, (int)(T * H),
+                             Whh->data, (int)H, 0.0f, gh, GH));
+        if (lstm) {
+            llm__lstm_step a = {
+                .B = (int)B, .H = (int)H,
+                .xw = xw + t * GH, .ld_xw = T * GH, .gh = gh,
+                .h_prev = s ? hs + tp * H : NULL, .ld_hprev = T * H,
+                .c_prev = s ? cs + tp * H : NULL, .ld_cprev = T * H,
+                .mask = mask ? mask + t : NULL, .ld_mask = T,
+                .gates = gates + t * GW, .ld_gates = T * GW,
+                .c = cs + t * H, .ld_c = T * H,
+                .h = hs + t * H, .ld_h = T * H,
+                .h2 = s < T - 1 ? hprev + tn * H : NULL, .ld_h2 = T * H,
+            };
+            LLM__CHECK(op->lstm_step_forward(be, &a));
+        } else {
+            LLM__CHECK(op->bias_act_forward(be, LLM_ACT_NONE, B, GH, gh, l->params[3].data, gh));
+            llm__gru_step a = {
+                .B = (int)B, .H = (int)H,
+                .xw = xw + t * GH, .ld_xw = T * GH, .gh = gh,
+                .h_prev = s ? hs + tp * H : NULL, .ld_hprev = T * H,
+                .mask = mask ? mask + t : NULL, .ld_mask = T,
+                .gates = gates + t * GW, .ld_gates = T * GW,
+                .h = hs + t * H, .ld_h = T * H,
+                .h2 = s < T - 1 ? hprev + tn * H : NULL, .ld_h2 = T * H,
+            };
+            LLM__CHECK(op->gru_step_forward(be, &a));
+        }
+    }
+
+    llm__val *y;
+    if (seq) {
+        LLM__CHECK(llm__graph_val_view(g, hs, NULL, LLM_DTYPE_F32, 3, (int64_t[]){B, T, H}, &y));
+        y->mask = mask;
+    } else {
+        LLM__CHECK(llm__graph_val(g, LLM_DTYPE_F32, 2, (int64_t[]){B, H}, &y));
+        int64_t t_last = back ? 0 : T - 1;
+        LLM__CHECK(op->copy_rows(be, B, H, hs + t_last * H, T * H, y->data, H, 0));
+    }
+    y->requires_grad = 1;
+    llm__node *n;
+    LLM__CHECK(llm__graph_node(g, recurrent_backward, &n));
+    if (n) {
+        n->layer = l;
+        n->in[0] = x;
+        n->out[0] = y;
+        n->saved[S_GATES] = gates;
+        n->saved[S_CS] = cs;
+        n->saved[S_HS] = hs;
+        n->saved[S_HPREV] = hprev;
+    }
+    *out = y;
+    return LLM_OK;
+}
+
+const llm__layer_vt llm__lstm_vt = { "lstm", recurrent_build, recurrent_forward, NULL };
+const llm__layer_vt llm__gru_vt = { "gru", recurrent_build, recurrent_forward, NULL };
+
+static llm_layer *recurrent_new(const llm__layer_vt *vt, const llm_recurrent_options *opts, const char *fn) {
+    llm_recurrent_options o;
+    llm_recurrent_options_init(&o);
+    if (!opts) return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s: opts is NULL", fn);
+    if (LLM__OPTIONS_MERGE(&o, opts, fn) != LLM_OK)
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s", llm_last_error());
+    if (o.units < 1 || o.units > (1 << 20))
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s: units = %lld must be in [1, 2^20]", fn, (long long)o.units);
+    if (o.return_mode != LLM_RETURN_LAST && o.return_mode != LLM_RETURN_SEQUENCES)
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s: unknown return mode %d", fn, (int)o.return_mode);
+    llm_layer *l = llm__layer_new(vt);
+    if (l->status != LLM_OK) return l;
+    l->opt_i[OPT_UNITS] = o.units;
+    l->opt_i[OPT_RETURN] = o.return_mode;
+    l->opt_i[OPT_FORGET_BIAS] = o.unit_forget_bias != 0;
+    l->opt_i[OPT_BACKWARDS] = o.go_backwards != 0;
+    return l;
+}
+
+llm_layer *llm_layer_lstm_ex(const llm_recurrent_options *o) { return recurrent_new(&llm__lstm_vt, o, "llm_layer_lstm"); }
+llm_layer *llm_layer_gru_ex(const llm_recurrent_options *o) { return recurrent_new(&llm__gru_vt, o, "llm_layer_gru"); }
+
+llm_layer *llm_layer_lstm(int64_t units, llm_return_mode mode) {
+    llm_recurrent_options o;
+    llm_recurrent_options_init(&o);
+    o.units = units;
+    o.return_mode = mode;
+    return llm_layer_lstm_ex(&o);
+}
+
+llm_layer *llm_layer_gru(int64_t units, llm_return_mode mode) {
+    llm_recurrent_options o;
+    llm_recurrent_options_init(&o);
+    o.units = units;
+    o.return_mode = mode;
+    return llm_layer_gru_ex(&o);
+}
+
+/* Bidirectional: a forward and a backward copy of a recurrent layer, outputs
+ * concatenated on the last dimension. */
+static llm_status bidir_build(llm_layer *l, const llm__shape *in, llm__shape *out) {
+    llm__shape o1, o2;
+    for (int k = 0; k < 2; k++) snprintf(l->inner[k]->name, sizeof l->inner[k]->name, "%.36s.%s", l->name, k ? "backward" : "forward");
+    LLM__CHECK(l->inner[0]->vt->build(l->inner[0], in, &o1));
+    LLM__CHECK(l->inner[1]->vt->build(l->inner[1], in, &o2));
+    l->inner[0]->in = l->inner[1]->in = *in;
+    l->inner[0]->out = o1;
+    l->inner[1]->out = o2;
+    *out = o1;
+    out->d[out->ndim - 1] *= 2;
+    return LLM_OK;
+}
+
+static llm_status concat_backward(llm__graph *g, llm__node *n) {
+    llm__val *y = n->out[0];
+    int64_t rows = llm__rows(y), H = n->i[0];
+    for (int k = 0; k < 2; k++) {
+        float *d;
+        LLM__CHECK(llm__graph_grad(g, n->in[k], &d));
+        LLM__CHECK(g->be->ops->copy_rows(g->be, rows, H, y->grad + k * H, 2 * H, d, H, 1));
+    }
+    return LLM_OK;
+}
+
+static llm_status bidir_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
+    llm__val *a, *b, *y;
+    LLM__CHECK(l->inner[0]->vt->forward(l->inner[0], g, x, &a));
+    LLM__CHECK(l->inner[1]->vt->forward(l->inner[1], g, x, &b));
+    int64_t H = llm__last(a), rows = llm__rows(a);
+    LLM__CHECK(llm__val_like(g, a, 2 * H, &y));
+    y->mask = a->mask;
+    LLM__CHECK(g->be->ops->copy_rows(g->be, rows, H, a->data, H, y->data, 2 * H, 0));
+    LLM__CHECK(g->be->ops->copy_rows(g->be, rows, H, b->data, H, (float *)y->data + H, 2 * H, 0));
+    llm__node *n;
+    LLM__CHECK(llm__graph_node(g, concat_backward, &n));
+    if (n) { n->in[0] = a; n->in[1] = b; n->out[0] = y; n->i[0] = H; }
+    *out = y;
+    return LLM_OK;
+}
+
+static const llm__layer_vt bidir_vt = { "bidirectional", bidir_build, bidir_forward, NULL };
+
+llm_layer *llm_layer_bidirectional(llm_layer *inner) {
+    if (!inner) return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "llm_layer_bidirectional: inner is NULL");
+    if (inner->status != LLM_OK) {
+        llm_layer *e = llm__layer_error(inner->status, "%s", llm_layer_error(inner));
+        llm_layer_free(inner);
+        return e;
+    }
+    if (inner->vt != &llm__lstm_vt && inner->vt != &llm__gru_vt) {
+        llm_layer *e = llm__layer_error(LLM_ERR_INVALID_ARGUMENT,
+                                        "llm_layer_bidirectional: %s is not a recurrent layer (LSTM or GRU)",
+                                        llm_layer_kind(inner));
+        llm_layer_free(inner);
+        return e;
+    }
+    llm_layer *rev = llm__layer_new(inner->vt);
+    if (rev->status != LLM_OK) { llm_layer_free(inner); return rev; }
+    memcpy(rev->opt_i, inner->opt_i, sizeof rev->opt_i);
+    rev->opt_i[OPT_BACKWARDS] = !inner->opt_i[OPT_BACKWARDS];
+    llm_layer *l = llm__layer_new(&bidir_vt);
+    if (l->status != LLM_OK) { llm_layer_free(inner); llm_layer_free(rev); return l; }
+    l->inner[0] = inner;
+    l->inner[1] = rev;
+    return l;
+}
