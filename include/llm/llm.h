@@ -10,6 +10,7 @@
 #include "layer.h"
 #include "optimizer.h"
 #include "dataset.h"
+#include "text.h"
 #include "metrics.h"
 #include "model.h"
 

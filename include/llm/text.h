@@ -1,0 +1,322 @@
+/* libllm: text preprocessing.
+ *
+ * The pipeline from raw mail to token ids, in the order it runs:
+ *   e-mail reader   raw RFC 822 bytes -> one text (subject + decoded body)
+ *   tokenizer       text -> tokens (ASCII lower-case, runs of letters/digits)
+ *   vocabulary      tokens -> ids, built from training texts (llm_vocab)
+ *   vectorizer      text -> a fixed-length row of int32 ids
+ *   corpus          a directory of class sub-folders -> texts + labels
+ *                   (llm_text_corpus), with shuffle and a stratified split
+ *
+ * Everything works on bytes: any charset is read as bytes and invalid UTF-8
+ * never makes a call fail. Strings the library returns through char ** are
+ * NUL-terminated (the length is also given, as texts may hold NUL bytes) and
+ * freed with llm_text_free. Option structs carry their size first: fill them
+ * with their _init function, then change fields; NULL options mean defaults. */
+#ifndef LLM_TEXT_H
+#define LLM_TEXT_H
+
+#include "common.h"
+#include "status.h"
+
+LLM_EXTERN_C_BEGIN
+
+/* Frees a string returned by llm_email_parse, llm_email_read_file or
+ * llm_text_read_file. NULL is a no-op. */
+LLM_API void llm_text_free(char *text);
+
+/* Reads at most max_bytes bytes of a file (>= 1; a larger file is cut, never
+ * read whole) into a new NUL-terminated buffer; *text_len (may be NULL) gets
+ * the length. LLM_ERR_IO when the file cannot be opened or read,
+ * LLM_ERR_INVALID_ARGUMENT for NULL pointers or max_bytes 0. */
+LLM_API llm_status llm_text_read_file(const char *path, size_t max_bytes, char **text,
+                                      size_t *text_len);
+
+/* ---------------------------------------------------------------- e-mail */
+
+#define LLM_EMAIL_DEFAULT_MAX_BYTES ((size_t)1 << 20) /* 1 MiB */
+
+typedef struct llm_email_options {
+    size_t size;        /* sizeof(llm_email_options); set by llm_email_options_init */
+    size_t max_bytes;   /* only the first max_bytes bytes of a message are read and
+                           parsed (default 1 MiB; must be >= 1) */
+    int keep_subject;   /* 1 (default): the decoded Subject is the first line of the text */
+    const char *keep_headers; /* NULL (default) or a comma-separated list of other header
+                           names (case-insensitive, e.g. "From,To,Reply-To") whose
+                           decoded values are kept as "Name: value" lines before the
+                           subject; the string is read during the call only */
+    int decode_mime;    /* 1 (default): walk multipart parts, decode base64 and quoted-
+                           printable, reduce HTML to text, skip non-text parts.
+                           0: the body is taken verbatim (a baseline without MIME) */
+    int text_attachments; /* 1 (default): text parts marked as attachments are kept;
+                           0: every part with Content-Disposition: attachment is skipped */
+} llm_email_options;
+
+/* Fills *opts with the defaults above and sets opts->size. */
+LLM_API void llm_email_options_init(llm_email_options *opts);
+
+/* Turns one raw message (data, len bytes; data may be NULL when len is 0) into
+ * its text: kept headers, the subject (RFC 2047 encoded-words decoded to their
+ * bytes), then each text part decoded, one piece per line, with line ends
+ * (CR LF, stray CR) turned into LF.
+ * A leading mbox "From " line is skipped; headers end at the first empty line
+ * (LF or CRLF) and folded lines are joined. multipart/alternative gives its
+ * text/plain alternative when that has text, else the first one that has;
+ * text/html loses tags, script and style contents, and has its common entities
+ * decoded (link targets are kept as text); a forwarded message/rfc822 part adds
+ * its own subject and text. Only the first opts->max_bytes bytes
+ * are looked at. A message with no text gives "". *text is freed with
+ * llm_text_free; *text_len may be NULL. LLM_ERR_INVALID_ARGUMENT for NULL
+ * pointers or bad options; never fails on malformed mail. */
+LLM_API llm_status llm_email_parse(const char *data, size_t len, const llm_email_options *opts,
+                                   char **text, size_t *text_len);
+
+/* llm_email_parse on a file, of which at most opts->max_bytes bytes are read.
+ * LLM_ERR_IO when the file cannot be opened or read. */
+LLM_API llm_status llm_email_read_file(const char *path, const llm_email_options *opts,
+                                       char **text, size_t *text_len);
+
+/* ------------------------------------------------------------- tokenizer */
+
+#define LLM_TOKEN_MAX_LENGTH 1024 /* the largest allowed max_token_length */
+
+typedef struct llm_tokenizer_options {
+    size_t size;          /* sizeof(llm_tokenizer_options); set by llm_tokenizer_options_init */
+    int lowercase;        /* 1 (default): ASCII A-Z become a-z (other bytes unchanged) */
+    int keep_high_bytes;  /* 1 (default): bytes >= 0x80 are token characters, so words in
+                             any charset stay whole; 0: they separate tokens like
+                             punctuation (tokens are then runs of [a-z0-9] only) */
+    int fold_numbers;     /* 0 (default); 1: tokens of ASCII digits only become "<num>" */
+    int fold_urls;        /* 0 (default); 1: text from http://, https://, ftp:// or www.
+                             to the next space or quote/bracket becomes "<url>" */
+    int fold_emails;      /* 0 (default); 1: addresses local@domain.tld become "<email>" */
+    int max_token_length; /* longer tokens are cut to this many bytes; 1 ..
+                             LLM_TOKEN_MAX_LENGTH, default 64 */
+} llm_tokenizer_options;
+
+/* Fills *opts with the defaults above and sets opts->size. */
+LLM_API void llm_tokenizer_options_init(llm_tokenizer_options *opts);
+
+/* Called once per token; token is not NUL-terminated and is valid during the
+ * call only. Return 0 to go on, anything else to stop. */
+typedef int (*llm_token_fn)(const char *token, size_t len, void *user);
+
+/* Splits text (len bytes; NULL when len is 0) into tokens: maximal runs of
+ * ASCII letters and digits (and bytes >= 0x80 when keep_high_bytes), after the
+ * folds the options ask for, each cut to max_token_length. Allocates nothing.
+ * LLM_ERR_CANCELLED when fn stops early, LLM_ERR_INVALID_ARGUMENT for NULL
+ * pointers or bad options. */
+LLM_API llm_status llm_tokenize(const char *text, size_t len, const llm_tokenizer_options *opts,
+                                llm_token_fn fn, void *user);
+
+/* The tokens of text joined by single spaces, written into buf snprintf-style
+ * (always NUL-terminated when len > 0; buf may be NULL when len is 0).
+ * *needed, if not NULL, gets the full length without the NUL. For tests,
+ * debugging and showing users what the model sees. */
+LLM_API llm_status llm_tokenize_join(const char *text, size_t text_len,
+                                     const llm_tokenizer_options *opts, char *buf, size_t len,
+                                     size_t *needed);
+
+/* ------------------------------------------------------------ vocabulary */
+
+#define LLM_VOCAB_PAD 0 /* id of padding; its token is "" */
+#define LLM_VOCAB_OOV 1 /* id of every token not in the vocabulary; its token is "[UNK]" */
+
+/* A built vocabulary never changes, so several threads may look up, vectorize
+ * and serialise with one llm_vocab at once. A builder is for one thread. */
+typedef struct llm_vocab llm_vocab;
+typedef struct llm_vocab_builder llm_vocab_builder;
+typedef struct llm_text_corpus llm_text_corpus;
+
+typedef struct llm_vocab_options {
+    size_t size;        /* sizeof(llm_vocab_options); set by llm_vocab_options_init */
+    int32_t max_tokens; /* vocabulary size including the two reserved ids (default 20000;
+                           >= 2); 0 = no limit */
+    int64_t min_count;  /* tokens seen fewer times are left out (default 1; >= 1) */
+} llm_vocab_options;
+
+/* Fills *opts with the defaults above and sets opts->size. */
+LLM_API void llm_vocab_options_init(llm_vocab_options *opts);
+
+/* Creates a builder that counts the tokens of the texts added to it, split
+ * with the tokenizer options tok (NULL for the defaults), which the vocabulary
+ * keeps so that texts are later split the same way. Free with
+ * llm_vocab_builder_free. */
+LLM_API llm_status llm_vocab_builder_create(llm_vocab_builder **out,
+                                            const llm_tokenizer_options *tok);
+
+/* Counts the tokens of one text (len bytes; NULL when len is 0). */
+LLM_API llm_status llm_vocab_builder_add(llm_vocab_builder *builder, const char *text,
+                                         size_t len);
+
+/* Makes a vocabulary from the counts so far (the builder stays usable): ids 0
+ * and 1 reserved, then the tokens seen at least min_count times by count
+ * descending, ties by byte order, cut to max_tokens ids in all. The caller
+ * frees *out with llm_vocab_free. */
+LLM_API llm_status llm_vocab_builder_build(const llm_vocab_builder *builder,
+                                           const llm_vocab_options *opts, llm_vocab **out);
+
+/* Frees a builder. NULL is a no-op. */
+LLM_API void llm_vocab_builder_free(llm_vocab_builder *builder);
+
+/* Builds a vocabulary from every text of a corpus (pass the training part of
+ * a split, so validation texts do not leak in). tok and opts may be NULL. */
+LLM_API llm_status llm_vocab_build_from_corpus(llm_vocab **out, const llm_text_corpus *corpus,
+                                               const llm_tokenizer_options *tok,
+                                               const llm_vocab_options *opts);
+
+/* Number of ids, the two reserved ones included. */
+LLM_API llm_status llm_vocab_size(const llm_vocab *vocab, int32_t *size);
+
+/* The id of a token (len bytes, as the tokenizer produces it), or
+ * LLM_VOCAB_OOV when it is not in the vocabulary. */
+LLM_API llm_status llm_vocab_lookup(const llm_vocab *vocab, const char *token, size_t len,
+                                    int32_t *id);
+
+/* The token of an id in [0, size): a NUL-terminated string owned by the
+ * vocabulary, valid until llm_vocab_free; *len may be NULL. */
+LLM_API llm_status llm_vocab_token(const llm_vocab *vocab, int32_t id, const char **token,
+                                   size_t *len);
+
+/* Copies the tokenizer options the vocabulary was built with into *opts
+ * (which must have its size set, e.g. by llm_tokenizer_options_init). */
+LLM_API llm_status llm_vocab_tokenizer_options(const llm_vocab *vocab,
+                                               llm_tokenizer_options *opts);
+
+/* Serialises the vocabulary (format version, tokenizer options, then one
+ * token per line in id order from id 2) into buf. The text is printable
+ * ASCII plus newlines (bytes >= 0x80 are written as \xHH), so it can sit in a
+ * JSON string. *needed gets the size; call with buf NULL and len 0 to ask.
+ * LLM_ERR_INVALID_ARGUMENT when buf is not NULL and len < *needed. */
+LLM_API llm_status llm_vocab_serialize(const llm_vocab *vocab, char *buf, size_t len,
+                                       size_t *needed);
+
+/* Rebuilds a vocabulary from llm_vocab_serialize's output (len bytes).
+ * LLM_ERR_FORMAT for anything malformed or of an unknown format version. */
+LLM_API llm_status llm_vocab_deserialize(llm_vocab **out, const char *data, size_t len);
+
+/* Frees a vocabulary. NULL is a no-op. */
+LLM_API void llm_vocab_free(llm_vocab *vocab);
+
+/* ------------------------------------------------------------ vectorizer */
+
+typedef enum llm_seq_side {
+    LLM_SEQ_PRE = 0, /* at the start of the row */
+    LLM_SEQ_POST = 1 /* at the end of the row */
+} llm_seq_side;
+
+typedef struct llm_vectorize_options {
+    size_t size;             /* sizeof(llm_vectorize_options); set by llm_vectorize_options_init */
+    int32_t seq_len;         /* ids per row (default 200; >= 1) */
+    llm_seq_side padding;    /* where short rows get LLM_VOCAB_PAD ids. Default PRE: an
+                                LSTM that reads its last state then ends on real tokens
+                                instead of running through padding. */
+    llm_seq_side truncation; /* where long texts lose tokens. Default POST: the row keeps
+                                the start of the text, which holds the subject. */
+} llm_vectorize_options;
+
+/* Fills *opts with the defaults above and sets opts->size. */
+LLM_API void llm_vectorize_options_init(llm_vectorize_options *opts);
+
+/* Tokenizes text (with the vocabulary's tokenizer options) into exactly
+ * ids_count = opts->seq_len ids, padded and truncated as opts says.
+ * *ntokens (may be NULL) gets the number of tokens before truncation.
+ * LLM_ERR_INVALID_ARGUMENT for NULL pointers, bad options or a wrong ids_count. */
+LLM_API llm_status llm_vectorize(const llm_vocab *vocab, const char *text, size_t len,
+                                 const llm_vectorize_options *opts, int32_t *ids,
+                                 int64_t ids_count, int64_t *ntokens);
+
+/* ---------------------------------------------------------------- corpus */
+
+typedef enum llm_corpus_format {
+    LLM_CORPUS_EMAIL = 0, /* each file is a raw message, read through the e-mail reader */
+    LLM_CORPUS_RAW = 1    /* each file is the text itself */
+} llm_corpus_format;
+
+typedef struct llm_corpus_options {
+    size_t size;              /* sizeof(llm_corpus_options); set by llm_corpus_options_init */
+    llm_corpus_format format; /* default LLM_CORPUS_EMAIL */
+    size_t max_file_bytes;    /* at most this many bytes of each file are read (default
+                                 1 MiB; >= 1); with e-mail the reader's own cap applies too */
+    int skip_unreadable;      /* 0 (default): a file that cannot be read fails the load
+                                 with LLM_ERR_IO naming it; 1: it is skipped and counted
+                                 (llm_text_corpus_skipped) */
+    const llm_email_options *email; /* e-mail reader options; NULL for the defaults */
+} llm_corpus_options;
+
+/* Fills *opts with the defaults above and sets opts->size. */
+LLM_API void llm_corpus_options_init(llm_corpus_options *opts);
+
+/* Loads dir, whose sub-folders are the classes (like Keras
+ * text_dataset_from_directory): class names sorted by byte order give the
+ * labels 0, 1, ... (ham = 0, spam = 1), and every regular file in a class
+ * folder (sorted by name; names starting with '.' and sub-sub-folders are
+ * ignored, as are files directly in dir) becomes one text, binary or not.
+ * LLM_ERR_IO when dir is missing or not a directory; LLM_ERR_INVALID_ARGUMENT
+ * when it has fewer than two class folders or a class folder with no file.
+ * Free *out with llm_text_corpus_free. */
+LLM_API llm_status llm_text_corpus_from_directory(llm_text_corpus **out, const char *dir,
+                                                  const llm_corpus_options *opts);
+
+/* Creates an empty corpus with num_classes (>= 1) classes named by
+ * class_names (copied), to fill with llm_text_corpus_add. */
+LLM_API llm_status llm_text_corpus_create(llm_text_corpus **out, const char *const *class_names,
+                                          int32_t num_classes);
+
+/* Appends a copy of text (len bytes; NULL when len is 0) with a label in
+ * [0, num_classes). */
+LLM_API llm_status llm_text_corpus_add(llm_text_corpus *corpus, const char *text, size_t len,
+                                       int32_t label);
+
+/* Counts: texts, classes, texts of class `label`, files skipped as unreadable. */
+LLM_API llm_status llm_text_corpus_count(const llm_text_corpus *corpus, int64_t *count);
+LLM_API llm_status llm_text_corpus_num_classes(const llm_text_corpus *corpus, int32_t *num_classes);
+LLM_API llm_status llm_text_corpus_class_count(const llm_text_corpus *corpus, int32_t label,
+                                               int64_t *count);
+LLM_API llm_status llm_text_corpus_skipped(const llm_text_corpus *corpus, int64_t *skipped);
+
+/* The name of class `label` (e.g. "spam"), owned by the corpus. */
+LLM_API llm_status llm_text_corpus_class_name(const llm_text_corpus *corpus, int32_t label,
+                                              const char **name);
+
+/* Text i in [0, count): NUL-terminated, owned by the corpus and valid until it
+ * is freed or shuffled; *len may be NULL. */
+LLM_API llm_status llm_text_corpus_text(const llm_text_corpus *corpus, int64_t i,
+                                        const char **text, size_t *len);
+
+/* Label of text i in [0, count). */
+LLM_API llm_status llm_text_corpus_label(const llm_text_corpus *corpus, int64_t i,
+                                         int32_t *label);
+
+/* The file text i came from ("dir/class/name"), or "" for added texts. */
+LLM_API llm_status llm_text_corpus_source(const llm_text_corpus *corpus, int64_t i,
+                                          const char **path);
+
+/* Puts the texts in a random order that depends only on seed and the
+ * current order. */
+LLM_API llm_status llm_text_corpus_shuffle(llm_text_corpus *corpus, uint64_t seed);
+
+/* Splits a corpus into two new ones, stratified: from each class of n texts,
+ * round(val_fraction * n) (at most n - 1) picked at random go to *val and the
+ * rest to *train, each part then shuffled. The same seed gives the same split.
+ * val_fraction in [0, 1); 0 gives an empty *val. The input is not changed;
+ * the caller frees both results. */
+LLM_API llm_status llm_text_corpus_split(const llm_text_corpus *corpus, double val_fraction,
+                                         uint64_t seed, llm_text_corpus **train,
+                                         llm_text_corpus **val);
+
+/* Vectorizes every text of the corpus into caller memory: ids is a row-major
+ * [rows, seq_len] int32 matrix (ids_count = rows * seq_len elements), labels
+ * [rows] and lengths [rows] (non-padding ids per row) may each be NULL. rows
+ * must equal the corpus count. */
+LLM_API llm_status llm_text_corpus_vectorize(const llm_text_corpus *corpus, const llm_vocab *vocab,
+                                             const llm_vectorize_options *opts, int32_t *ids,
+                                             int64_t ids_count, int32_t *labels, int32_t *lengths,
+                                             int64_t rows);
+
+/* Frees a corpus and its texts. NULL is a no-op. */
+LLM_API void llm_text_corpus_free(llm_text_corpus *corpus);
+
+LLM_EXTERN_C_END
+
+#endif /* LLM_TEXT_H */

@@ -1,0 +1,96 @@
+/* The vectorizer: text -> a fixed-length row of token ids. */
+#include "text/text_internal.h"
+
+void llm_vectorize_options_init(llm_vectorize_options *opts) {
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+    opts->size = sizeof *opts;
+    opts->seq_len = 200;
+    opts->padding = LLM_SEQ_PRE;
+    opts->truncation = LLM_SEQ_POST;
+}
+
+llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
+                                          const llm_vectorize_options *src, const char *fn) {
+    llm_vectorize_options_init(dst);
+    LLM__CHECK(LLM__OPTIONS_MERGE(dst, src, fn));
+    if (dst->seq_len < 1)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: vectorize options seq_len is %d; it must be >= 1",
+                          fn, (int)dst->seq_len);
+    if (dst->padding != LLM_SEQ_PRE && dst->padding != LLM_SEQ_POST)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: vectorize options padding is %d; use LLM_SEQ_PRE or LLM_SEQ_POST", fn,
+                          (int)dst->padding);
+    if (dst->truncation != LLM_SEQ_PRE && dst->truncation != LLM_SEQ_POST)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: vectorize options truncation is %d; use LLM_SEQ_PRE or LLM_SEQ_POST",
+                          fn, (int)dst->truncation);
+    return LLM_OK;
+}
+
+typedef struct vec_state {
+    const llm_vocab *v;
+    int32_t *ids;
+    int64_t seq;
+    int keep_last; /* truncation PRE: ids is a ring of the last seq ids */
+    int64_t total;
+} vec_state;
+
+static int vec_token(const char *token, size_t len, void *user) {
+    vec_state *s = user;
+    int32_t id = llm__vocab_find(s->v, token, len);
+    if (s->keep_last)
+        s->ids[s->total % s->seq] = id;
+    else if (s->total < s->seq)
+        s->ids[s->total] = id;
+    s->total++;
+    return 0;
+}
+
+static void reverse(int32_t *a, int64_t n) {
+    for (int64_t i = 0, j = n - 1; i < j; i++, j--) {
+        int32_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+llm_status llm__vectorize(const llm_vocab *v, const char *text, size_t len,
+                          const llm_vectorize_options *o, int32_t *out, int64_t *ntokens) {
+    vec_state s = {v, out, o->seq_len, o->truncation == LLM_SEQ_PRE, 0};
+    (void)llm__tokenize(text, len, llm__vocab_tokopts(v), vec_token, &s);
+    int64_t seq = o->seq_len;
+    int64_t m = s.total < seq ? s.total : seq;
+    if (s.keep_last && s.total > seq) {
+        /* the ring's oldest id sits at total % seq: rotate it to the front */
+        int64_t r = s.total % seq;
+        reverse(out, r);
+        reverse(out + r, seq - r);
+        reverse(out, seq);
+    }
+    if (o->padding == LLM_SEQ_PRE && m < seq) {
+        memmove(out + (seq - m), out, (size_t)m * sizeof *out);
+        for (int64_t i = 0; i < seq - m; i++) out[i] = LLM_VOCAB_PAD;
+    } else {
+        for (int64_t i = m; i < seq; i++) out[i] = LLM_VOCAB_PAD;
+    }
+    if (ntokens) *ntokens = s.total;
+    return LLM_OK;
+}
+
+llm_status llm_vectorize(const llm_vocab *vocab, const char *text, size_t len,
+                         const llm_vectorize_options *opts, int32_t *ids, int64_t ids_count,
+                         int64_t *ntokens) {
+    if (ntokens) *ntokens = 0;
+    if (!vocab) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: vocab is NULL", __func__);
+    if (!text && len > 0)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: text is NULL but len is %zu", __func__,
+                          len);
+    if (!ids) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: ids is NULL", __func__);
+    llm_vectorize_options o;
+    LLM__CHECK(llm__vectorize_options_resolve(&o, opts, __func__));
+    if (ids_count != o.seq_len)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: ids_count is %lld; it must equal seq_len %d",
+                          __func__, (long long)ids_count, (int)o.seq_len);
+    return llm__vectorize(vocab, text, len, &o, ids, ntokens);
+}
