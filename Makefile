@@ -19,6 +19,8 @@ PKG_CONFIG ?= pkg-config
 
 BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+CJSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcjson 2>/dev/null)
+CJSON_LIBS := $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null || echo -lcjson)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
@@ -26,11 +28,11 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 OPT ?= -O2
 CFLAGS ?=
 BASE_CFLAGS := -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE -DLLM_BUILDING \
-	$(WARN) -Iinclude -Isrc $(BLAS_CFLAGS) $(CFLAGS)
-LIB_LIBS := $(BLAS_LIBS) -lm -lpthread
+	$(WARN) -Iinclude -Isrc $(BLAS_CFLAGS) $(CJSON_CFLAGS) $(CFLAGS)
+LIB_LIBS := $(BLAS_LIBS) $(CJSON_LIBS) -lm -lpthread
 SAN ?=
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c))
+LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c src/io/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -99,7 +101,7 @@ test: deps
 asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		build-asan/tests/run_tests
-	cd tests && CK_FORK=no ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	cd tests && CK_FORK=no ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		../build-asan/tests/run_tests
 
 DEMO_PROGRAM ?= tensor_demo

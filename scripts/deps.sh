@@ -2,7 +2,7 @@
 # Installs the Debian packages libllm needs to build and test, if missing.
 # Quiet and quick when everything is already there.
 set -e
-PKGS="build-essential pkg-config libopenblas-dev check libsubunit-dev"
+PKGS="build-essential pkg-config libopenblas-dev check libsubunit-dev libcjson-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -443,7 +443,9 @@ START_TEST(model_bad_input) {
     ids[3] = 50;
     ck_assert_ok(llm_tensor_from_host(&x_big, be, LLM_DTYPE_I32, 2, (int64_t[]){N, T}, ids, sizeof ids));
     ck_assert_fails(llm_model_train_on_batch(m, x_big, y, &loss, NULL), LLM_ERR_INVALID_ARGUMENT);
-    ck_assert_fails(llm_model_predict(m, x_big, &xf), LLM_ERR_INVALID_ARGUMENT);
+    llm_tensor *never = NULL;
+    ck_assert_fails(llm_model_predict(m, x_big, &never), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(never);
     llm_tensor_free(x_big);
     ids[3] = 2;
     lab[0] = 2.0f;

@@ -12,13 +12,13 @@
 Suite *suite_status(void);
 Suite *suite_tensor(void);
 Suite *suite_backend_ops(void);
-Suite *suite_layers(void);
 Suite *suite_gradcheck(void);
-Suite *suite_optimizer(void);
 Suite *suite_model(void);
+Suite *suite_model_io(void);
 Suite *suite_torch_parity(void);
 Suite *suite_text(void);
 Suite *suite_metrics(void);
+Suite *suite_safetensors(void);
 
 /* Asserts that a call failed with `expected` and left a non-empty message. */
 #define ck_assert_fails(call, expected) do { \

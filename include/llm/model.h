@@ -24,6 +24,7 @@
 #include "optimizer.h"
 #include "dataset.h"
 #include "metrics.h"
+#include "text.h"
 
 LLM_EXTERN_C_BEGIN
 
@@ -171,6 +172,50 @@ LLM_API llm_status llm_model_evaluate(llm_model *model, llm_dataset *data, int b
 /* Runs the model on x [N, ...] in inference mode and creates *out [N, ...]
  * on the model's backend (the caller frees it). */
 LLM_API llm_status llm_model_predict(llm_model *model, const llm_tensor *x, llm_tensor **out);
+
+/* ---- text pipeline, metadata, files ---- */
+
+/* Attaches the text pipeline that turns raw text into the model's input:
+ * the vocabulary (with its tokenizer settings), the vectorizer settings and,
+ * for e-mail, the reader settings (email NULL: inputs are plain text). All
+ * are copied. The pipeline is saved with the model, so a loaded model can
+ * score raw text with llm_model_predict_text. The model's input must be
+ * int32 [seq_len] ids (LLM_ERR_SHAPE otherwise, checked at build). */
+LLM_API llm_status llm_model_set_text_pipeline(llm_model *model, const llm_vocab *vocab,
+                                               const llm_vectorize_options *vectorize,
+                                               const llm_email_options *email);
+
+/* The attached vocabulary (owned by the model) or LLM_ERR_STATE if none. */
+LLM_API llm_status llm_model_vocab(const llm_model *model, const llm_vocab **vocab);
+
+/* Runs the text pipeline and the model on one raw text (e-mail bytes when
+ * the pipeline reads e-mail) and writes the model's outputs for it into
+ * out[0 .. count), count being the per-example output size (1 for a binary
+ * classifier: the probability of class 1). Like every model call, not for
+ * concurrent use on one model. */
+LLM_API llm_status llm_model_predict_text(llm_model *model, const char *text, size_t len,
+                                          float *out, size_t count);
+
+/* String metadata saved with the model (e.g. "class_names" = "ham,spam").
+ * Keys are non-empty printable ASCII without '"' or '\\' (at most 64 bytes);
+ * setting an existing key replaces it; value NULL removes it. */
+LLM_API llm_status llm_model_set_metadata(llm_model *model, const char *key, const char *value);
+/* *value is owned by the model (valid until the key changes); LLM_ERR_INVALID_ARGUMENT
+ * when the key is absent. */
+LLM_API llm_status llm_model_get_metadata(const llm_model *model, const char *key,
+                                          const char **value);
+
+/* Saves a built model as one .safetensors file: weights under documented
+ * names with PyTorch layouts, and the architecture, text pipeline, metadata
+ * and format version in __metadata__ (see docs/FORMAT.md). The write is
+ * atomic: a temporary file in the same folder, fsync, rename. */
+LLM_API llm_status llm_model_save(const llm_model *model, const char *path);
+
+/* Rebuilds a model (architecture, weights, text pipeline, metadata) from a
+ * file written by llm_model_save, on the given backend. The file is treated
+ * as untrusted: LLM_ERR_FORMAT (or LLM_ERR_IO) with a message for anything
+ * malformed, never a crash. The loaded model is not compiled. */
+LLM_API llm_status llm_model_load(llm_model **out, llm_backend *backend, const char *path);
 
 LLM_API void llm_model_free(llm_model *model);
 

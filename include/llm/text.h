@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "status.h"
+#include "dataset.h"
 
 LLM_EXTERN_C_BEGIN
 
@@ -315,6 +316,13 @@ LLM_API llm_status llm_text_corpus_vectorize(const llm_text_corpus *corpus, cons
                                              int64_t rows);
 
 /* Frees a corpus and its texts. NULL is a no-op. */
+/* A training dataset from a corpus: inputs int32 ids [n, seq_len] through
+ * the vocabulary and vectorizer options (NULL = defaults), targets the
+ * int32 class labels [n]. */
+LLM_API llm_status llm_dataset_from_corpus(llm_dataset **out, const llm_text_corpus *corpus,
+                                           const llm_vocab *vocab,
+                                           const llm_vectorize_options *vectorize);
+
 LLM_API void llm_text_corpus_free(llm_text_corpus *corpus);
 
 LLM_EXTERN_C_END

@@ -39,6 +39,7 @@ typedef struct llm__param {
     float init_arg;
     size_t offset;        /* in floats, into the model's parameter buffer */
     float *data, *grad;   /* backend memory, set when the model allocates */
+    int torch_bias_pair;  /* files hold it as <name>_ih + <name>_hh (PyTorch's two LSTM biases) */
 } llm__param;
 
 typedef struct llm__layer_vt {
@@ -71,7 +72,7 @@ llm_status llm__layer_param(llm_layer *l, const char *name, int ndim, int64_t d0
                             int init, float init_arg);
 
 /* The recurrent layers' sequence computation, shared with bidirectional. */
-extern const llm__layer_vt llm__lstm_vt, llm__gru_vt;
+extern const llm__layer_vt llm__lstm_vt, llm__gru_vt, llm__embedding_vt;
 
 /* Shape helpers for error messages. */
 void llm__shape_str(const llm__shape *s, char *buf, size_t len);

@@ -8,7 +8,7 @@
 #include "../core/tensor_internal.h"
 #include "../core/rng.h"
 
-extern const llm__layer_vt llm__embedding_vt;
+
 
 llm_status llm_model_sequential(llm_model **out, llm_backend *be) {
     static const char fn[] = "llm_model_sequential";
@@ -539,13 +539,14 @@ static llm_status batch_from_tensors(llm_model *m, const llm_tensor *x, const ll
     LLM__CHECK(llm__model_stage(m, xs[0]));
     LLM__CHECK(llm_tensor_to_host(x, m->hx, (size_t)nx * 4));
     LLM__CHECK(llm__model_check_inputs(m, m->hx, xs[0], fn));
-    void *tmp = llm__malloc((size_t)ny * 4);
-    if (!tmp) return llm__oom(fn);
-    llm_status s = llm_tensor_to_host(y, tmp, (size_t)ny * 4);
-    if (s == LLM_OK) s = llm__model_prepare_targets(m, yt, ny / ys[0], tmp, xs[0], m->hy, fn);
-    llm__free(tmp);
+    /* raw targets go through hout (free until the forward pass) before
+     * conversion, so a step allocates nothing once the batch size is seen */
+    if (ny > xs[0] * m->out_elems)
+        return llm__error(LLM_ERR_SHAPE, "%s: targets have %lld value(s) per example, the model outputs %lld", fn,
+                          (long long)(ny / ys[0]), (long long)m->out_elems);
+    LLM__CHECK(llm_tensor_to_host(y, m->hout, (size_t)ny * 4));
     *B = xs[0];
-    return s;
+    return llm__model_prepare_targets(m, yt, ny / ys[0], m->hout, xs[0], m->hy, fn);
 }
 
 llm_status llm_model_compute_gradients(llm_model *m, const llm_tensor *x, const llm_tensor *y, float *loss_out) {
@@ -643,5 +644,6 @@ void llm_model_free(llm_model *m) {
     llm__free(m->hx);
     llm__free(m->hy);
     llm__free(m->hout);
+    llm__model_release_pipeline(m);
     llm__free(m);
 }

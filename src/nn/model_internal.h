@@ -39,7 +39,22 @@ struct llm_model {
     void *hx, *hy;                 /* host staging for one batch */
     float *hout;
     int64_t staged_batch;          /* capacity of the staging buffers in examples */
+
+    /* text pipeline (optional), saved with the model */
+    llm_vocab *vocab;
+    llm_vectorize_options vectorize;
+    int has_email;
+    llm_email_options email;       /* keep_headers points into email_headers */
+    char *email_headers;
+    int32_t *text_ids;             /* [seq_len] scratch for predict_text */
+
+    /* string metadata */
+    char **meta_keys, **meta_values;
+    int n_meta, cap_meta;
 };
+
+/* src/nn/pipeline.c */
+void llm__model_release_pipeline(llm_model *m);
 
 /* Builds from the first input if needed and checks a batch's shape. */
 llm_status llm__model_ensure_built(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn);

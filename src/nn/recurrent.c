@@ -33,6 +33,7 @@ static llm_status recurrent_build(llm_layer *l, const llm__shape *in, llm__shape
     if (is_lstm(l)) {
         LLM__CHECK(llm__layer_param(l, "bias", 1, G * H, 1,
                                     l->opt_i[OPT_FORGET_BIAS] ? LLM__INIT_LSTM_BIAS : LLM__INIT_ZEROS, 0));
+        l->params[l->n_params - 1].torch_bias_pair = 1;
     } else {
         LLM__CHECK(llm__layer_param(l, "bias_ih", 1, G * H, 1, LLM__INIT_ZEROS, 0));
         LLM__CHECK(llm__layer_param(l, "bias_hh", 1, G * H, 1, LLM__INIT_ZEROS, 0));

@@ -1,0 +1,472 @@
+/* Saving and loading models as .safetensors files (docs/FORMAT.md).
+ *
+ * Weights go under their parameter names with PyTorch layouts; everything
+ * needed to rebuild the model (architecture, input shape, text pipeline,
+ * user metadata) goes into __metadata__ as strings, the structured ones as
+ * JSON. Loading treats the file as hostile: every field is checked and the
+ * layers are rebuilt through the public constructors, which validate too. */
+#include <math.h>
+#include <stdio.h>
+#include <cjson/cJSON.h>
+#include "llm/version.h"
+#include "model_internal.h"
+#include "../io/safetensors.h"
+
+#define FORMAT_NAME "libllm"
+#define FORMAT_VERSION "1"
+#define MAX_MODEL_FILE ((size_t)1 << 34) /* 16 GiB */
+
+static const char *act_names[] = { "none", "relu", "sigmoid", "tanh", "gelu", "softmax" };
+
+/* ---- architecture to JSON ---- */
+
+static cJSON *layer_json(const llm_layer *l) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    const char *kind = l->vt->kind;
+    cJSON_AddStringToObject(o, "kind", kind);
+    if (strcmp(kind, "embedding") == 0) {
+        cJSON_AddNumberToObject(o, "vocab", (double)l->opt_i[0]);
+        cJSON_AddNumberToObject(o, "dim", (double)l->opt_i[1]);
+        cJSON_AddBoolToObject(o, "mask_zero", l->opt_i[2] != 0);
+    } else if (strcmp(kind, "lstm") == 0 || strcmp(kind, "gru") == 0) {
+        cJSON_AddNumberToObject(o, "units", (double)l->opt_i[0]);
+        cJSON_AddBoolToObject(o, "return_sequences", l->opt_i[1] == LLM_RETURN_SEQUENCES);
+        cJSON_AddBoolToObject(o, "unit_forget_bias", l->opt_i[2] != 0);
+        cJSON_AddBoolToObject(o, "go_backwards", l->opt_i[3] != 0);
+    } else if (strcmp(kind, "bidirectional") == 0) {
+        cJSON *inner = layer_json(l->inner[0]);
+        if (!inner) { cJSON_Delete(o); return NULL; }
+        cJSON_AddItemToObject(o, "layer", inner);
+    } else if (strcmp(kind, "dense") == 0) {
+        cJSON_AddNumberToObject(o, "units", (double)l->opt_i[0]);
+        cJSON_AddStringToObject(o, "activation", act_names[l->opt_i[1]]);
+        cJSON_AddBoolToObject(o, "use_bias", l->opt_i[2] != 0);
+    } else if (strcmp(kind, "activation") == 0) {
+        cJSON_AddStringToObject(o, "activation", act_names[l->opt_i[0]]);
+    } else if (strcmp(kind, "dropout") == 0) {
+        cJSON_AddNumberToObject(o, "rate", (double)l->opt_f[0]);
+    } else if (strcmp(kind, "layernorm") == 0) {
+        cJSON_AddNumberToObject(o, "eps", (double)l->opt_f[0]);
+    } else if (strcmp(kind, "global_pool") == 0) {
+        cJSON_AddStringToObject(o, "mode", l->opt_i[0] == LLM_POOL_MAX ? "max" : "average");
+    }
+    return o;
+}
+
+static char *architecture_json(const llm_model *m) {
+    cJSON *root = cJSON_CreateObject(), *input = cJSON_CreateObject(), *layers = cJSON_CreateArray();
+    if (!root || !input || !layers) { cJSON_Delete(root); cJSON_Delete(input); cJSON_Delete(layers); return NULL; }
+    cJSON_AddItemToObject(root, "input", input);
+    cJSON_AddItemToObject(root, "layers", layers);
+    cJSON_AddStringToObject(input, "dtype", m->in_shape.dtype == LLM_DTYPE_I32 ? "int32" : "float32");
+    cJSON *shape = cJSON_AddArrayToObject(input, "shape");
+    for (int i = 0; shape && i < m->in_shape.ndim; i++)
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)m->in_shape.d[i]));
+    for (int i = 0; i < m->n_layers; i++) {
+        cJSON *l = layer_json(m->layers[i]);
+        if (!l) { cJSON_Delete(root); return NULL; }
+        cJSON_AddItemToArray(layers, l);
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static char *vectorize_json(const llm_model *m) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "seq_len", m->vectorize.seq_len);
+    cJSON_AddStringToObject(o, "padding", m->vectorize.padding == LLM_SEQ_PRE ? "pre" : "post");
+    cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : "post");
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *email_json(const llm_model *m) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "max_bytes", (double)m->email.max_bytes);
+    cJSON_AddBoolToObject(o, "keep_subject", m->email.keep_subject != 0);
+    if (m->email.keep_headers) cJSON_AddStringToObject(o, "keep_headers", m->email.keep_headers);
+    cJSON_AddBoolToObject(o, "decode_mime", m->email.decode_mime != 0);
+    cJSON_AddBoolToObject(o, "text_attachments", m->email.text_attachments != 0);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- save ---- */
+
+llm_status llm_model_save(const llm_model *m, const char *path) {
+    static const char fn[] = "llm_model_save";
+    if (!m || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build or train the model before saving it", fn);
+    llm_backend *be = m->be;
+    size_t nbytes = (size_t)m->n_scalars * 4;
+    int n_lstm = 0;
+    for (int i = 0; i < m->n_params; i++) n_lstm += m->params[i].p->torch_bias_pair;
+    int cap_t = m->n_params + n_lstm;
+    float *host = llm__malloc(nbytes ? nbytes : 4);
+    llm__st_tensor *t = llm__calloc((size_t)cap_t + 1, sizeof *t);
+    char (*names)[96] = llm__calloc((size_t)cap_t + 1, sizeof *names);
+    float *zeros = NULL;
+    int64_t max_bias = 0;
+    char *arch = architecture_json(m), *vec = NULL, *email = NULL, *vocab = NULL;
+    llm__st_meta *meta = llm__calloc((size_t)m->n_meta + 8, sizeof *meta);
+    llm_status s = (host && t && names && arch && meta) ? LLM_OK : llm__oom(fn);
+    if (s == LLM_OK) s = be->ops->copy_d2h(be, host, m->w, nbytes);
+    int nt = 0;
+    for (int i = 0; s == LLM_OK && i < m->n_params; i++) {
+        const llm__param *p = m->params[i].p;
+        llm__st_tensor *x = &t[nt++];
+        x->dtype = LLM_DTYPE_F32;
+        x->ndim = p->ndim;
+        x->shape[0] = p->shape[0];
+        x->shape[1] = p->shape[1];
+        x->data = host + p->offset;
+        x->bytes = (size_t)p->numel * 4;
+        snprintf(names[nt - 1], sizeof names[0], "%s", m->params[i].name);
+        x->name = names[nt - 1];
+        /* LSTM: PyTorch has two biases; ours is their sum, saved as bias_ih
+         * with a zero bias_hh so that PyTorch code loads it unchanged. */
+        size_t len = strlen(names[nt - 1]);
+        if (p->torch_bias_pair && len > 5) {
+            snprintf(names[nt - 1] + len - 5, sizeof names[0] - (len - 5), ".bias_ih");
+            llm__st_tensor *z = &t[nt++];
+            *z = *x;
+            snprintf(names[nt - 1], sizeof names[0], "%.*s.bias_hh", (int)(len - 5), m->params[i].name);
+            z->name = names[nt - 1];
+            z->data = NULL; /* filled below */
+            if (p->numel > max_bias) max_bias = p->numel;
+        }
+    }
+    if (s == LLM_OK && max_bias) {
+        zeros = llm__calloc((size_t)max_bias, 4);
+        if (!zeros) s = llm__oom(fn);
+        for (int i = 0; i < nt; i++) if (!t[i].data) t[i].data = zeros;
+    }
+    int nm = 0;
+    char version[32];
+    snprintf(version, sizeof version, "%s", llm_version_string());
+    if (s == LLM_OK) {
+        meta[nm++] = (llm__st_meta){ "format", FORMAT_NAME };
+        meta[nm++] = (llm__st_meta){ "libllm.format_version", FORMAT_VERSION };
+        meta[nm++] = (llm__st_meta){ "libllm.library_version", version };
+        meta[nm++] = (llm__st_meta){ "libllm.architecture", arch };
+        if (m->vocab) {
+            size_t need;
+            s = llm_vocab_serialize(m->vocab, NULL, 0, &need);
+            if (s == LLM_OK && !(vocab = llm__malloc(need + 1))) s = llm__oom(fn);
+            if (s == LLM_OK) s = llm_vocab_serialize(m->vocab, vocab, need + 1, &need);
+            if (s == LLM_OK) vocab[need] = '\0';
+            vec = vectorize_json(m);
+            if (s == LLM_OK && !vec) s = llm__oom(fn);
+            if (s == LLM_OK) {
+                meta[nm++] = (llm__st_meta){ "libllm.vocab", vocab };
+                meta[nm++] = (llm__st_meta){ "libllm.vectorize", vec };
+            }
+            if (s == LLM_OK && m->has_email) {
+                email = email_json(m);
+                if (!email) s = llm__oom(fn);
+                else meta[nm++] = (llm__st_meta){ "libllm.email", email };
+            }
+        }
+        for (int i = 0; i < m->n_meta; i++) meta[nm++] = (llm__st_meta){ m->meta_keys[i], m->meta_values[i] };
+    }
+    if (s == LLM_OK) s = llm__safetensors_write(path, t, nt, meta, nm);
+    llm__free(host);
+    llm__free(t);
+    llm__free(names);
+    llm__free(zeros);
+    llm__free(meta);
+    llm__free(vocab);
+    cJSON_free(arch);
+    cJSON_free(vec);
+    cJSON_free(email);
+    return s;
+}
+
+/* ---- load ---- */
+
+#define BAD(...) llm__error(LLM_ERR_FORMAT, __VA_ARGS__)
+
+static int get_int(const cJSON *o, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d)) return 0;
+    *out = (int64_t)d;
+    return 1;
+}
+
+static int get_bool(const cJSON *o, const char *key, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsBool(v)) return 0;
+    *out = cJSON_IsTrue(v);
+    return 1;
+}
+
+static int get_act(const cJSON *o, const char *key, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(v)) return 0;
+    for (int i = 0; i < (int)(sizeof act_names / sizeof act_names[0]); i++)
+        if (strcmp(v->valuestring, act_names[i]) == 0) { *out = i; return 1; }
+    return 0;
+}
+
+/* Returns a layer (possibly carrying an error) or NULL with a format error set. */
+static llm_layer *layer_from_json(const cJSON *o, int depth) {
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    if (!cJSON_IsObject(o) || !cJSON_IsString(kind)) { BAD("llm_model_load: a layer entry has no kind"); return NULL; }
+    const char *k = kind->valuestring;
+    int64_t a, b;
+    int f1, f2, f3;
+    if (strcmp(k, "embedding") == 0) {
+        if (!get_int(o, "vocab", 2, INT32_MAX, &a) || !get_int(o, "dim", 1, INT32_MAX, &b) || !get_bool(o, "mask_zero", &f1)) goto bad;
+        llm_embedding_options e;
+        llm_embedding_options_init(&e);
+        e.vocab = a; e.dim = b; e.mask_zero = f1;
+        return llm_layer_embedding_ex(&e);
+    }
+    if (strcmp(k, "lstm") == 0 || strcmp(k, "gru") == 0) {
+        if (!get_int(o, "units", 1, 1 << 20, &a) || !get_bool(o, "return_sequences", &f1) ||
+            !get_bool(o, "unit_forget_bias", &f2) || !get_bool(o, "go_backwards", &f3)) goto bad;
+        llm_recurrent_options r;
+        llm_recurrent_options_init(&r);
+        r.units = a; r.return_mode = f1 ? LLM_RETURN_SEQUENCES : LLM_RETURN_LAST;
+        r.unit_forget_bias = f2; r.go_backwards = f3;
+        return k[0] == 'l' ? llm_layer_lstm_ex(&r) : llm_layer_gru_ex(&r);
+    }
+    if (strcmp(k, "bidirectional") == 0) {
+        if (depth > 0) goto bad;
+        llm_layer *inner = layer_from_json(cJSON_GetObjectItemCaseSensitive(o, "layer"), depth + 1);
+        return inner ? llm_layer_bidirectional(inner) : NULL;
+    }
+    if (strcmp(k, "dense") == 0) {
+        if (!get_int(o, "units", 1, INT32_MAX, &a) || !get_act(o, "activation", &f1) || !get_bool(o, "use_bias", &f2)) goto bad;
+        llm_dense_options d;
+        llm_dense_options_init(&d);
+        d.units = a; d.activation = (llm_activation)f1; d.use_bias = f2;
+        return llm_layer_dense_ex(&d);
+    }
+    if (strcmp(k, "activation") == 0) {
+        if (!get_act(o, "activation", &f1)) goto bad;
+        return llm_layer_activation((llm_activation)f1);
+    }
+    if (strcmp(k, "dropout") == 0 || strcmp(k, "layernorm") == 0) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k[0] == 'd' ? "rate" : "eps");
+        if (!cJSON_IsNumber(v)) goto bad;
+        return k[0] == 'd' ? llm_layer_dropout((float)v->valuedouble) : llm_layer_layernorm((float)v->valuedouble);
+    }
+    if (strcmp(k, "global_pool") == 0) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "mode");
+        if (!cJSON_IsString(v)) goto bad;
+        if (strcmp(v->valuestring, "average") == 0) return llm_layer_global_pool(LLM_POOL_AVERAGE);
+        if (strcmp(v->valuestring, "max") == 0) return llm_layer_global_pool(LLM_POOL_MAX);
+        goto bad;
+    }
+    BAD("llm_model_load: unknown layer kind '%.40s'", k);
+    return NULL;
+bad:
+    BAD("llm_model_load: layer '%.40s' has missing or invalid settings", k);
+    return NULL;
+}
+
+static llm_status parse_json(const char *text, const char *what, cJSON **out) {
+    if (!text) return BAD("llm_model_load: the file has no %s", what);
+    size_t n = strlen(text);
+    /* nesting: the architecture needs depth 5; refuse anything deeper
+     * before cJSON recurses into it */
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (in_str) { if (c == '\\') i++; else if (c == '"') in_str = 0; continue; }
+        if (c == '"') in_str = 1;
+        else if (c == '{' || c == '[') { if (++depth > 8) return BAD("llm_model_load: %s is nested too deeply", what); }
+        else if (c == '}' || c == ']') depth--;
+    }
+    *out = cJSON_ParseWithLength(text, n);
+    if (!*out) return BAD("llm_model_load: %s is not valid JSON", what);
+    return LLM_OK;
+}
+
+static llm_status build_from_architecture(llm_model *m, const char *text) {
+    cJSON *root;
+    LLM__CHECK(parse_json(text, "architecture", &root));
+    llm_status s = LLM_OK;
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, "input");
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(input, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(input, "shape");
+    if (!cJSON_IsArray(layers) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape))
+        s = BAD("llm_model_load: the architecture lacks input or layers");
+    llm_dtype dt = LLM_DTYPE_F32;
+    if (s == LLM_OK) {
+        if (strcmp(dtype->valuestring, "int32") == 0) dt = LLM_DTYPE_I32;
+        else if (strcmp(dtype->valuestring, "float32") != 0) s = BAD("llm_model_load: unknown input dtype");
+    }
+    int64_t dims[LLM_MAX_DIMS];
+    int nd = 0;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, shape) {
+        if (s != LLM_OK) break;
+        if (nd == LLM_MAX_DIMS - 1 || !cJSON_IsNumber(d) || !(d->valuedouble >= 1 && d->valuedouble <= (double)INT32_MAX) ||
+            d->valuedouble != floor(d->valuedouble))
+            s = BAD("llm_model_load: invalid input shape");
+        else
+            dims[nd++] = (int64_t)d->valuedouble;
+    }
+    if (s == LLM_OK && nd == 0) s = BAD("llm_model_load: empty input shape");
+    int count = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, layers) {
+        if (s != LLM_OK) break;
+        if (++count > 1024) { s = BAD("llm_model_load: too many layers"); break; }
+        llm_layer *layer = layer_from_json(l, 0);
+        if (!layer) { s = LLM_ERR_FORMAT; break; }
+        if (llm_layer_status(layer) != LLM_OK) {
+            s = BAD("llm_model_load: invalid layer: %s", llm_layer_error(layer));
+            llm_layer_free(layer);
+            break;
+        }
+        s = llm_model_add(m, layer);
+    }
+    if (s == LLM_OK && count == 0) s = BAD("llm_model_load: the architecture has no layers");
+    if (s == LLM_OK) {
+        s = llm_model_build(m, dt, nd, dims);
+        if (s != LLM_OK) s = BAD("llm_model_load: the architecture does not fit together: %s", llm_last_error());
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
+static llm_status load_weights(llm_model *m, const llm__safetensors *f) {
+    float *host = llm__calloc((size_t)(m->n_scalars ? m->n_scalars : 1), 4);
+    if (!host) return llm__oom("llm_model_load");
+    llm_status s = LLM_OK;
+    int used = 0;
+    for (int i = 0; s == LLM_OK && i < m->n_params; i++) {
+        const llm__param *p = m->params[i].p;
+        const char *name = m->params[i].name;
+        float *dst = host + p->offset;
+        const llm__st_tensor *t = llm__safetensors_find(f, name);
+        int lstm_bias = p->torch_bias_pair && strlen(name) > 5;
+        const llm__st_tensor *parts[2] = { t, NULL };
+        char alt[2][112];
+        if (!t && lstm_bias) {
+            size_t len = strlen(name) - 5;
+            snprintf(alt[0], sizeof alt[0], "%.*s.bias_ih", (int)len, name);
+            snprintf(alt[1], sizeof alt[1], "%.*s.bias_hh", (int)len, name);
+            parts[0] = llm__safetensors_find(f, alt[0]);
+            parts[1] = llm__safetensors_find(f, alt[1]);
+            if (!parts[0] || !parts[1]) { s = BAD("llm_model_load: missing tensor %s (or %s and %s)", name, alt[0], alt[1]); break; }
+        } else if (!t) {
+            s = BAD("llm_model_load: missing tensor %s", name);
+            break;
+        }
+        for (int k = 0; k < 2 && parts[k]; k++) {
+            const llm__st_tensor *x = parts[k];
+            int ok = x->dtype == LLM_DTYPE_F32 && x->ndim == p->ndim && x->shape[0] == p->shape[0] &&
+                     (p->ndim < 2 || x->shape[1] == p->shape[1]) && x->bytes == (size_t)p->numel * 4;
+            if (!ok) { s = BAD("llm_model_load: tensor %s has the wrong dtype or shape for the architecture", x->name); break; }
+            const float *src = x->data;
+            for (int64_t j = 0; j < p->numel; j++) {
+                if (!isfinite(src[j])) { s = BAD("llm_model_load: tensor %s holds NaN or infinity", x->name); break; }
+                dst[j] = k ? dst[j] + src[j] : src[j];
+            }
+            used++;
+        }
+    }
+    if (s == LLM_OK && used != llm__safetensors_count(f))
+        s = BAD("llm_model_load: the file has %d tensors the architecture does not use", llm__safetensors_count(f) - used);
+    if (s == LLM_OK) s = m->be->ops->copy_h2d(m->be, m->w, host, (size_t)m->n_scalars * 4);
+    llm__free(host);
+    return s;
+}
+
+static int side_of(const cJSON *o, const char *key, llm_seq_side *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(v)) return 0;
+    if (strcmp(v->valuestring, "pre") == 0) { *out = LLM_SEQ_PRE; return 1; }
+    if (strcmp(v->valuestring, "post") == 0) { *out = LLM_SEQ_POST; return 1; }
+    return 0;
+}
+
+static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
+    const char *vocab_text = llm__safetensors_meta(f, "libllm.vocab");
+    if (!vocab_text) return LLM_OK;
+    llm_vocab *vocab = NULL;
+    cJSON *vj = NULL, *ej = NULL;
+    llm_status s = llm_vocab_deserialize(&vocab, vocab_text, strlen(vocab_text));
+    if (s != LLM_OK) s = BAD("llm_model_load: bad vocabulary: %s", llm_last_error());
+    if (s == LLM_OK) s = parse_json(llm__safetensors_meta(f, "libllm.vectorize"), "vectorizer settings", &vj);
+    llm_vectorize_options vo;
+    llm_vectorize_options_init(&vo);
+    int64_t seq = 0;
+    if (s == LLM_OK && (!get_int(vj, "seq_len", 1, 1 << 24, &seq) || !side_of(vj, "padding", &vo.padding) ||
+                        !side_of(vj, "truncation", &vo.truncation)))
+        s = BAD("llm_model_load: invalid vectorizer settings");
+    if (s == LLM_OK) vo.seq_len = (int32_t)seq;
+    llm_email_options eo;
+    llm_email_options_init(&eo);
+    const char *email = llm__safetensors_meta(f, "libllm.email");
+    if (s == LLM_OK && email) {
+        s = parse_json(email, "e-mail settings", &ej);
+        int64_t max_bytes = 0;
+        int a = 0, b = 0, c = 0;
+        if (s == LLM_OK && (!get_int(ej, "max_bytes", 1, (int64_t)1 << 40, &max_bytes) || !get_bool(ej, "keep_subject", &a) ||
+                            !get_bool(ej, "decode_mime", &b) || !get_bool(ej, "text_attachments", &c)))
+            s = BAD("llm_model_load: invalid e-mail settings");
+        if (s == LLM_OK) {
+            eo.max_bytes = (size_t)max_bytes;
+            eo.keep_subject = a;
+            eo.decode_mime = b;
+            eo.text_attachments = c;
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(ej, "keep_headers");
+            if (cJSON_IsString(h)) eo.keep_headers = h->valuestring;
+            else if (h) s = BAD("llm_model_load: invalid e-mail settings");
+        }
+    }
+    if (s == LLM_OK) {
+        s = llm_model_set_text_pipeline(m, vocab, &vo, email ? &eo : NULL);
+        if (s != LLM_OK) s = BAD("llm_model_load: the text pipeline does not fit the model: %s", llm_last_error());
+    }
+    llm_vocab_free(vocab);
+    cJSON_Delete(vj);
+    cJSON_Delete(ej);
+    return s;
+}
+
+llm_status llm_model_load(llm_model **out, llm_backend *be, const char *path) {
+    static const char fn[] = "llm_model_load";
+    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!be || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, be ? "path" : "backend");
+    llm__safetensors *f;
+    LLM__CHECK(llm__safetensors_open(&f, path, MAX_MODEL_FILE));
+    llm_model *m = NULL;
+    llm_status s = LLM_OK;
+    const char *format = llm__safetensors_meta(f, "format");
+    const char *version = llm__safetensors_meta(f, "libllm.format_version");
+    if (!format || strcmp(format, FORMAT_NAME) != 0 || !version)
+        s = BAD("%s: %s is a safetensors file but not a libllm model (no libllm metadata)", fn, path);
+    else if (strcmp(version, FORMAT_VERSION) != 0)
+        s = BAD("%s: %s has model format version %.16s; this library reads version %s", fn, path, version, FORMAT_VERSION);
+    if (s == LLM_OK) s = llm_model_sequential(&m, be);
+    if (s == LLM_OK) s = build_from_architecture(m, llm__safetensors_meta(f, "libllm.architecture"));
+    if (s == LLM_OK) s = load_weights(m, f);
+    if (s == LLM_OK) s = load_pipeline(m, f);
+    for (int i = 0; s == LLM_OK && i < llm__safetensors_meta_count(f); i++) {
+        const llm__st_meta *kv = llm__safetensors_meta_at(f, i);
+        const char *k = kv->key, *v = kv->value;
+        if (strcmp(k, "format") == 0 || strncmp(k, "libllm.", 7) == 0) continue;
+        s = llm_model_set_metadata(m, k, v);
+        if (s != LLM_OK) s = BAD("%s: invalid metadata key in %s: %s", fn, path, llm_last_error());
+    }
+    llm__safetensors_close(f);
+    if (s != LLM_OK) { llm_model_free(m); return s; }
+    *out = m;
+    return LLM_OK;
+}

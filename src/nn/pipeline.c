@@ -1,0 +1,191 @@
+/* The text pipeline a model carries (vocabulary, vectorizer and e-mail
+ * settings), string metadata, and scoring of raw text. */
+#include <stdio.h>
+#include "model_internal.h"
+
+llm_status llm_dataset_from_corpus(llm_dataset **out, const llm_text_corpus *corpus, const llm_vocab *vocab,
+                                   const llm_vectorize_options *vectorize) {
+    static const char fn[] = "llm_dataset_from_corpus";
+    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!corpus || !vocab) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, corpus ? "vocab" : "corpus");
+    llm_vectorize_options vo;
+    llm_vectorize_options_init(&vo);
+    LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
+    int64_t n;
+    LLM__CHECK(llm_text_corpus_count(corpus, &n));
+    if (n < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the corpus is empty", fn);
+    if (vo.seq_len < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: seq_len = %d must be >= 1", fn, vo.seq_len);
+    size_t cells;
+    if (!llm__mul_size((size_t)n, (size_t)vo.seq_len, &cells) || cells > SIZE_MAX / 4)
+        return llm__error(LLM_ERR_OVERFLOW, "%s: %lld x %d ids overflow", fn, (long long)n, vo.seq_len);
+    int32_t *ids = llm__malloc(cells * 4), *labels = llm__malloc((size_t)n * 4);
+    llm_status s = ids && labels ? LLM_OK : llm__oom(fn);
+    if (s == LLM_OK) s = llm_text_corpus_vectorize(corpus, vocab, &vo, ids, (int64_t)cells, labels, NULL, n);
+    if (s == LLM_OK)
+        s = llm_dataset_from_host(out, LLM_DTYPE_I32, 2, (int64_t[]){n, vo.seq_len}, ids, LLM_DTYPE_I32, 1,
+                                  (int64_t[]){n}, labels);
+    llm__free(ids);
+    llm__free(labels);
+    return s;
+}
+
+void llm__model_release_pipeline(llm_model *m) {
+    llm_vocab_free(m->vocab);
+    m->vocab = NULL;
+    llm__free(m->email_headers);
+    m->email_headers = NULL;
+    llm__free(m->text_ids);
+    m->text_ids = NULL;
+    for (int i = 0; i < m->n_meta; i++) { llm__free(m->meta_keys[i]); llm__free(m->meta_values[i]); }
+    llm__free(m->meta_keys);
+    llm__free(m->meta_values);
+    m->meta_keys = m->meta_values = NULL;
+    m->n_meta = m->cap_meta = 0;
+}
+
+static llm_status copy_vocab(const llm_vocab *v, llm_vocab **out) {
+    size_t need;
+    LLM__CHECK(llm_vocab_serialize(v, NULL, 0, &need));
+    char *buf = llm__malloc(need + 1);
+    if (!buf) return llm__oom("llm_model_set_text_pipeline");
+    llm_status s = llm_vocab_serialize(v, buf, need + 1, &need);
+    if (s == LLM_OK) s = llm_vocab_deserialize(out, buf, need);
+    llm__free(buf);
+    return s;
+}
+
+llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, const llm_vectorize_options *vectorize,
+                                       const llm_email_options *email) {
+    static const char fn[] = "llm_model_set_text_pipeline";
+    if (!m || !vocab) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, m ? "vocab" : "model");
+    llm_vectorize_options vo;
+    llm_vectorize_options_init(&vo);
+    LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
+    if (vo.seq_len < 1 || vo.seq_len > (1 << 24))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: seq_len = %d must be in [1, 2^24]", fn, vo.seq_len);
+    if ((vo.padding != LLM_SEQ_PRE && vo.padding != LLM_SEQ_POST) || (vo.truncation != LLM_SEQ_PRE && vo.truncation != LLM_SEQ_POST))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: padding and truncation must be LLM_SEQ_PRE or LLM_SEQ_POST", fn);
+    llm_email_options eo;
+    llm_email_options_init(&eo);
+    if (email) LLM__CHECK(LLM__OPTIONS_MERGE(&eo, email, fn));
+    if (m->built && (m->in_shape.dtype != LLM_DTYPE_I32 || m->in_shape.ndim != 1 || m->in_shape.d[0] != vo.seq_len))
+        return llm__error(LLM_ERR_SHAPE, "%s: the model takes other input than int32 ids [%d]", fn, vo.seq_len);
+    int32_t vsize;
+    LLM__CHECK(llm_vocab_size(vocab, &vsize));
+    if (m->n_layers > 0 && m->layers[0]->vt == &llm__embedding_vt && m->layers[0]->opt_i[0] < vsize)
+        return llm__error(LLM_ERR_SHAPE, "%s: the vocabulary has %d ids but the embedding only %lld", fn, vsize,
+                          (long long)m->layers[0]->opt_i[0]);
+    llm_vocab *copy;
+    LLM__CHECK(copy_vocab(vocab, &copy));
+    char *headers = NULL;
+    int32_t *ids = llm__malloc((size_t)vo.seq_len * 4);
+    if (email && eo.keep_headers && !(headers = llm__strdup(eo.keep_headers))) { llm__free(ids); ids = NULL; }
+    if (!ids) { llm_vocab_free(copy); llm__free(headers); return llm__oom(fn); }
+    llm_vocab_free(m->vocab);
+    llm__free(m->email_headers);
+    llm__free(m->text_ids);
+    m->vocab = copy;
+    m->vectorize = vo;
+    m->has_email = email != NULL;
+    m->email = eo;
+    m->email.keep_headers = headers;
+    m->email_headers = headers;
+    m->text_ids = ids;
+    return LLM_OK;
+}
+
+llm_status llm_model_vocab(const llm_model *m, const llm_vocab **vocab) {
+    if (!m || !vocab) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_model_vocab: NULL argument");
+    if (!m->vocab) return llm__error(LLM_ERR_STATE, "llm_model_vocab: the model has no text pipeline");
+    *vocab = m->vocab;
+    return LLM_OK;
+}
+
+llm_status llm_model_predict_text(llm_model *m, const char *text, size_t len, float *out, size_t count) {
+    static const char fn[] = "llm_model_predict_text";
+    if (!m || (!text && len) || !out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!m->vocab) return llm__error(LLM_ERR_STATE, "%s: the model has no text pipeline (llm_model_set_text_pipeline)", fn);
+    int64_t shape[2] = { 1, m->vectorize.seq_len };
+    LLM__CHECK(llm__model_ensure_built(m, LLM_DTYPE_I32, 2, shape, fn));
+    if (count != (size_t)m->out_elems)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the model gives %lld output(s) per text, out has room for %zu", fn,
+                          (long long)m->out_elems, count);
+    char *parsed = NULL;
+    size_t plen = 0;
+    const char *src = text ? text : "";
+    if (m->has_email) {
+        LLM__CHECK(llm_email_parse(src, len, &m->email, &parsed, &plen));
+        src = parsed;
+        len = plen;
+    }
+    int64_t ntok;
+    llm_status s = llm_vectorize(m->vocab, src, len, &m->vectorize, m->text_ids, m->vectorize.seq_len, &ntok);
+    llm_text_free(parsed);
+    if (s == LLM_OK) s = llm__model_stage(m, 1);
+    if (s == LLM_OK) {
+        memcpy(m->hx, m->text_ids, (size_t)m->vectorize.seq_len * 4);
+        s = llm__model_check_inputs(m, m->hx, 1, fn);
+    }
+    if (s == LLM_OK) s = llm__model_infer(m, m->hx, NULL, 1, NULL);
+    if (s == LLM_OK) memcpy(out, m->hout, count * 4);
+    return s;
+}
+
+static int valid_key(const char *k) {
+    size_t n = strlen(k);
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x20 || k[i] > 0x7e || k[i] == '"' || k[i] == '\\') return 0;
+    return 1;
+}
+
+llm_status llm_model_set_metadata(llm_model *m, const char *key, const char *value) {
+    static const char fn[] = "llm_model_set_metadata";
+    if (!m || !key) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!valid_key(key))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: key must be 1-64 printable ASCII bytes without '\"' or '\\\\'", fn);
+    if (strncmp(key, "libllm.", 7) == 0)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: keys starting with 'libllm.' are reserved", fn);
+    int i = 0;
+    while (i < m->n_meta && strcmp(m->meta_keys[i], key) != 0) i++;
+    if (!value) {
+        if (i == m->n_meta) return LLM_OK;
+        llm__free(m->meta_keys[i]);
+        llm__free(m->meta_values[i]);
+        m->n_meta--;
+        m->meta_keys[i] = m->meta_keys[m->n_meta];
+        m->meta_values[i] = m->meta_values[m->n_meta];
+        return LLM_OK;
+    }
+    char *v = llm__strdup(value);
+    if (!v) return llm__oom(fn);
+    if (i < m->n_meta) {
+        llm__free(m->meta_values[i]);
+        m->meta_values[i] = v;
+        return LLM_OK;
+    }
+    if (m->n_meta == m->cap_meta) {
+        int cap = m->cap_meta ? 2 * m->cap_meta : 8;
+        char **k2 = llm__realloc(m->meta_keys, (size_t)cap * sizeof *k2);
+        if (k2) m->meta_keys = k2;
+        char **v2 = k2 ? llm__realloc(m->meta_values, (size_t)cap * sizeof *v2) : NULL;
+        if (!v2) { llm__free(v); return llm__oom(fn); }
+        m->meta_values = v2;
+        m->cap_meta = cap;
+    }
+    char *k = llm__strdup(key);
+    if (!k) { llm__free(v); return llm__oom(fn); }
+    m->meta_keys[m->n_meta] = k;
+    m->meta_values[m->n_meta] = v;
+    m->n_meta++;
+    return LLM_OK;
+}
+
+llm_status llm_model_get_metadata(const llm_model *m, const char *key, const char **value) {
+    static const char fn[] = "llm_model_get_metadata";
+    if (!m || !key || !value) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    for (int i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta_keys[i], key) == 0) { *value = m->meta_values[i]; return LLM_OK; }
+    return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: no metadata key '%s'", fn, key);
+}

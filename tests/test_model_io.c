@@ -1,0 +1,340 @@
+/* Saving and loading models: round trips, the file layout other readers
+ * see, the text pipeline and metadata, and malformed or hostile files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include "testutil.h"
+#include "io/safetensors.h"
+
+static llm_backend *be;
+static char dir[64];
+static char path[128];
+
+static void setup(void) {
+    ck_assert_ok(llm_backend_create(&be, LLM_BACKEND_CPU, NULL));
+    snprintf(dir, sizeof dir, "/tmp/llm_io_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+}
+static void teardown(void) {
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    llm_backend_free(be);
+}
+
+static llm_model *small_model(int bidir) {
+    llm_model *m;
+    ck_assert_ok(llm_model_sequential(&m, be));
+    ck_assert_ok(llm_model_set_seed(m, 42));
+    ck_assert_ok(llm_model_add(m, llm_layer_embedding(30, 6)));
+    if (bidir) {
+        ck_assert_ok(llm_model_add(m, llm_layer_bidirectional(llm_layer_gru(5, LLM_RETURN_SEQUENCES))));
+        ck_assert_ok(llm_model_add(m, llm_layer_global_pool(LLM_POOL_MAX)));
+        ck_assert_ok(llm_model_add(m, llm_layer_layernorm(1e-5f)));
+        ck_assert_ok(llm_model_add(m, llm_layer_dropout(0.2f)));
+    } else {
+        ck_assert_ok(llm_model_add(m, llm_layer_lstm(7, LLM_RETURN_LAST)));
+    }
+    ck_assert_ok(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){9}));
+    return m;
+}
+
+static void predictions(llm_model *m, float *out) {
+    int32_t ids[4 * 9];
+    for (int i = 0; i < 36; i++) ids[i] = i % 5 == 0 ? 0 : 2 + (i * 7) % 28;
+    llm_tensor *x, *y;
+    ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){4, 9}, ids, sizeof ids));
+    ck_assert_ok(llm_model_predict(m, x, &y));
+    ck_assert_ok(llm_tensor_to_host(y, out, 16));
+    llm_tensor_free(x);
+    llm_tensor_free(y);
+}
+
+START_TEST(round_trip_is_exact) {
+    for (int bidir = 0; bidir < 2; bidir++) {
+        llm_model *m = small_model(bidir), *back;
+        ck_assert_ok(llm_model_set_metadata(m, "class_names", "ham,spam"));
+        ck_assert_ok(llm_model_set_metadata(m, "note", "quotes \" and \\ and\nnewlines"));
+        ck_assert_ok(llm_model_save(m, path));
+        ck_assert_ok(llm_model_load(&back, be, path));
+        float a[4], b[4];
+        predictions(m, a);
+        predictions(back, b);
+        ck_assert_mem_eq(a, b, sizeof a);
+        int64_t na, nb;
+        ck_assert_ok(llm_model_param_count(m, &na));
+        ck_assert_ok(llm_model_param_count(back, &nb));
+        ck_assert_int_eq(na, nb);
+        const char *v;
+        ck_assert_ok(llm_model_get_metadata(back, "class_names", &v));
+        ck_assert_str_eq(v, "ham,spam");
+        ck_assert_ok(llm_model_get_metadata(back, "note", &v));
+        ck_assert_str_eq(v, "quotes \" and \\ and\nnewlines");
+        char s1[2048], s2[2048];
+        ck_assert_ok(llm_model_summary(m, s1, sizeof s1, NULL));
+        ck_assert_ok(llm_model_summary(back, s2, sizeof s2, NULL));
+        ck_assert_str_eq(s1, s2);
+        llm_model_free(m);
+        llm_model_free(back);
+    }
+}
+END_TEST
+
+/* What any safetensors reader sees: PyTorch names and layouts. */
+START_TEST(file_uses_pytorch_layout) {
+    llm_model *m = small_model(0);
+    ck_assert_ok(llm_model_save(m, path));
+    llm__safetensors *f;
+    ck_assert_ok(llm__safetensors_open(&f, path, 1 << 24));
+    const llm__st_tensor *w = llm__safetensors_find(f, "lstm_0.weight_ih");
+    ck_assert_ptr_nonnull(w);
+    ck_assert(w->ndim == 2 && w->shape[0] == 28 && w->shape[1] == 6 && w->dtype == LLM_DTYPE_F32);
+    const llm__st_tensor *bih = llm__safetensors_find(f, "lstm_0.bias_ih"), *bhh = llm__safetensors_find(f, "lstm_0.bias_hh");
+    ck_assert_ptr_nonnull(bih);
+    ck_assert_ptr_nonnull(bhh);
+    float bias[28];
+    ck_assert_ok(llm_model_get_param(m, "lstm_0.bias", bias, sizeof bias));
+    ck_assert_mem_eq(bih->data, bias, sizeof bias);
+    for (int i = 0; i < 28; i++) ck_assert_float_eq(((const float *)bhh->data)[i], 0.0f);
+    ck_assert_ptr_nonnull(llm__safetensors_find(f, "embedding_0.weight"));
+    ck_assert_ptr_nonnull(llm__safetensors_find(f, "dense_0.weight"));
+    ck_assert_str_eq(llm__safetensors_meta(f, "format"), "libllm");
+    ck_assert_str_eq(llm__safetensors_meta(f, "libllm.format_version"), "1");
+    ck_assert_ptr_nonnull(strstr(llm__safetensors_meta(f, "libllm.architecture"), "\"kind\":\"lstm\""));
+    ck_assert_int_eq(llm__safetensors_count(f), 7);
+    llm__safetensors_close(f);
+    llm_model_free(m);
+}
+END_TEST
+
+/* A file whose LSTM biases are PyTorch's two (non-zero) vectors loads as their sum. */
+START_TEST(pytorch_biases_are_summed) {
+    llm_model *m = small_model(0), *back;
+    ck_assert_ok(llm_model_save(m, path));
+    llm__safetensors *f;
+    ck_assert_ok(llm__safetensors_open(&f, path, 1 << 24));
+    int n = llm__safetensors_count(f);
+    llm__st_tensor t[8];
+    float half[28], sum[28];
+    for (int i = 0; i < n; i++) {
+        t[i] = *llm__safetensors_tensor(f, i);
+        if (strcmp(t[i].name, "lstm_0.bias_ih") == 0 || strcmp(t[i].name, "lstm_0.bias_hh") == 0) {
+            memcpy(sum, llm__safetensors_find(f, "lstm_0.bias_ih")->data, sizeof sum);
+            for (int k = 0; k < 28; k++) half[k] = sum[k] * 0.5f + 0.25f;
+            t[i].data = half;
+        }
+    }
+    llm__st_meta meta[16];
+    int nm = llm__safetensors_meta_count(f);
+    for (int i = 0; i < nm; i++) meta[i] = *llm__safetensors_meta_at(f, i);
+    char p2[160];
+    snprintf(p2, sizeof p2, "%s/torch.safetensors", dir);
+    ck_assert_ok(llm__safetensors_write(p2, t, n, meta, nm));
+    llm__safetensors_close(f);
+    ck_assert_ok(llm_model_load(&back, be, p2));
+    float got[28];
+    ck_assert_ok(llm_model_get_param(back, "lstm_0.bias", got, sizeof got));
+    for (int k = 0; k < 28; k++) ck_assert_float_eq_tol(got[k], 2 * half[k], 1e-6f);
+    llm_model_free(back);
+    llm_model_free(m);
+}
+END_TEST
+
+START_TEST(text_pipeline_round_trip) {
+    const char *texts[] = { "cheap pills buy now", "meeting notes for monday", "buy cheap watches now now", "lunch on monday?" };
+    llm_text_corpus *c;
+    const char *classes[] = { "ham", "spam" };
+    ck_assert_ok(llm_text_corpus_create(&c, classes, 2));
+    for (int i = 0; i < 4; i++) ck_assert_ok(llm_text_corpus_add(c, texts[i], strlen(texts[i]), i % 2 == 0 ? 1 : 0));
+    llm_vocab *v;
+    ck_assert_ok(llm_vocab_build_from_corpus(&v, c, NULL, NULL));
+    llm_vectorize_options vo;
+    llm_vectorize_options_init(&vo);
+    vo.seq_len = 9;
+    llm_dataset *ds;
+    ck_assert_ok(llm_dataset_from_corpus(&ds, c, v, &vo));
+    int64_t n;
+    ck_assert_ok(llm_dataset_size(ds, &n));
+    ck_assert_int_eq(n, 4);
+    llm_model *m = small_model(0), *back;
+    llm_email_options eo;
+    llm_email_options_init(&eo);
+    eo.keep_headers = "From";
+    ck_assert_ok(llm_model_set_text_pipeline(m, v, &vo, &eo));
+    const llm_vocab *mv;
+    ck_assert_ok(llm_model_vocab(m, &mv));
+    ck_assert_ptr_ne(mv, v); /* a copy */
+    const char *mail = "From: a@b.c\nSubject: cheap pills\n\nbuy now";
+    float p1, p2;
+    ck_assert_ok(llm_model_predict_text(m, mail, strlen(mail), &p1, 1));
+    ck_assert_ok(llm_model_save(m, path));
+    ck_assert_ok(llm_model_load(&back, be, path));
+    ck_assert_ok(llm_model_predict_text(back, mail, strlen(mail), &p2, 1));
+    ck_assert_float_eq(p1, p2);
+    ck_assert(p1 > 0.0f && p1 < 1.0f);
+    float two[2];
+    ck_assert_fails(llm_model_predict_text(back, mail, strlen(mail), two, 2), LLM_ERR_INVALID_ARGUMENT);
+    llm_model_free(back);
+    /* a pipeline whose sequence length differs from the built model's input */
+    vo.seq_len = 10;
+    ck_assert_fails(llm_model_set_text_pipeline(m, v, &vo, NULL), LLM_ERR_SHAPE);
+    llm_model_free(m);
+    llm_vocab_free(v);
+    llm_dataset_free(ds);
+    llm_text_corpus_free(c);
+}
+END_TEST
+
+START_TEST(failed_save_keeps_old_file) {
+    llm_model *m = small_model(0), *unbuilt;
+    ck_assert_ok(llm_model_save(m, path));
+    struct stat st1, st2;
+    ck_assert_int_eq(stat(path, &st1), 0);
+    ck_assert_ok(llm_model_sequential(&unbuilt, be));
+    ck_assert_fails(llm_model_save(unbuilt, path), LLM_ERR_STATE);
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/missing/dir/model.safetensors", dir);
+    ck_assert_fails(llm_model_save(m, bad), LLM_ERR_IO);
+    ck_assert_int_eq(stat(path, &st2), 0);
+    ck_assert_int_eq(st1.st_size, st2.st_size);
+    llm_model *back;
+    ck_assert_ok(llm_model_load(&back, be, path));
+    llm_model_free(back);
+    llm_model_free(unbuilt);
+    llm_model_free(m);
+}
+END_TEST
+
+/* Rewrites the saved file with one metadata value or tensor changed. */
+static void rewrite(const char *key, const char *value, const char *drop_tensor, const char *extra_tensor, int nan) {
+    llm__safetensors *f;
+    ck_assert_ok(llm__safetensors_open(&f, path, 1 << 24));
+    llm__st_tensor t[16];
+    int n = 0;
+    static float nan_buf[4096];
+    for (int i = 0; i < llm__safetensors_count(f); i++) {
+        const llm__st_tensor *x = llm__safetensors_tensor(f, i);
+        if (drop_tensor && strcmp(x->name, drop_tensor) == 0) continue;
+        t[n] = *x;
+        if (nan && strcmp(x->name, "dense_0.weight") == 0) {
+            memcpy(nan_buf, x->data, x->bytes);
+            nan_buf[0] = NAN;
+            t[n].data = nan_buf;
+        }
+        n++;
+    }
+    static float extra[2] = {1, 2};
+    if (extra_tensor) t[n++] = (llm__st_tensor){ extra_tensor, LLM_DTYPE_F32, 1, {2}, extra, 8 };
+    llm__st_meta meta[16];
+    int nm = 0, replaced = 0;
+    for (int i = 0; i < llm__safetensors_meta_count(f); i++) {
+        meta[nm] = *llm__safetensors_meta_at(f, i);
+        if (key && strcmp(meta[nm].key, key) == 0) {
+            replaced = 1;
+            if (!value) continue;
+            meta[nm].value = value;
+        }
+        nm++;
+    }
+    if (key && !replaced && value) meta[nm++] = (llm__st_meta){ key, value };
+    char p2[160];
+    snprintf(p2, sizeof p2, "%s/bad.safetensors", dir);
+    ck_assert_ok(llm__safetensors_write(p2, t, n, meta, nm));
+    llm__safetensors_close(f);
+}
+
+static void expect_bad(llm_status want, const char *fragment) {
+    char p2[160];
+    snprintf(p2, sizeof p2, "%s/bad.safetensors", dir);
+    llm_model *m = (llm_model *)0x1;
+    ck_assert_fails(llm_model_load(&m, be, p2), want);
+    ck_assert_ptr_null(m);
+    if (fragment) ck_assert_msg(strstr(llm_last_error(), fragment), "message '%s' lacks '%s'", llm_last_error(), fragment);
+}
+
+START_TEST(hostile_model_files) {
+    llm_model *m = small_model(0);
+    ck_assert_ok(llm_model_save(m, path));
+    llm_model_free(m);
+    rewrite("format", NULL, NULL, NULL, 0);                 expect_bad(LLM_ERR_FORMAT, "not a libllm model");
+    rewrite("libllm.format_version", "99", NULL, NULL, 0);  expect_bad(LLM_ERR_FORMAT, "version");
+    rewrite("libllm.architecture", "{not json", NULL, NULL, 0); expect_bad(LLM_ERR_FORMAT, "JSON");
+    rewrite("libllm.architecture", "[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]", NULL, NULL, 0); expect_bad(LLM_ERR_FORMAT, "deeply");
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"warp\"}]}", NULL, NULL, 0);
+    expect_bad(LLM_ERR_FORMAT, "unknown layer kind");
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"embedding\",\"vocab\":-4,\"dim\":6,\"mask_zero\":true}]}", NULL, NULL, 0);
+    expect_bad(LLM_ERR_FORMAT, "invalid settings");
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[]}", NULL, NULL, 0);
+    expect_bad(LLM_ERR_FORMAT, "no layers");
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"lstm\",\"units\":7,\"return_sequences\":false,\"unit_forget_bias\":true,\"go_backwards\":false}]}", NULL, NULL, 0);
+    expect_bad(LLM_ERR_FORMAT, "does not fit");
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"embedding\",\"vocab\":30,\"dim\":7,\"mask_zero\":true},{\"kind\":\"lstm\",\"units\":7,\"return_sequences\":false,\"unit_forget_bias\":true,\"go_backwards\":false},{\"kind\":\"dense\",\"units\":1,\"activation\":\"sigmoid\",\"use_bias\":true}]}", NULL, NULL, 0);
+    expect_bad(LLM_ERR_FORMAT, "wrong dtype or shape");
+    rewrite(NULL, NULL, "dense_0.bias", NULL, 0);           expect_bad(LLM_ERR_FORMAT, "missing tensor dense_0.bias");
+    rewrite(NULL, NULL, "lstm_0.bias_hh", NULL, 0);         expect_bad(LLM_ERR_FORMAT, "missing tensor");
+    rewrite(NULL, NULL, NULL, "stowaway", 0);               expect_bad(LLM_ERR_FORMAT, "does not use");
+    rewrite(NULL, NULL, NULL, NULL, 1);                     expect_bad(LLM_ERR_FORMAT, "NaN");
+    rewrite("libllm.vocab", "garbage", NULL, NULL, 0);      expect_bad(LLM_ERR_FORMAT, "vocabulary");
+    /* not a safetensors file at all, and no file */
+    char p2[160];
+    snprintf(p2, sizeof p2, "%s/bad.safetensors", dir);
+    FILE *fp = fopen(p2, "wb");
+    fputs("hello, I am not a model", fp);
+    fclose(fp);
+    expect_bad(LLM_ERR_FORMAT, NULL);
+    snprintf(p2, sizeof p2, "%s/none.safetensors", dir);
+    llm_model *out;
+    ck_assert_fails(llm_model_load(&out, be, p2), LLM_ERR_IO);
+    ck_assert_fails(llm_model_load(NULL, be, p2), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_load(&out, NULL, p2), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_load(&out, be, NULL), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_save(NULL, p2), LLM_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(metadata_and_pipeline_errors) {
+    llm_model *m = small_model(0);
+    const char *v;
+    ck_assert_fails(llm_model_set_metadata(m, "", "x"), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_set_metadata(m, "bad\"key", "x"), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_set_metadata(m, "libllm.vocab", "x"), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_set_metadata(NULL, "k", "x"), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_ok(llm_model_set_metadata(m, "k", "1"));
+    ck_assert_ok(llm_model_set_metadata(m, "k", "2"));
+    ck_assert_ok(llm_model_get_metadata(m, "k", &v));
+    ck_assert_str_eq(v, "2");
+    ck_assert_ok(llm_model_set_metadata(m, "k", NULL));
+    ck_assert_fails(llm_model_get_metadata(m, "k", &v), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_get_metadata(m, "k", NULL), LLM_ERR_INVALID_ARGUMENT);
+    const llm_vocab *mv;
+    ck_assert_fails(llm_model_vocab(m, &mv), LLM_ERR_STATE);
+    float p;
+    ck_assert_fails(llm_model_predict_text(m, "hi", 2, &p, 1), LLM_ERR_STATE);
+    ck_assert_fails(llm_model_predict_text(m, NULL, 2, &p, 1), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_set_text_pipeline(m, NULL, NULL, NULL), LLM_ERR_INVALID_ARGUMENT);
+    llm_dataset *ds;
+    ck_assert_fails(llm_dataset_from_corpus(&ds, NULL, NULL, NULL), LLM_ERR_INVALID_ARGUMENT);
+    llm_model_free(m);
+}
+END_TEST
+
+Suite *suite_model_io(void) {
+    Suite *s = suite_create("model_io");
+    TCase *c = tcase_create("core");
+    tcase_add_checked_fixture(c, setup, teardown);
+    tcase_add_test(c, round_trip_is_exact);
+    tcase_add_test(c, file_uses_pytorch_layout);
+    tcase_add_test(c, pytorch_biases_are_summed);
+    tcase_add_test(c, text_pipeline_round_trip);
+    tcase_add_test(c, failed_save_keeps_old_file);
+    suite_add_tcase(s, c);
+    TCase *e = tcase_create("errors");
+    tcase_add_checked_fixture(e, setup, teardown);
+    tcase_add_test(e, hostile_model_files);
+    tcase_add_test(e, metadata_and_pipeline_errors);
+    suite_add_tcase(s, e);
+    return s;
+}
