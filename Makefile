@@ -100,14 +100,25 @@ test: deps
 # Sanitizers: a separate build tree; no fork so LeakSanitizer sees everything.
 asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-		build-asan/tests/run_tests
-	cd tests && CK_FORK=no ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		build-asan/tests/run_tests examples
+	cd tests && LLM_BIN_DIR=../build-asan/bin CK_FORK=no ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		../build-asan/tests/run_tests
 
-DEMO_PROGRAM ?= tensor_demo
+# The spam classifier on a small sample of the SpamAssassin corpus (or on a
+# full one: `make demo DATA=/path/to/corpus/train`): train with a held-out
+# test part, score the whole folder, classify two new messages.
+DATA = data/spam-sample
+DEMO_PROGRAM = spam_train
+DEMO_MODEL = $(BUILD)/demo/spam.safetensors
+DEMO_ARGS =
 demo: deps
 	$(MAKE) all
-	$(BUILD)/bin/$(DEMO_PROGRAM)
+	@mkdir -p $(BUILD)/demo
+	$(BUILD)/bin/$(DEMO_PROGRAM) --data $(DATA) --model $(DEMO_MODEL) --test-split 0.2 $(DEMO_ARGS)
+	@echo "== spam_eval on all of $(DATA) (training messages included; the test lines above are held out)"
+	$(BUILD)/bin/spam_eval --model $(DEMO_MODEL) --data $(DATA)
+	@echo "== spam_predict on new messages"
+	$(BUILD)/bin/spam_predict --model $(DEMO_MODEL) data/spam-sample-new/*.eml
 
 install: lib examples
 	install -d $(DESTDIR)$(INCLUDEDIR)/llm $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)

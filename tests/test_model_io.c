@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include "testutil.h"
 #include "io/safetensors.h"
 
@@ -321,6 +322,126 @@ START_TEST(metadata_and_pipeline_errors) {
 }
 END_TEST
 
+
+/* A loaded model serves predictions from many threads at once, each
+ * answer equal to the single-threaded one. */
+enum { ROWS = 48, SEQ = 9, THREADS = 8, ROUNDS = 40 };
+typedef struct { llm_model *m; const int32_t *ids; const float *want; int bad; int id; } worker_arg;
+
+static void *predict_worker(void *p) {
+    worker_arg *a = p;
+    for (int r = 0; r < ROUNDS; r++) {
+        int row = (a->id * 7 + r * 5) % ROWS, n = 1 + (r % 3);
+        if (row + n > ROWS) row = ROWS - n;
+        llm_tensor *x, *y;
+        if (llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){n, SEQ}, a->ids + row * SEQ, (size_t)n * SEQ * 4) != LLM_OK) { a->bad++; continue; }
+        if (llm_model_predict(a->m, x, &y) != LLM_OK) { a->bad++; llm_tensor_free(x); continue; }
+        float got[3];
+        llm_tensor_to_host(y, got, (size_t)n * 4);
+        for (int k = 0; k < n; k++) a->bad += memcmp(&got[k], &a->want[row + k], 4) != 0;
+        llm_tensor_free(x);
+        llm_tensor_free(y);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_predictions) {
+    llm_model *m = small_model(1), *back;
+    ck_assert_ok(llm_model_save(m, path));
+    llm_model_free(m);
+    ck_assert_ok(llm_model_load(&back, be, path));
+    int32_t ids[ROWS * SEQ];
+    for (int i = 0; i < ROWS * SEQ; i++) ids[i] = (i * 13 + i / SEQ) % 7 == 0 ? 0 : 2 + (i * 31) % 28;
+    float want[ROWS];
+    for (int r = 0; r < ROWS; r++) {
+        llm_tensor *x, *y;
+        ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){1, SEQ}, ids + r * SEQ, SEQ * 4));
+        ck_assert_ok(llm_model_predict(back, x, &y));
+        ck_assert_ok(llm_tensor_to_host(y, &want[r], 4));
+        llm_tensor_free(x);
+        llm_tensor_free(y);
+    }
+    pthread_t th[THREADS];
+    worker_arg args[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        args[t] = (worker_arg){ back, ids, want, 0, t };
+        ck_assert_int_eq(pthread_create(&th[t], NULL, predict_worker, &args[t]), 0);
+    }
+    int bad = 0;
+    for (int t = 0; t < THREADS; t++) { pthread_join(th[t], NULL); bad += args[t].bad; }
+    ck_assert_int_eq(bad, 0);
+    llm_model_free(back);
+}
+END_TEST
+
+
+/* Train 4 epochs straight, or 2, checkpoint, load, and 2 more: the same bits. */
+static void resume_run(const char *ckpt, int split, float *out, int64_t n_out) {
+    enum { N = 120, T = 9 };
+    int32_t x[N * T];
+    float y[N];
+    for (int i = 0; i < N; i++) {
+        int has = 0;
+        for (int t = 0; t < T; t++) { int32_t id = (t < i % 4) ? 0 : 2 + (i * 7 + t * 3) % 28; x[i * T + t] = id; has |= id == 5; }
+        y[i] = (float)has;
+    }
+    llm_dataset *ds;
+    ck_assert_ok(llm_dataset_from_host(&ds, LLM_DTYPE_I32, 2, (int64_t[]){N, T}, x, LLM_DTYPE_F32, 1, (int64_t[]){N}, y));
+    llm_model *m;
+    llm_fit_options fo;
+    llm_fit_options_init(&fo);
+    fo.epochs = 4;
+    fo.batch_size = 16;
+    fo.validation_split = 0.2f;
+    fo.early_stopping = LLM_MONITOR_VAL_LOSS;
+    fo.checkpoint_path = ckpt;
+    if (split) {
+        m = small_model(1);
+        llm_optimizer *opt;
+        ck_assert_ok(llm_optimizer_adamw(&opt, 0.01f, 0.01f));
+        ck_assert_ok(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, opt, LLM_METRIC_ACCURACY));
+        llm_optimizer_free(opt);
+        fo.epochs = 2;
+        ck_assert_ok(llm_model_fit(m, ds, &fo, NULL));
+        llm_model_free(m);
+        ck_assert_ok(llm_model_load_checkpoint(&m, be, ckpt));
+        int done;
+        ck_assert_ok(llm_model_epochs_done(m, &done));
+        ck_assert_int_eq(done, 2);
+        fo.epochs = 4;
+        fo.initial_epoch = done;
+    } else {
+        m = small_model(1);
+        llm_optimizer *opt;
+        ck_assert_ok(llm_optimizer_adamw(&opt, 0.01f, 0.01f));
+        ck_assert_ok(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, opt, LLM_METRIC_ACCURACY));
+        llm_optimizer_free(opt);
+    }
+    ck_assert_ok(llm_model_fit(m, ds, &fo, NULL));
+    ck_assert_ok(llm_model_get_param(m, "bidirectional_0.backward.weight_hh", out, (size_t)n_out * 4));
+    llm_model_free(m);
+    llm_dataset_free(ds);
+}
+
+START_TEST(checkpoint_resume_is_exact) {
+    char ckpt[160];
+    snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", dir);
+    float a[15 * 5], b[15 * 5];
+    resume_run(ckpt, 0, a, 15 * 5);
+    resume_run(ckpt, 1, b, 15 * 5);
+    ck_assert_mem_eq(a, b, sizeof a);
+    /* a checkpoint also opens as a plain model; a model file is not a checkpoint */
+    llm_model *m;
+    ck_assert_ok(llm_model_load(&m, be, ckpt));
+    ck_assert_ok(llm_model_save(m, path));
+    llm_model_free(m);
+    ck_assert_fails(llm_model_load_checkpoint(&m, be, path), LLM_ERR_FORMAT);
+    ck_assert_fails(llm_model_save_checkpoint(NULL, path), LLM_ERR_INVALID_ARGUMENT);
+    int e;
+    ck_assert_fails(llm_model_epochs_done(NULL, &e), LLM_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
 Suite *suite_model_io(void) {
     Suite *s = suite_create("model_io");
     TCase *c = tcase_create("core");
@@ -330,6 +451,8 @@ Suite *suite_model_io(void) {
     tcase_add_test(c, pytorch_biases_are_summed);
     tcase_add_test(c, text_pipeline_round_trip);
     tcase_add_test(c, failed_save_keeps_old_file);
+    tcase_add_test(c, concurrent_predictions);
+    tcase_add_test(c, checkpoint_resume_is_exact);
     suite_add_tcase(s, c);
     TCase *e = tcase_create("errors");
     tcase_add_checked_fixture(e, setup, teardown);

@@ -19,6 +19,7 @@ Suite *suite_torch_parity(void);
 Suite *suite_text(void);
 Suite *suite_metrics(void);
 Suite *suite_safetensors(void);
+Suite *suite_examples(void);
 
 /* Asserts that a call failed with `expected` and left a non-empty message. */
 #define ck_assert_fails(call, expected) do { \

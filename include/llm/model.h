@@ -92,6 +92,11 @@ typedef struct llm_fit_options {
     double min_delta;          /* smallest change that counts as improvement */
     int restore_best;          /* with a monitor set: end with the weights of the best
                                   epoch; default 1 */
+    int initial_epoch;         /* first epoch to run (Keras' initial_epoch): training
+                                  runs epochs initial_epoch .. epochs-1; default 0. To
+                                  resume, pass llm_model_epochs_done of a loaded checkpoint */
+    const char *checkpoint_path; /* if set, a checkpoint (llm_model_save_checkpoint) is
+                                  written there atomically after every epoch */
 } llm_fit_options;
 LLM_API void llm_fit_options_init(llm_fit_options *opts);
 
@@ -216,6 +221,21 @@ LLM_API llm_status llm_model_save(const llm_model *model, const char *path);
  * as untrusted: LLM_ERR_FORMAT (or LLM_ERR_IO) with a message for anything
  * malformed, never a crash. The loaded model is not compiled. */
 LLM_API llm_status llm_model_load(llm_model **out, llm_backend *backend, const char *path);
+
+/* A checkpoint is a model file plus what training needs to go on exactly
+ * where it stopped: the loss, metrics and optimizer settings, the optimizer
+ * state (moments, step), the number of epochs done, and fit's early-stopping
+ * state (best value, best epoch's weights, patience counter). Resuming with
+ * the same data, seed and threads on the CPU gives bit-for-bit the result of
+ * an uninterrupted run. llm_model_load also opens a checkpoint (as a plain,
+ * uncompiled model). */
+LLM_API llm_status llm_model_save_checkpoint(const llm_model *model, const char *path);
+/* Loads a checkpoint as a compiled model ready for llm_model_fit with
+ * initial_epoch = llm_model_epochs_done. LLM_ERR_FORMAT for a plain model file. */
+LLM_API llm_status llm_model_load_checkpoint(llm_model **out, llm_backend *backend,
+                                             const char *path);
+/* Epochs completed by llm_model_fit since compile (restored by checkpoints). */
+LLM_API llm_status llm_model_epochs_done(const llm_model *model, int *epochs);
 
 LLM_API void llm_model_free(llm_model *model);
 

@@ -111,6 +111,8 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: validation_split = %g must be in [0, 1)", fn, (double)o.validation_split);
     if ((int)o.early_stopping < LLM_MONITOR_NONE || (int)o.early_stopping > LLM_MONITOR_VAL_ACCURACY)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: unknown early_stopping monitor %d", fn, (int)o.early_stopping);
+    if (o.initial_epoch < 0 || o.initial_epoch > o.epochs)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: initial_epoch = %d must be in [0, epochs = %d]", fn, o.initial_epoch, o.epochs);
     if (o.patience < 0 || !(o.min_delta >= 0))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: patience and min_delta must be >= 0", fn);
     if ((o.early_stopping == LLM_MONITOR_ACCURACY || o.early_stopping == LLM_MONITOR_VAL_ACCURACY) &&
@@ -137,7 +139,6 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
     int64_t batches = (tr->n + batch - 1) / batch;
     int64_t *perm = NULL;
     void *raw_y = NULL;
-    float *best = NULL;
     llm_history *h = llm__calloc(1, sizeof *h);
     if (s == LLM_OK && !h) s = llm__oom(fn);
     if (s == LLM_OK) s = llm__model_stage(m, batch);
@@ -147,11 +148,17 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
         if (!perm || !raw_y) s = llm__oom(fn);
     }
     int track_best = o.early_stopping != LLM_MONITOR_NONE && o.restore_best;
-    if (s == LLM_OK && track_best) s = m->be->ops->alloc(m->be, (size_t)m->n_scalars * 4, (void **)&best);
-
-    double best_value = NAN;
-    int wait = 0, best_epoch = -1;
-    for (int epoch = 0; s == LLM_OK && epoch < o.epochs; epoch++) {
+    if (s == LLM_OK && track_best && !m->es_best_w)
+        s = m->be->ops->alloc(m->be, (size_t)m->n_scalars * 4, (void **)&m->es_best_w);
+    /* Early-stopping state lives in the model so that checkpoints carry it;
+     * a fit that does not continue the last one starts it afresh. */
+    if (o.initial_epoch == 0 || o.initial_epoch != m->epochs_done) {
+        m->es_best_value = NAN;
+        m->es_best_epoch = -1;
+        m->es_wait = 0;
+    }
+    int last_epoch = -1;
+    for (int epoch = o.initial_epoch; s == LLM_OK && epoch < o.epochs; epoch++) {
         if (o.shuffle) llm__permutation(perm, tr->n, llm__rng_derive(o.seed, (uint64_t)epoch));
         else for (int64_t i = 0; i < tr->n; i++) perm[i] = i;
         double t0 = now_s(), loss_sum = 0, correct = 0;
@@ -190,29 +197,33 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
         double row[H_KEYS] = { p.loss, p.accuracy, p.val_loss, p.val_accuracy, p.learning_rate };
         s = history_push(h, row);
         if (s != LLM_OK) break;
+        last_epoch = epoch;
         if (!stop && o.on_epoch && o.on_epoch(&p, o.user)) stop = 1;
         if (o.early_stopping != LLM_MONITOR_NONE && !stop) {
             double value = row[o.early_stopping - 1];
-            if (improved(o.early_stopping, value, best_value, o.min_delta)) {
-                best_value = value;
-                best_epoch = epoch;
-                wait = 0;
-                if (track_best) s = m->be->ops->copy_d2d(m->be, best, m->w, (size_t)m->n_scalars * 4);
-            } else if (o.patience > 0 && ++wait >= o.patience) {
+            if (improved(o.early_stopping, value, m->es_best_value, o.min_delta)) {
+                m->es_best_value = value;
+                m->es_best_epoch = epoch;
+                m->es_wait = 0;
+                if (track_best) s = m->be->ops->copy_d2d(m->be, m->es_best_w, m->w, (size_t)m->n_scalars * 4);
+            } else if (o.patience > 0 && ++m->es_wait >= o.patience) {
                 stop = 1;
             }
+        }
+        if (s == LLM_OK && p.batch == batches) {
+            m->epochs_done = epoch + 1;
+            if (o.checkpoint_path) s = llm_model_save_checkpoint(m, o.checkpoint_path);
         }
         if (stop) {
             h->stopped_early = epoch + 1 < o.epochs || p.batch < batches;
             break;
         }
     }
-    h->best_epoch = h->epochs - 1;
-    if (s == LLM_OK && track_best && best_epoch >= 0 && best_epoch != h->epochs - 1) {
-        s = m->be->ops->copy_d2d(m->be, m->w, best, (size_t)m->n_scalars * 4);
-        h->best_epoch = best_epoch;
+    h->best_epoch = last_epoch;
+    if (s == LLM_OK && track_best && m->es_best_epoch >= 0 && m->es_best_epoch != last_epoch) {
+        s = m->be->ops->copy_d2d(m->be, m->w, m->es_best_w, (size_t)m->n_scalars * 4);
+        h->best_epoch = m->es_best_epoch;
     }
-    if (best) m->be->ops->free(m->be, best);
     llm__free(perm);
     llm__free(raw_y);
     llm_dataset_free(split_tr);
@@ -261,25 +272,37 @@ llm_status llm_model_evaluate(llm_model *m, llm_dataset *ds, int batch_size, llm
     return LLM_OK;
 }
 
+/* Builds on first use under the inference lock, so that concurrent first
+ * predictions do not race; a built model is only read. */
+llm_status llm__model_ensure_built_locked(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn) {
+    if (m->built) return llm__model_ensure_built(m, dt, ndim, shape, fn);
+    pthread_mutex_lock(&m->infer_lock);
+    llm_status s = llm__model_ensure_built(m, dt, ndim, shape, fn);
+    pthread_mutex_unlock(&m->infer_lock);
+    return s;
+}
+
 llm_status llm_model_predict(llm_model *m, const llm_tensor *x, llm_tensor **out) {
     static const char fn[] = "llm_model_predict";
     if (out) *out = NULL;
     if (!m || !x || !out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (x->ndim < 2) return llm__error(LLM_ERR_SHAPE, "%s: x must be [batch, ...], got 1 dimension", fn);
-    LLM__CHECK(llm__model_ensure_built(m, x->dtype, x->ndim, x->shape, fn));
-    int64_t N = x->shape[0], chunk = 64;
+    LLM__CHECK(llm__model_ensure_built_locked(m, x->dtype, x->ndim, x->shape, fn));
+    int64_t N = x->shape[0], chunk = N < 64 ? N : 64;
     void *hx = llm__malloc(x->bytes);
     float *hy = llm__malloc((size_t)(N * m->out_elems) * 4);
+    llm__infer_ctx *c = NULL;
     llm_status s = hx && hy ? LLM_OK : llm__oom(fn);
     if (s == LLM_OK) s = llm_tensor_to_host(x, hx, x->bytes);
     if (s == LLM_OK) s = llm__model_check_inputs(m, hx, N, fn);
-    if (s == LLM_OK) s = llm__model_stage(m, chunk);
+    if (s == LLM_OK) s = llm__infer_acquire(m, chunk, &c);
     for (int64_t start = 0; s == LLM_OK && start < N; start += chunk) {
         int64_t B = N - start < chunk ? N - start : chunk;
-        memcpy(m->hx, (const char *)hx + (size_t)(start * m->in_elems) * 4, (size_t)(B * m->in_elems) * 4);
-        s = llm__model_infer(m, m->hx, NULL, B, NULL);
-        if (s == LLM_OK) memcpy(hy + start * m->out_elems, m->hout, (size_t)(B * m->out_elems) * 4);
+        memcpy(c->hx, (const char *)hx + (size_t)(start * m->in_elems) * 4, (size_t)(B * m->in_elems) * 4);
+        s = llm__infer_run(m, c, B);
+        if (s == LLM_OK) memcpy(hy + start * m->out_elems, c->hout, (size_t)(B * m->out_elems) * 4);
     }
+    if (c) llm__infer_release(m, c);
     if (s == LLM_OK) {
         int64_t shape[LLM_MAX_DIMS];
         shape[0] = N;

@@ -20,6 +20,7 @@ llm_status llm_model_sequential(llm_model **out, llm_backend *be) {
     m->be = be;
     m->seed = 1;
     llm__graph_init(&m->graph, be);
+    pthread_mutex_init(&m->infer_lock, NULL);
     *out = m;
     return LLM_OK;
 }
@@ -85,7 +86,8 @@ static void release_params(llm_model *m) {
     if (m->gw) be->ops->free(be, m->gw);
     if (m->m1) be->ops->free(be, m->m1);
     if (m->m2) be->ops->free(be, m->m2);
-    m->w = m->gw = m->m1 = m->m2 = NULL;
+    if (m->es_best_w) be->ops->free(be, m->es_best_w);
+    m->w = m->gw = m->m1 = m->m2 = m->es_best_w = NULL;
     llm__free(m->params);
     m->params = NULL;
     m->n_params = 0;
@@ -198,6 +200,12 @@ llm_status llm__model_ensure_built(llm_model *m, llm_dtype dt, int ndim, const i
 
 /* ---- parameters ---- */
 
+llm_status llm_model_epochs_done(const llm_model *m, int *epochs) {
+    if (!m || !epochs) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_model_epochs_done: NULL argument");
+    *epochs = m->epochs_done;
+    return LLM_OK;
+}
+
 llm_status llm_model_param_count(const llm_model *m, int64_t *count) {
     if (!m || !count) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_model_param_count: NULL argument");
     if (!m->built) return llm__error(LLM_ERR_STATE, "llm_model_param_count: the model is not built yet");
@@ -282,6 +290,10 @@ llm_status llm_model_compile(llm_model *m, llm_loss loss, const llm_optimizer *o
     m->opt = opt->o;
     m->metrics = metrics;
     m->step = 0;
+    m->epochs_done = 0;
+    m->es_best_value = NAN;
+    m->es_best_epoch = -1;
+    m->es_wait = 0;
     m->compiled = 1;
     /* moments are (re)allocated lazily at the first update, when the size is known */
     if (m->m1) { m->be->ops->free(m->be, m->m1); m->m1 = NULL; }
@@ -364,8 +376,7 @@ llm_status llm__model_prepare_targets(const llm_model *m, llm_dtype dt, int64_t 
     return LLM_OK;
 }
 
-static llm_status forward(llm_model *m, const void *x, int64_t B, int training, llm__val **y) {
-    llm__graph *g = &m->graph;
+static llm_status forward(llm_model *m, llm__graph *g, const void *x, int64_t B, int training, llm__val **y) {
     LLM__CHECK(llm__graph_reset(g, training));
     g->dropout_key = llm__rng_derive(m->seed ^ 0x64726f70ULL, (uint64_t)m->step);
     int64_t shape[LLM_MAX_DIMS];
@@ -453,7 +464,7 @@ llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B
     const llm__backend_ops *op = be->ops;
     llm__val *out;
     void *t;
-    LLM__CHECK(forward(m, x, B, 1, &out));
+    LLM__CHECK(forward(m, &m->graph, x, B, 1, &out));
     LLM__CHECK(upload_targets(m, y, B, &t));
     LLM__CHECK(op->memset_zero(be, m->gw, (size_t)m->n_scalars * 4));
     LLM__CHECK(loss(m, out, t, 1));
@@ -503,7 +514,7 @@ llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B
 
 llm_status llm__model_infer(llm_model *m, const void *x, const void *y, int64_t B, double *loss_out) {
     llm__val *out;
-    LLM__CHECK(forward(m, x, B, 0, &out));
+    LLM__CHECK(forward(m, &m->graph, x, B, 0, &out));
     if (y) {
         void *t;
         float host_loss;
@@ -513,6 +524,55 @@ llm_status llm__model_infer(llm_model *m, const void *x, const void *y, int64_t 
         *loss_out = host_loss;
     }
     return m->be->ops->copy_d2h(m->be, m->hout, out->data, (size_t)(B * m->out_elems) * 4);
+}
+
+/* ---- inference contexts: what lets several threads predict at once ---- */
+
+llm_status llm__infer_acquire(llm_model *m, int64_t batch, llm__infer_ctx **out) {
+    pthread_mutex_lock(&m->infer_lock);
+    llm__infer_ctx *c = m->infer_free;
+    if (c) m->infer_free = c->next;
+    pthread_mutex_unlock(&m->infer_lock);
+    if (!c) {
+        c = llm__calloc(1, sizeof *c);
+        if (!c) return llm__oom("model inference");
+        llm__graph_init(&c->graph, m->be);
+    }
+    if (batch > c->cap) {
+        void *x = llm__realloc(c->hx, (size_t)(batch * m->in_elems) * 4);
+        if (x) c->hx = x;
+        float *o = x ? llm__realloc(c->hout, (size_t)(batch * m->out_elems) * 4) : NULL;
+        if (!o) { llm__infer_release(m, c); return llm__oom("model inference"); }
+        c->hout = o;
+        c->cap = batch;
+    }
+    *out = c;
+    return LLM_OK;
+}
+
+void llm__infer_release(llm_model *m, llm__infer_ctx *c) {
+    pthread_mutex_lock(&m->infer_lock);
+    c->next = m->infer_free;
+    m->infer_free = c;
+    pthread_mutex_unlock(&m->infer_lock);
+}
+
+static void infer_free_all(llm_model *m) {
+    while (m->infer_free) {
+        llm__infer_ctx *c = m->infer_free;
+        m->infer_free = c->next;
+        llm__graph_release(&c->graph);
+        llm__free(c->hx);
+        llm__free(c->hout);
+        llm__free(c->ids);
+        llm__free(c);
+    }
+}
+
+llm_status llm__infer_run(llm_model *m, llm__infer_ctx *c, int64_t B) {
+    llm__val *out;
+    LLM__CHECK(forward(m, &c->graph, c->hx, B, 0, &out));
+    return m->be->ops->copy_d2h(m->be, c->hout, out->data, (size_t)(B * m->out_elems) * 4);
 }
 
 /* ---- batch entry points on tensors ---- */
@@ -645,5 +705,7 @@ void llm_model_free(llm_model *m) {
     llm__free(m->hy);
     llm__free(m->hout);
     llm__model_release_pipeline(m);
+    infer_free_all(m);
+    pthread_mutex_destroy(&m->infer_lock);
     llm__free(m);
 }

@@ -3,10 +3,22 @@
 #ifndef LLM_PRIVATE_MODEL_INTERNAL_H
 #define LLM_PRIVATE_MODEL_INTERNAL_H
 
+#include <pthread.h>
 #include "llm/model.h"
 #include "layer_internal.h"
 #include "optimizer_internal.h"
 #include "dataset_internal.h"
+
+/* What one inference call needs of its own; models keep a free list of
+ * them so that concurrent predictions never share a workspace. */
+typedef struct llm__infer_ctx {
+    llm__graph graph;
+    void *hx;
+    float *hout;
+    int32_t *ids;              /* text ids for predict_text */
+    int64_t cap;               /* examples hx/hout hold */
+    struct llm__infer_ctx *next;
+} llm__infer_ctx;
 
 typedef struct llm__named_param {
     llm__param *p;
@@ -33,6 +45,11 @@ struct llm_model {
     llm_optimizer_options opt;
     unsigned metrics;
     int64_t step;                  /* optimizer updates since compile */
+    int epochs_done;               /* epochs fit has completed since compile */
+    /* fit's early-stopping state, kept in the model so checkpoints carry it */
+    double es_best_value;          /* NAN: none yet */
+    int es_best_epoch, es_wait;
+    float *es_best_w;              /* backend memory [n_scalars] or NULL */
 
     llm__graph graph;
     float *scalars;                /* backend memory: [0] loss, [1] gradient sum of squares */
@@ -46,7 +63,9 @@ struct llm_model {
     int has_email;
     llm_email_options email;       /* keep_headers points into email_headers */
     char *email_headers;
-    int32_t *text_ids;             /* [seq_len] scratch for predict_text */
+
+    pthread_mutex_t infer_lock;    /* guards infer_free and lazy building */
+    llm__infer_ctx *infer_free;
 
     /* string metadata */
     char **meta_keys, **meta_values;
@@ -58,6 +77,8 @@ void llm__model_release_pipeline(llm_model *m);
 
 /* Builds from the first input if needed and checks a batch's shape. */
 llm_status llm__model_ensure_built(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn);
+/* The same, serialised with concurrent predictions while the model is unbuilt. */
+llm_status llm__model_ensure_built_locked(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn);
 /* Makes the host staging buffers hold `batch` examples. */
 llm_status llm__model_stage(llm_model *m, int64_t batch);
 /* Validates host inputs (token range, finiteness). */
@@ -74,6 +95,12 @@ llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B
 /* Inference forward on staged host inputs into m->hout ([B, out_elems]);
  * if y is not NULL also the batch's mean loss. */
 llm_status llm__model_infer(llm_model *m, const void *x, const void *y, int64_t B, double *loss);
+/* Takes an inference context with room for batch examples (reused,
+ * created when none is free) and gives it back. Thread-safe. */
+llm_status llm__infer_acquire(llm_model *m, int64_t batch, llm__infer_ctx **out);
+void llm__infer_release(llm_model *m, llm__infer_ctx *c);
+/* Inference forward on c->hx ([B, in_elems]) into c->hout. Reads the model only. */
+llm_status llm__infer_run(llm_model *m, llm__infer_ctx *c, int64_t B);
 /* Correct predictions among B outputs (host) for the compiled loss. */
 double llm__model_count_correct(const llm_model *m, const float *out, const void *y, int64_t B);
 

@@ -7,6 +7,7 @@
  * layers are rebuilt through the public constructors, which validate too. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <cjson/cJSON.h>
 #include "llm/version.h"
 #include "model_internal.h"
@@ -99,22 +100,68 @@ static char *email_json(const llm_model *m) {
 
 /* ---- save ---- */
 
-llm_status llm_model_save(const llm_model *m, const char *path) {
-    static const char fn[] = "llm_model_save";
+static const char *const opt_kinds[] = { "sgd", "adam", "adamw" };
+static const char *const schedules[] = { "constant", "step", "cosine" };
+static const char *const losses[] = { "binary_crossentropy", "binary_crossentropy_logits",
+                                      "sparse_categorical_crossentropy", "sparse_categorical_crossentropy_logits", "mse" };
+
+/* Training state for checkpoints: everything but the tensors. */
+static char *checkpoint_json(const llm_model *m) {
+    cJSON *o = cJSON_CreateObject(), *opt = cJSON_CreateObject(), *es = cJSON_CreateObject();
+    if (!o || !opt || !es) { cJSON_Delete(o); cJSON_Delete(opt); cJSON_Delete(es); return NULL; }
+    cJSON_AddItemToObject(o, "optimizer", opt);
+    cJSON_AddItemToObject(o, "early_stopping", es);
+    cJSON_AddStringToObject(o, "loss", losses[m->loss]);
+    cJSON_AddNumberToObject(o, "metrics", (double)m->metrics);
+    cJSON_AddNumberToObject(o, "step", (double)m->step);
+    cJSON_AddNumberToObject(o, "epochs_done", m->epochs_done);
+    /* the seed drives dropout masks: a string keeps all 64 bits */
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    const llm_optimizer_options *p = &m->opt;
+    cJSON_AddStringToObject(opt, "kind", opt_kinds[p->kind]);
+    cJSON_AddNumberToObject(opt, "learning_rate", (double)p->learning_rate);
+    cJSON_AddNumberToObject(opt, "beta1", (double)p->beta1);
+    cJSON_AddNumberToObject(opt, "beta2", (double)p->beta2);
+    cJSON_AddNumberToObject(opt, "epsilon", (double)p->epsilon);
+    cJSON_AddNumberToObject(opt, "momentum", (double)p->momentum);
+    cJSON_AddBoolToObject(opt, "nesterov", p->nesterov != 0);
+    cJSON_AddNumberToObject(opt, "weight_decay", (double)p->weight_decay);
+    cJSON_AddNumberToObject(opt, "clip_norm", (double)p->clip_norm);
+    cJSON_AddStringToObject(opt, "schedule", schedules[p->schedule]);
+    cJSON_AddNumberToObject(opt, "warmup_steps", (double)p->warmup_steps);
+    cJSON_AddNumberToObject(opt, "decay_steps", (double)p->decay_steps);
+    cJSON_AddNumberToObject(opt, "decay_rate", (double)p->decay_rate);
+    cJSON_AddNumberToObject(opt, "min_learning_rate", (double)p->min_learning_rate);
+    if (isnan(m->es_best_value)) cJSON_AddNullToObject(es, "best_value");
+    else cJSON_AddNumberToObject(es, "best_value", m->es_best_value);
+    cJSON_AddNumberToObject(es, "best_epoch", m->es_best_epoch);
+    cJSON_AddNumberToObject(es, "wait", m->es_wait);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static llm_status save_file(const llm_model *m, const char *path, int checkpoint, const char *fn) {
     if (!m || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build or train the model before saving it", fn);
+    if (checkpoint && !m->compiled) return llm__error(LLM_ERR_STATE, "%s: a checkpoint needs a compiled model", fn);
     llm_backend *be = m->be;
     size_t nbytes = (size_t)m->n_scalars * 4;
     int n_lstm = 0;
     for (int i = 0; i < m->n_params; i++) n_lstm += m->params[i].p->torch_bias_pair;
-    int cap_t = m->n_params + n_lstm;
+    int cap_t = m->n_params + n_lstm + 3;
     float *host = llm__malloc(nbytes ? nbytes : 4);
+    float *state = checkpoint ? llm__malloc((nbytes ? nbytes : 4) * 3) : NULL;
+    char *ckpt = checkpoint ? checkpoint_json(m) : NULL;
+    if (checkpoint && (!state || !ckpt)) { llm__free(host); llm__free(state); cJSON_free(ckpt); return llm__oom(fn); }
     llm__st_tensor *t = llm__calloc((size_t)cap_t + 1, sizeof *t);
     char (*names)[96] = llm__calloc((size_t)cap_t + 1, sizeof *names);
     float *zeros = NULL;
     int64_t max_bias = 0;
     char *arch = architecture_json(m), *vec = NULL, *email = NULL, *vocab = NULL;
-    llm__st_meta *meta = llm__calloc((size_t)m->n_meta + 8, sizeof *meta);
+    llm__st_meta *meta = llm__calloc((size_t)m->n_meta + 9, sizeof *meta);
     llm_status s = (host && t && names && arch && meta) ? LLM_OK : llm__oom(fn);
     if (s == LLM_OK) s = be->ops->copy_d2h(be, host, m->w, nbytes);
     int nt = 0;
@@ -147,6 +194,16 @@ llm_status llm_model_save(const llm_model *m, const char *path) {
         if (!zeros) s = llm__oom(fn);
         for (int i = 0; i < nt; i++) if (!t[i].data) t[i].data = zeros;
     }
+    /* checkpoints: optimizer moments and the best weights, flat [n_scalars] */
+    static const char *const state_names[3] = { "optimizer.m1", "optimizer.m2", "training.best_weights" };
+    for (int k = 0; checkpoint && s == LLM_OK && k < 3; k++) {
+        const float *src = k == 0 ? m->m1 : k == 1 ? m->m2 : (m->es_best_epoch >= 0 ? m->es_best_w : NULL);
+        if (!src && k == 2) break;
+        float *dst = state + (size_t)k * m->n_scalars;
+        if (src) s = be->ops->copy_d2h(be, dst, src, nbytes);
+        else memset(dst, 0, nbytes);
+        t[nt++] = (llm__st_tensor){ state_names[k], LLM_DTYPE_F32, 1, { m->n_scalars }, dst, nbytes };
+    }
     int nm = 0;
     char version[32];
     snprintf(version, sizeof version, "%s", llm_version_string());
@@ -174,9 +231,12 @@ llm_status llm_model_save(const llm_model *m, const char *path) {
             }
         }
         for (int i = 0; i < m->n_meta; i++) meta[nm++] = (llm__st_meta){ m->meta_keys[i], m->meta_values[i] };
+        if (checkpoint) meta[nm++] = (llm__st_meta){ "libllm.checkpoint", ckpt };
     }
     if (s == LLM_OK) s = llm__safetensors_write(path, t, nt, meta, nm);
     llm__free(host);
+    llm__free(state);
+    cJSON_free(ckpt);
     llm__free(t);
     llm__free(names);
     llm__free(zeros);
@@ -186,6 +246,14 @@ llm_status llm_model_save(const llm_model *m, const char *path) {
     cJSON_free(vec);
     cJSON_free(email);
     return s;
+}
+
+llm_status llm_model_save(const llm_model *m, const char *path) {
+    return save_file(m, path, 0, "llm_model_save");
+}
+
+llm_status llm_model_save_checkpoint(const llm_model *m, const char *path) {
+    return save_file(m, path, 1, "llm_model_save_checkpoint");
 }
 
 /* ---- load ---- */
@@ -379,6 +447,11 @@ static llm_status load_weights(llm_model *m, const llm__safetensors *f) {
             used++;
         }
     }
+    if (llm__safetensors_meta(f, "libllm.checkpoint"))
+        for (int i = 0; i < llm__safetensors_count(f); i++) {
+            const char *name = llm__safetensors_tensor(f, i)->name;
+            used += strncmp(name, "optimizer.", 10) == 0 || strncmp(name, "training.", 9) == 0;
+        }
     if (s == LLM_OK && used != llm__safetensors_count(f))
         s = BAD("llm_model_load: the file has %d tensors the architecture does not use", llm__safetensors_count(f) - used);
     if (s == LLM_OK) s = m->be->ops->copy_h2d(m->be, m->w, host, (size_t)m->n_scalars * 4);
@@ -439,8 +512,88 @@ static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
     return s;
 }
 
-llm_status llm_model_load(llm_model **out, llm_backend *be, const char *path) {
-    static const char fn[] = "llm_model_load";
+static int name_index(const cJSON *o, const char *key, const char *const *names, int n) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsString(v)) return -1;
+    for (int i = 0; i < n; i++) if (strcmp(v->valuestring, names[i]) == 0) return i;
+    return -1;
+}
+
+static int get_float(const cJSON *o, const char *key, float *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return 0;
+    *out = (float)v->valuedouble;
+    return 1;
+}
+
+static llm_status upload_state(llm_model *m, const llm__safetensors *f, const char *name, float **dst, int required) {
+    const llm__st_tensor *t = llm__safetensors_find(f, name);
+    if (!t) return required ? BAD("llm_model_load_checkpoint: missing tensor %s", name) : LLM_OK;
+    if (t->dtype != LLM_DTYPE_F32 || t->ndim != 1 || t->shape[0] != m->n_scalars)
+        return BAD("llm_model_load_checkpoint: tensor %s has the wrong dtype or shape", name);
+    const float *src = t->data;
+    for (int64_t i = 0; i < m->n_scalars; i++)
+        if (!isfinite(src[i])) return BAD("llm_model_load_checkpoint: tensor %s holds NaN or infinity", name);
+    size_t bytes = (size_t)m->n_scalars * 4;
+    if (!*dst) LLM__CHECK(m->be->ops->alloc(m->be, bytes ? bytes : 4, (void **)dst));
+    return m->be->ops->copy_h2d(m->be, *dst, src, bytes);
+}
+
+/* Compiles a loaded model from its checkpoint state and restores the optimizer. */
+static llm_status load_training_state(llm_model *m, const llm__safetensors *f) {
+    cJSON *root;
+    LLM__CHECK(parse_json(llm__safetensors_meta(f, "libllm.checkpoint"), "checkpoint state", &root));
+    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(root, "optimizer");
+    const cJSON *es = cJSON_GetObjectItemCaseSensitive(root, "early_stopping");
+    llm_optimizer_options o;
+    int kind = name_index(opt, "kind", opt_kinds, 3), sched = name_index(opt, "schedule", schedules, 3);
+    int loss_kind = name_index(root, "loss", losses, 5), nesterov = 0;
+    int64_t metrics = 0, step = 0, epochs = 0, warm = 0, decay = 0, best_epoch = 0, wait = 0;
+    llm_status s = LLM_OK;
+    if (kind < 0 || sched < 0 || loss_kind < 0 || !cJSON_IsObject(es)) s = BAD("llm_model_load_checkpoint: invalid training state");
+    if (s == LLM_OK) {
+        llm_optimizer_options_init(&o, (llm_optimizer_kind)kind);
+        o.schedule = (llm_schedule_kind)sched;
+        if (!get_float(opt, "learning_rate", &o.learning_rate) || !get_float(opt, "beta1", &o.beta1) ||
+            !get_float(opt, "beta2", &o.beta2) || !get_float(opt, "epsilon", &o.epsilon) ||
+            !get_float(opt, "momentum", &o.momentum) || !get_bool(opt, "nesterov", &nesterov) ||
+            !get_float(opt, "weight_decay", &o.weight_decay) || !get_float(opt, "clip_norm", &o.clip_norm) ||
+            !get_int(opt, "warmup_steps", 0, INT64_C(1) << 52, &warm) || !get_int(opt, "decay_steps", 0, INT64_C(1) << 52, &decay) ||
+            !get_float(opt, "decay_rate", &o.decay_rate) || !get_float(opt, "min_learning_rate", &o.min_learning_rate) ||
+            !get_int(root, "metrics", 0, LLM_METRIC_ACCURACY, &metrics) || !get_int(root, "step", 0, INT64_C(1) << 52, &step) ||
+            !get_int(root, "epochs_done", 0, INT32_MAX, &epochs) || !get_int(es, "best_epoch", -1, INT32_MAX, &best_epoch) ||
+            !get_int(es, "wait", 0, INT32_MAX, &wait))
+            s = BAD("llm_model_load_checkpoint: invalid training state");
+        o.nesterov = nesterov;
+        o.warmup_steps = warm;
+        o.decay_steps = decay;
+    }
+    llm_optimizer *optimizer = NULL;
+    if (s == LLM_OK && llm_optimizer_create(&optimizer, &o) != LLM_OK)
+        s = BAD("llm_model_load_checkpoint: invalid optimizer settings: %s", llm_last_error());
+    if (s == LLM_OK) s = llm_model_compile(m, (llm_loss)loss_kind, optimizer, (unsigned)metrics);
+    llm_optimizer_free(optimizer);
+    if (s == LLM_OK) s = upload_state(m, f, "optimizer.m1", &m->m1, 1);
+    if (s == LLM_OK) s = upload_state(m, f, "optimizer.m2", &m->m2, 1);
+    if (s == LLM_OK && best_epoch >= 0) s = upload_state(m, f, "training.best_weights", &m->es_best_w, 1);
+    if (s == LLM_OK) {
+        const cJSON *bv = cJSON_GetObjectItemCaseSensitive(es, "best_value");
+        m->es_best_value = cJSON_IsNumber(bv) ? bv->valuedouble : NAN;
+        m->es_best_epoch = (int)best_epoch;
+        m->es_wait = (int)wait;
+        m->step = step;
+        m->epochs_done = (int)epochs;
+        const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
+        char *end = NULL;
+        unsigned long long v = cJSON_IsString(seed) ? strtoull(seed->valuestring, &end, 10) : 0;
+        if (!cJSON_IsString(seed) || !end || *end || !seed->valuestring[0]) s = BAD("llm_model_load_checkpoint: invalid seed");
+        else m->seed = (uint64_t)v;
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
+static llm_status load_file(llm_model **out, llm_backend *be, const char *path, int checkpoint, const char *fn) {
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     *out = NULL;
     if (!be || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, be ? "path" : "backend");
@@ -458,6 +611,12 @@ llm_status llm_model_load(llm_model **out, llm_backend *be, const char *path) {
     if (s == LLM_OK) s = build_from_architecture(m, llm__safetensors_meta(f, "libllm.architecture"));
     if (s == LLM_OK) s = load_weights(m, f);
     if (s == LLM_OK) s = load_pipeline(m, f);
+    if (s == LLM_OK && checkpoint) {
+        if (!llm__safetensors_meta(f, "libllm.checkpoint"))
+            s = BAD("%s: %s is a model file, not a checkpoint", fn, path);
+        else
+            s = load_training_state(m, f);
+    }
     for (int i = 0; s == LLM_OK && i < llm__safetensors_meta_count(f); i++) {
         const llm__st_meta *kv = llm__safetensors_meta_at(f, i);
         const char *k = kv->key, *v = kv->value;
@@ -469,4 +628,12 @@ llm_status llm_model_load(llm_model **out, llm_backend *be, const char *path) {
     if (s != LLM_OK) { llm_model_free(m); return s; }
     *out = m;
     return LLM_OK;
+}
+
+llm_status llm_model_load(llm_model **out, llm_backend *be, const char *path) {
+    return load_file(out, be, path, 0, "llm_model_load");
+}
+
+llm_status llm_model_load_checkpoint(llm_model **out, llm_backend *be, const char *path) {
+    return load_file(out, be, path, 1, "llm_model_load_checkpoint");
 }

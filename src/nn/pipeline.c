@@ -35,8 +35,6 @@ void llm__model_release_pipeline(llm_model *m) {
     m->vocab = NULL;
     llm__free(m->email_headers);
     m->email_headers = NULL;
-    llm__free(m->text_ids);
-    m->text_ids = NULL;
     for (int i = 0; i < m->n_meta; i++) { llm__free(m->meta_keys[i]); llm__free(m->meta_values[i]); }
     llm__free(m->meta_keys);
     llm__free(m->meta_values);
@@ -79,19 +77,15 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     llm_vocab *copy;
     LLM__CHECK(copy_vocab(vocab, &copy));
     char *headers = NULL;
-    int32_t *ids = llm__malloc((size_t)vo.seq_len * 4);
-    if (email && eo.keep_headers && !(headers = llm__strdup(eo.keep_headers))) { llm__free(ids); ids = NULL; }
-    if (!ids) { llm_vocab_free(copy); llm__free(headers); return llm__oom(fn); }
+    if (email && eo.keep_headers && !(headers = llm__strdup(eo.keep_headers))) { llm_vocab_free(copy); return llm__oom(fn); }
     llm_vocab_free(m->vocab);
     llm__free(m->email_headers);
-    llm__free(m->text_ids);
     m->vocab = copy;
     m->vectorize = vo;
     m->has_email = email != NULL;
     m->email = eo;
     m->email.keep_headers = headers;
     m->email_headers = headers;
-    m->text_ids = ids;
     return LLM_OK;
 }
 
@@ -107,7 +101,7 @@ llm_status llm_model_predict_text(llm_model *m, const char *text, size_t len, fl
     if (!m || (!text && len) || !out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (!m->vocab) return llm__error(LLM_ERR_STATE, "%s: the model has no text pipeline (llm_model_set_text_pipeline)", fn);
     int64_t shape[2] = { 1, m->vectorize.seq_len };
-    LLM__CHECK(llm__model_ensure_built(m, LLM_DTYPE_I32, 2, shape, fn));
+    LLM__CHECK(llm__model_ensure_built_locked(m, LLM_DTYPE_I32, 2, shape, fn));
     if (count != (size_t)m->out_elems)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the model gives %lld output(s) per text, out has room for %zu", fn,
                           (long long)m->out_elems, count);
@@ -119,16 +113,15 @@ llm_status llm_model_predict_text(llm_model *m, const char *text, size_t len, fl
         src = parsed;
         len = plen;
     }
+    llm__infer_ctx *c = NULL;
     int64_t ntok;
-    llm_status s = llm_vectorize(m->vocab, src, len, &m->vectorize, m->text_ids, m->vectorize.seq_len, &ntok);
+    llm_status s = llm__infer_acquire(m, 1, &c);
+    if (s == LLM_OK) s = llm_vectorize(m->vocab, src, len, &m->vectorize, c->hx, m->vectorize.seq_len, &ntok);
     llm_text_free(parsed);
-    if (s == LLM_OK) s = llm__model_stage(m, 1);
-    if (s == LLM_OK) {
-        memcpy(m->hx, m->text_ids, (size_t)m->vectorize.seq_len * 4);
-        s = llm__model_check_inputs(m, m->hx, 1, fn);
-    }
-    if (s == LLM_OK) s = llm__model_infer(m, m->hx, NULL, 1, NULL);
-    if (s == LLM_OK) memcpy(out, m->hout, count * 4);
+    if (s == LLM_OK) s = llm__model_check_inputs(m, c->hx, 1, fn);
+    if (s == LLM_OK) s = llm__infer_run(m, c, 1);
+    if (s == LLM_OK) memcpy(out, c->hout, count * 4);
+    if (c) llm__infer_release(m, c);
     return s;
 }
 

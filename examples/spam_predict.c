@@ -1,0 +1,156 @@
+/* spam_predict: classifies raw e-mail messages with a model saved by
+ * spam_train, one output line per message:
+ *
+ *   spam_predict --model spam.safetensors [--threshold 0.5] [FILE...]
+ *
+ *   mail/offer.eml	spam	0.9731
+ *   mail/lunch.eml	ham	0.0214
+ *
+ * (file name, class, probability of the positive class, tab-separated).
+ * With no FILE, or FILE "-", the message is read from standard input and
+ * named "-". A file that cannot be read is reported on stderr, the others are
+ * still classified, and the exit status is then 1. */
+#include "common.h"
+
+static const char *prog = "spam_predict";
+
+typedef struct predict_opts {
+    const char *model_path;
+    double threshold;
+    int threads, quiet;
+    llm_backend_kind backend;
+    int nfiles;
+    char **files;   /* points into argv; room for argc entries */
+} predict_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: %s --model M.safetensors [options] [FILE...]\n"
+        "\n"
+        "Prints one line per message: FILE<TAB>CLASS<TAB>PROBABILITY, PROBABILITY being\n"
+        "the model's probability of its second class (spam). No FILE or '-' reads one\n"
+        "message from standard input. At most %zu bytes of each message are read.\n"
+        "\n"
+        "options (defaults in brackets):\n"
+        "  --threshold T   probabilities >= T give the second class [0.5]\n"
+        "  --threads N     CPU threads, 0 = all cores [0]\n"
+        "  --backend B     cpu or cuda [cpu]\n"
+        "  --verbose       print the backend line first (on stderr)\n"
+        "  --help          this text\n",
+        prog, (size_t)EX_MAX_MESSAGE_BYTES);
+}
+
+static int parse_args(int argc, char **argv, predict_opts *o) {
+    char **files = o->files;
+    memset(o, 0, sizeof *o);
+    o->files = files;
+    o->threshold = 0.5;
+    o->backend = LLM_BACKEND_CPU;
+    o->quiet = 1;
+    ex_args a = { prog, argc, argv, 1, 0 };
+    int only_files = 0;
+    while (a.i < argc && !a.bad) {
+        const char *v = NULL;
+        long long n = 0;
+        const char *arg = argv[a.i];
+        if (only_files || arg[0] != '-' || strcmp(arg, "-") == 0) { o->files[o->nfiles++] = argv[a.i++]; continue; }
+        if (strcmp(arg, "--") == 0) { only_files = 1; a.i++; continue; }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) return -1;
+        if (ex_arg_match(&a, "--model", &v)) { if (!a.bad) o->model_path = v; }
+        else if (ex_arg_match(&a, "--threshold", &v)) { if (!a.bad) ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); }
+        else if (ex_arg_match(&a, "--threads", &v)) { if (!a.bad) ex_parse_int(&a, "--threads", v, 0, 1024, &n); o->threads = (int)n; }
+        else if (ex_arg_match(&a, "--backend", &v)) { if (!a.bad) ex_parse_backend(&a, v, &o->backend); }
+        else if (ex_arg_match(&a, "--verbose", NULL)) { o->quiet = 0; }
+        else {
+            fprintf(stderr, "%s: unknown option '%s'\n", prog, arg);
+            a.bad = 1;
+        }
+    }
+    if (!a.bad && !o->model_path) { fprintf(stderr, "%s: --model M.safetensors is required\n", prog); a.bad = 1; }
+    return a.bad ? EX_USAGE : 0;
+}
+
+/* Scores one message and prints its line; 0 or EX_FAILURE. */
+static int classify(llm_model *model, const char *name, const char *text, size_t len,
+                    double threshold, char names[2][EX_CLASS_NAME_MAX + 1]) {
+    float p = 0;
+    llm_status s = llm_model_predict_text(model, text, len, &p, 1);
+    if (s != LLM_OK) {
+        char what[1024];
+        snprintf(what, sizeof what, "classifying %s", name);
+        return ex_fail(prog, s, what);
+    }
+    printf("%s\t%s\t%.4f\n", name, (double)p >= threshold ? names[1] : names[0], (double)p);
+    fflush(stdout);
+    return 0;
+}
+
+static int run(const predict_opts *o) {
+    int rc = EX_FAILURE;
+    llm_status s;
+    llm_backend *be = NULL;
+    llm_model *model = NULL;
+    char what[1024];
+
+    if (ex_backend(prog, o->backend, o->threads, 1, &be)) goto done;
+    if (!o->quiet) {
+        /* on stderr, so that stdout stays one line per message */
+        char desc[512];
+        if (llm_backend_describe(be, desc, sizeof desc, NULL) == LLM_OK) fprintf(stderr, "backend: %s\n", desc);
+    }
+    snprintf(what, sizeof what, "loading %s", o->model_path);
+    if ((s = llm_model_load(&model, be, o->model_path)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
+    char names[2][EX_CLASS_NAME_MAX + 1];
+    if (ex_class_names(prog, model, names)) goto done;
+
+    int failed = 0, stdin_used = 0;
+    int n = o->nfiles > 0 ? o->nfiles : 1;
+    for (int i = 0; i < n; i++) {
+        const char *path = o->nfiles > 0 ? o->files[i] : "-";
+        char *text = NULL;
+        size_t len = 0;
+        if (strcmp(path, "-") == 0) {
+            if (stdin_used) {
+                fprintf(stderr, "%s: -: standard input was already read\n", prog);
+                failed = 1;
+                continue;
+            }
+            stdin_used = 1;
+            if (ex_read_stream(stdin, EX_MAX_MESSAGE_BYTES, &text, &len) != 0) {
+                fprintf(stderr, "%s: -: cannot read standard input: %s\n", prog, strerror(errno));
+                failed = 1;
+                continue;
+            }
+            if (classify(model, "-", text, len, o->threshold, names)) failed = 1;
+            free(text);
+        } else {
+            s = llm_text_read_file(path, EX_MAX_MESSAGE_BYTES, &text, &len);
+            if (s != LLM_OK) {
+                fprintf(stderr, "%s: %s: %s: %s\n", prog, path, llm_status_string(s), llm_last_error());
+                failed = 1;
+                continue;
+            }
+            if (classify(model, path, text, len, o->threshold, names)) failed = 1;
+            llm_text_free(text);
+        }
+    }
+    rc = failed ? EX_FAILURE : 0;
+
+done:
+    fflush(stdout);
+    llm_model_free(model);
+    llm_backend_free(be);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    predict_opts o;
+    o.files = calloc((size_t)argc + 1, sizeof *o.files);
+    if (!o.files) { fprintf(stderr, "%s: out of memory\n", prog); return EX_FAILURE; }
+    int r = parse_args(argc, argv, &o);
+    if (r == 0) r = run(&o);
+    else if (r == -1) { usage(stdout); r = 0; }
+    else { usage(stderr); r = EX_USAGE; }
+    free(o.files);
+    return r;
+}

@@ -1,0 +1,463 @@
+/* spam_train: trains the spam classifier (Embedding -> LSTM -> Dense(1,
+ * sigmoid)) on a folder of raw e-mail with one sub-folder per class
+ * (ham/, spam/) and saves it, text pipeline included, as one .safetensors
+ * file that spam_eval and spam_predict use on raw messages.
+ *
+ *   spam_train --data DIR --model OUT.safetensors [options]
+ *
+ * The pipeline: corpus from the folder -> stratified split (test part if
+ * asked, then validation) -> vocabulary from the training part only ->
+ * datasets -> model -> fit, saving the model after every epoch whose
+ * validation loss is the best so far. */
+#include <signal.h>
+#include <unistd.h>
+#include "common.h"
+
+static const char *prog = "spam_train";
+
+typedef struct train_opts {
+    const char *data, *model_path, *keep_headers, *checkpoint, *resume;
+    int epochs, batch, seq, vocab, embed, hidden, threads, patience;
+    double lr, val_split, test_split, dropout;
+    uint64_t seed;
+    llm_backend_kind backend;
+    int gru, bidirectional, quiet;
+} train_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: %s --data DIR --model OUT.safetensors [options]\n"
+        "\n"
+        "Trains Embedding -> LSTM -> Dense(1, sigmoid) on DIR, whose sub-folders are the\n"
+        "two classes (sorted by name: ham = 0, spam = 1; spam is the positive class), and\n"
+        "keeps the epoch with the best validation loss in OUT.safetensors.\n"
+        "\n"
+        "options (defaults in brackets):\n"
+        "  --epochs N         training epochs [10]\n"
+        "  --batch N          mini-batch size [32]\n"
+        "  --seq N            token ids per message [200]\n"
+        "  --vocab N          vocabulary size, the 2 reserved ids included [20000]\n"
+        "  --embed N          embedding size [64]\n"
+        "  --hidden N         recurrent units [128]\n"
+        "  --lr R             Adam learning rate [1e-3]\n"
+        "  --val-split F      validation fraction of the training part, 0 = none [0.1]\n"
+        "  --test-split F     hold out this stratified fraction first and report test\n"
+        "                     metrics on it with the kept model [0]\n"
+        "  --seed N           seed for splits, shuffling and initialisation [1]\n"
+        "  --threads N        CPU threads, 0 = all cores [0]\n"
+        "  --backend B        cpu or cuda [cpu]\n"
+        "  --gru              a GRU instead of the LSTM\n"
+        "  --bidirectional    read each message both ways\n"
+        "  --dropout R        dropout rate before the output layer [0]\n"
+        "  --patience N       stop after N epochs without improvement, 0 = never [0]\n"
+        "  --keep-headers L   comma-separated headers to keep as text, e.g. From,To [none]\n"
+        "  --checkpoint PATH  checkpoint written after every epoch [OUT.safetensors.ckpt];\n"
+        "                     'none' writes none\n"
+        "  --resume CKPT      go on from a checkpoint (same data, seed and options give\n"
+        "                     the same result as an uninterrupted run)\n"
+        "  --quiet            no progress display and no model summary\n"
+        "  --help             this text\n",
+        prog);
+}
+
+/* Returns 0 to go on, EX_USAGE after printing why, -1 for --help. */
+static int parse_args(int argc, char **argv, train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 10; o->batch = 32; o->seq = 200; o->vocab = 20000; o->embed = 64; o->hidden = 128;
+    o->lr = 1e-3; o->val_split = 0.1; o->seed = 1; o->backend = LLM_BACKEND_CPU;
+    ex_args a = { prog, argc, argv, 1, 0 };
+    while (a.i < argc && !a.bad) {
+        const char *v = NULL;
+        long long n = 0;
+        if (strcmp(argv[a.i], "-h") == 0 || strcmp(argv[a.i], "--help") == 0) return -1;
+        if (ex_arg_match(&a, "--data", &v)) { if (!a.bad) o->data = v; }
+        else if (ex_arg_match(&a, "--model", &v)) { if (!a.bad) o->model_path = v; }
+        else if (ex_arg_match(&a, "--keep-headers", &v)) { if (!a.bad) o->keep_headers = v; }
+        else if (ex_arg_match(&a, "--checkpoint", &v)) { if (!a.bad) o->checkpoint = v; }
+        else if (ex_arg_match(&a, "--resume", &v)) { if (!a.bad) o->resume = v; }
+        else if (ex_arg_match(&a, "--epochs", &v)) { if (!a.bad) ex_parse_int(&a, "--epochs", v, 1, 100000, &n); o->epochs = (int)n; }
+        else if (ex_arg_match(&a, "--batch", &v)) { if (!a.bad) ex_parse_int(&a, "--batch", v, 1, 65536, &n); o->batch = (int)n; }
+        else if (ex_arg_match(&a, "--seq", &v)) { if (!a.bad) ex_parse_int(&a, "--seq", v, 1, 100000, &n); o->seq = (int)n; }
+        else if (ex_arg_match(&a, "--vocab", &v)) { if (!a.bad) ex_parse_int(&a, "--vocab", v, 3, 10000000, &n); o->vocab = (int)n; }
+        else if (ex_arg_match(&a, "--embed", &v)) { if (!a.bad) ex_parse_int(&a, "--embed", v, 1, 65536, &n); o->embed = (int)n; }
+        else if (ex_arg_match(&a, "--hidden", &v)) { if (!a.bad) ex_parse_int(&a, "--hidden", v, 1, 65536, &n); o->hidden = (int)n; }
+        else if (ex_arg_match(&a, "--threads", &v)) { if (!a.bad) ex_parse_int(&a, "--threads", v, 0, 1024, &n); o->threads = (int)n; }
+        else if (ex_arg_match(&a, "--patience", &v)) { if (!a.bad) ex_parse_int(&a, "--patience", v, 0, 100000, &n); o->patience = (int)n; }
+        else if (ex_arg_match(&a, "--lr", &v)) { if (!a.bad) ex_parse_real(&a, "--lr", v, 0, 1, 10, 0, &o->lr); }
+        else if (ex_arg_match(&a, "--val-split", &v)) { if (!a.bad) ex_parse_real(&a, "--val-split", v, 0, 0, 1, 1, &o->val_split); }
+        else if (ex_arg_match(&a, "--test-split", &v)) { if (!a.bad) ex_parse_real(&a, "--test-split", v, 0, 0, 1, 1, &o->test_split); }
+        else if (ex_arg_match(&a, "--dropout", &v)) { if (!a.bad) ex_parse_real(&a, "--dropout", v, 0, 0, 1, 1, &o->dropout); }
+        else if (ex_arg_match(&a, "--seed", &v)) { if (!a.bad) ex_parse_u64(&a, "--seed", v, &o->seed); }
+        else if (ex_arg_match(&a, "--backend", &v)) { if (!a.bad) ex_parse_backend(&a, v, &o->backend); }
+        else if (ex_arg_match(&a, "--gru", NULL)) { o->gru = 1; }
+        else if (ex_arg_match(&a, "--bidirectional", NULL)) { o->bidirectional = 1; }
+        else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
+        else if (argv[a.i][0] == '-') {
+            fprintf(stderr, "%s: unknown option '%s'\n", prog, argv[a.i]);
+            a.bad = 1;
+        } else {
+            fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[a.i]);
+            a.bad = 1;
+        }
+    }
+    if (!a.bad && !o->data) { fprintf(stderr, "%s: --data DIR is required\n", prog); a.bad = 1; }
+    if (!a.bad && !o->model_path) { fprintf(stderr, "%s: --model OUT.safetensors is required\n", prog); a.bad = 1; }
+    if (!a.bad && o->val_split + o->test_split >= 0.95) {
+        fprintf(stderr, "%s: --val-split and --test-split leave (almost) nothing to train on\n", prog);
+        a.bad = 1;
+    }
+    return a.bad ? EX_USAGE : 0;
+}
+
+/* ---------------------------------------------------------- progress */
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_sigint(int sig) { (void)sig; interrupted = 1; }
+
+typedef struct train_state {
+    const train_opts *o;
+    llm_model *model;
+    int tty;             /* stderr is a terminal: redraw one line */
+    int64_t n_train;     /* training examples per epoch */
+    double last_draw;    /* when the progress was last shown */
+    int has_val;
+    double best;         /* best monitored loss so far (NAN before the first epoch) */
+    int best_epoch;      /* 0-based, -1 before any save */
+    int epochs_done;     /* epochs completed (with their validation) */
+    llm_status save_status;
+    char save_error[512];
+} train_state;
+
+static void format_eta(double s, char *buf, size_t len) {
+    if (!(s >= 0) || s > 1e7) { snprintf(buf, len, "?"); return; }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
+}
+
+static int on_batch(const llm_progress *p, void *user) {
+    train_state *st = user;
+    if (interrupted) return 1;
+    if (st->o->quiet || p->batches <= 0) return 0;
+    double now = ex_now();
+    int64_t seen = p->batch * (int64_t)st->o->batch;
+    if (seen > st->n_train) seen = st->n_train;
+    double rate = p->elapsed_s > 0 ? (double)seen / p->elapsed_s : 0;
+    double eta = p->batch > 0 ? p->elapsed_s / (double)p->batch * (double)(p->batches - p->batch) : NAN;
+    char eta_s[32];
+    format_eta(eta, eta_s, sizeof eta_s);
+    if (st->tty) {
+        /* redraw at most ten times a second, and always on the last batch */
+        if (p->batch != p->batches && now - st->last_draw < 0.1) return 0;
+        st->last_draw = now;
+        enum { W = 24 };
+        char bar[W + 1];
+        int fill = (int)(W * p->batch / p->batches);
+        for (int i = 0; i < W; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+        bar[W] = '\0';
+        fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %lld/%lld loss=%.4f accuracy=%.4f %.0f samples/s ETA %s",
+                p->epoch + 1, p->epochs, bar, (long long)p->batch, (long long)p->batches, p->loss,
+                p->accuracy, rate, eta_s);
+        fflush(stderr);
+    } else {
+        /* a plain line at each tenth of the epoch, at most one every 2 s,
+           none on the last batch (the epoch line follows) */
+        if (p->batch == p->batches) return 0;
+        int64_t tenth = p->batch * 10 / p->batches, prev = (p->batch - 1) * 10 / p->batches;
+        if (tenth == prev || now - st->last_draw < 2.0) return 0;
+        st->last_draw = now;
+        fprintf(stderr, "epoch %d/%d batch %lld/%lld loss=%.4f accuracy=%.4f samples/s=%.0f eta=%s\n",
+                p->epoch + 1, p->epochs, (long long)p->batch, (long long)p->batches, p->loss,
+                p->accuracy, rate, eta_s);
+        fflush(stderr);
+    }
+    return 0;
+}
+
+static int on_epoch(const llm_progress *p, void *user) {
+    train_state *st = user;
+    if (st->tty && !st->o->quiet) fprintf(stderr, "\r\033[K");
+    st->epochs_done = p->epoch + 1;
+    double monitored = st->has_val ? p->val_loss : p->loss;
+    int better = !isnan(monitored) && (isnan(st->best) || monitored < st->best);
+    printf("epoch %d/%d loss=%.4f accuracy=%.4f", p->epoch + 1, p->epochs, p->loss, p->accuracy);
+    if (st->has_val) printf(" val_loss=%.4f val_accuracy=%.4f", p->val_loss, p->val_accuracy);
+    printf(" time=%.1fs", p->elapsed_s);
+    if (better) {
+        /* the library writes atomically, so an interrupted run never leaves
+           a half-written model behind */
+        llm_status s = llm_model_save(st->model, st->o->model_path);
+        if (s != LLM_OK) {
+            printf("\n");
+            fflush(stdout);
+            st->save_status = s;
+            snprintf(st->save_error, sizeof st->save_error, "%s", llm_last_error());
+            return 1;
+        }
+        st->best = monitored;
+        st->best_epoch = p->epoch;
+        printf(" (best so far, saved)");
+    }
+    printf("\n");
+    fflush(stdout);
+    st->last_draw = ex_now();
+    return interrupted ? 1 : 0;
+}
+
+/* ---------------------------------------------------------- helpers */
+
+static void print_corpus(const char *what, const llm_text_corpus *c, const char *const *names) {
+    int64_t n = 0, n0 = 0, n1 = 0;
+    llm_text_corpus_count(c, &n);
+    llm_text_corpus_class_count(c, 0, &n0);
+    llm_text_corpus_class_count(c, 1, &n1);
+    printf("%s: %lld messages (%s %lld, %s %lld)\n", what, (long long)n, names[0], (long long)n0,
+           names[1], (long long)n1);
+}
+
+static int64_t corpus_count(const llm_text_corpus *c) {
+    int64_t n = 0;
+    if (c) llm_text_corpus_count(c, &n);
+    return n;
+}
+
+/* The whole program after option parsing; every resource is freed on
+ * every path (the examples run under LeakSanitizer in `make asan`). */
+static int run(const train_opts *o) {
+    int rc = EX_FAILURE;
+    llm_status s;
+    llm_backend *be = NULL;
+    llm_text_corpus *all = NULL, *rest = NULL, *test = NULL, *train = NULL, *val = NULL;
+    llm_vocab *vocab = NULL;
+    llm_dataset *train_ds = NULL, *val_ds = NULL, *test_ds = NULL;
+    llm_model *model = NULL;
+    llm_optimizer *adam = NULL;
+    llm_history *hist = NULL;
+    char *summary = NULL;
+    char what[1024];
+
+    /* fail now rather than after the first epoch when the model cannot be
+       written (saving goes through a temporary file in the same folder) */
+    const char *slash = strrchr(o->model_path, '/');
+    snprintf(what, sizeof what, "%.*s", slash ? (int)(slash - o->model_path) + 1 : 1, slash ? o->model_path : ".");
+    if (access(what, W_OK | X_OK) != 0) {
+        fprintf(stderr, "%s: cannot write %s: folder '%s': %s\n", prog, o->model_path, what, strerror(errno));
+        goto done;
+    }
+
+    if (ex_backend(prog, o->backend, o->threads, 0, &be)) goto done;
+
+    /* the e-mail reader settings: used to load the corpus and saved with the
+       model, so that prediction reads messages exactly as training did */
+    llm_email_options eo;
+    llm_email_options_init(&eo);
+    eo.keep_headers = o->keep_headers;
+    llm_corpus_options co;
+    llm_corpus_options_init(&co);
+    co.format = LLM_CORPUS_EMAIL;
+    co.max_file_bytes = EX_MAX_MESSAGE_BYTES;
+    co.skip_unreadable = 1;
+    co.email = &eo;
+    double t0 = ex_now();
+    snprintf(what, sizeof what, "reading %s", o->data);
+    if ((s = llm_text_corpus_from_directory(&all, o->data, &co)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
+
+    int32_t classes = 0;
+    llm_text_corpus_num_classes(all, &classes);
+    if (classes != 2) {
+        fprintf(stderr, "%s: %s has %d class folders; a binary classifier needs exactly two "
+                "(e.g. ham/ and spam/)\n", prog, o->data, (int)classes);
+        goto done;
+    }
+    const char *names[2];
+    for (int32_t c = 0; c < 2; c++) {
+        if ((s = llm_text_corpus_class_name(all, c, &names[c])) != LLM_OK) { ex_fail(prog, s, "class name"); goto done; }
+        if (strchr(names[c], ',') || strlen(names[c]) > EX_CLASS_NAME_MAX) {
+            fprintf(stderr, "%s: class folder name '%s' must be at most %d bytes without ','\n",
+                    prog, names[c], EX_CLASS_NAME_MAX);
+            goto done;
+        }
+    }
+    int64_t skipped = 0;
+    llm_text_corpus_skipped(all, &skipped);
+    print_corpus("data", all, names);
+    if (skipped > 0) fprintf(stderr, "%s: warning: %lld unreadable files skipped\n", prog, (long long)skipped);
+
+    /* the test part first (never seen in training), then validation */
+    if (o->test_split > 0 &&
+        (s = llm_text_corpus_split(all, o->test_split, o->seed, &rest, &test)) != LLM_OK) { ex_fail(prog, s, "splitting off the test part"); goto done; }
+    if ((s = llm_text_corpus_split(rest ? rest : all, o->val_split, o->seed + 1, &train, &val)) != LLM_OK) { ex_fail(prog, s, "splitting off the validation part"); goto done; }
+    int64_t n_train = corpus_count(train), n_val = corpus_count(val), n_test = corpus_count(test);
+    print_corpus("train", train, names);
+    if (n_val > 0) print_corpus("validation", val, names);
+    else if (o->val_split > 0) fprintf(stderr, "%s: warning: too few messages for a validation part; keeping the epoch with the lowest training loss\n", prog);
+    if (n_test > 0) print_corpus("test", test, names);
+    else if (o->test_split > 0) fprintf(stderr, "%s: warning: too few messages for a test part; no test metrics\n", prog);
+
+    const llm_vocab *use_vocab = NULL;
+    if (o->resume) {
+        /* the checkpoint holds the model, its vocabulary and the training state */
+        snprintf(what, sizeof what, "loading checkpoint %s", o->resume);
+        if ((s = llm_model_load_checkpoint(&model, be, o->resume)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
+        if ((s = llm_model_vocab(model, &use_vocab)) != LLM_OK) { ex_fail(prog, s, "the checkpoint's vocabulary"); goto done; }
+    } else {
+        llm_vocab_options vopt;
+        llm_vocab_options_init(&vopt);
+        vopt.max_tokens = o->vocab;
+        if ((s = llm_vocab_build_from_corpus(&vocab, train, NULL, &vopt)) != LLM_OK) { ex_fail(prog, s, "building the vocabulary"); goto done; }
+        use_vocab = vocab;
+    }
+    int32_t vsize = 0;
+    llm_vocab_size(use_vocab, &vsize);
+
+    llm_vectorize_options vec;
+    llm_vectorize_options_init(&vec);
+    vec.seq_len = o->seq;
+    if ((s = llm_dataset_from_corpus(&train_ds, train, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the training part"); goto done; }
+    if (n_val > 0 && (s = llm_dataset_from_corpus(&val_ds, val, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the validation part"); goto done; }
+    if (n_test > 0 && (s = llm_dataset_from_corpus(&test_ds, test, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the test part"); goto done; }
+    printf("vocabulary: %d ids; %d ids per message; data ready in %.1fs\n", (int)vsize, o->seq, ex_now() - t0);
+
+    if (!model) {
+        /* the model */
+        if ((s = llm_model_sequential(&model, be)) != LLM_OK) { ex_fail(prog, s, "creating the model"); goto done; }
+        if ((s = llm_model_set_seed(model, o->seed)) != LLM_OK) { ex_fail(prog, s, "seeding the model"); goto done; }
+        if ((s = llm_model_add(model, llm_layer_embedding(vsize, o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
+        llm_layer *rnn = o->gru ? llm_layer_gru(o->hidden, LLM_RETURN_LAST) : llm_layer_lstm(o->hidden, LLM_RETURN_LAST);
+        if (o->bidirectional) rnn = llm_layer_bidirectional(rnn);
+        if ((s = llm_model_add(model, rnn)) != LLM_OK) { ex_fail(prog, s, "adding the recurrent layer"); goto done; }
+        if (o->dropout > 0 && (s = llm_model_add(model, llm_layer_dropout((float)o->dropout))) != LLM_OK) { ex_fail(prog, s, "adding dropout"); goto done; }
+        if ((s = llm_model_add(model, llm_layer_dense(1, LLM_ACT_SIGMOID))) != LLM_OK) { ex_fail(prog, s, "adding the output layer"); goto done; }
+        if ((s = llm_optimizer_adam(&adam, (float)o->lr)) != LLM_OK) { ex_fail(prog, s, "creating the optimizer"); goto done; }
+        if ((s = llm_model_compile(model, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_ACCURACY)) != LLM_OK) { ex_fail(prog, s, "compiling"); goto done; }
+
+        /* what prediction needs to read raw mail, saved with the weights */
+        if ((s = llm_model_set_text_pipeline(model, vocab, &vec, &eo)) != LLM_OK) { ex_fail(prog, s, "attaching the text pipeline"); goto done; }
+        char class_names[2 * EX_CLASS_NAME_MAX + 2];
+        snprintf(class_names, sizeof class_names, "%s,%s", names[0], names[1]);
+        if ((s = llm_model_set_metadata(model, "class_names", class_names)) != LLM_OK) { ex_fail(prog, s, "setting class_names"); goto done; }
+        char made_by[64];
+        snprintf(made_by, sizeof made_by, "spam_train (libllm %s)", llm_version_string());
+        if ((s = llm_model_set_metadata(model, "created_by", made_by)) != LLM_OK) { ex_fail(prog, s, "setting created_by"); goto done; }
+
+        int64_t sample_shape[1] = { o->seq };
+        if ((s = llm_model_build(model, LLM_DTYPE_I32, 1, sample_shape)) != LLM_OK) { ex_fail(prog, s, "building the model"); goto done; }
+    }
+    if (!o->quiet) {
+        size_t need = 0;
+        if ((s = llm_model_summary(model, NULL, 0, &need)) != LLM_OK) { ex_fail(prog, s, "model summary"); goto done; }
+        summary = malloc(need + 1);
+        if (!summary) { fprintf(stderr, "%s: out of memory\n", prog); goto done; }
+        if ((s = llm_model_summary(model, summary, need + 1, NULL)) != LLM_OK) { ex_fail(prog, s, "model summary"); goto done; }
+        fputs(summary, stdout);
+        if (need > 0 && summary[need - 1] != '\n') putchar('\n');
+    }
+    fflush(stdout);
+
+    train_state st;
+    memset(&st, 0, sizeof st);
+    st.o = o;
+    st.model = model;
+    st.tty = isatty(STDERR_FILENO);
+    st.n_train = n_train;
+    st.has_val = val_ds != NULL;
+    st.best = NAN;
+    st.best_epoch = -1;
+    st.last_draw = ex_now();
+
+    llm_fit_options fo;
+    llm_fit_options_init(&fo);
+    fo.epochs = o->epochs;
+    fo.batch_size = o->batch;
+    fo.seed = o->seed;
+    fo.validation = val_ds;
+    fo.on_batch = on_batch;
+    fo.on_epoch = on_epoch;
+    fo.user = &st;
+    /* the same monitor as the saving in on_epoch, so that the model in
+       memory at the end (used for the test part) is the one in the file */
+    fo.early_stopping = val_ds ? LLM_MONITOR_VAL_LOSS : LLM_MONITOR_LOSS;
+    fo.patience = o->patience;
+    fo.restore_best = 1;
+    char ckpt[4096];
+    if (!o->checkpoint) snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->model_path);
+    else snprintf(ckpt, sizeof ckpt, "%s", o->checkpoint);
+    if (strcmp(ckpt, "none") != 0) fo.checkpoint_path = ckpt;
+    int done_before = 0;
+    if (o->resume) {
+        llm_model_epochs_done(model, &done_before);
+        if (done_before >= o->epochs) {
+            fprintf(stderr, "%s: the checkpoint has %d epochs done; --epochs %d leaves nothing to do\n", prog, done_before, o->epochs);
+            goto done;
+        }
+        fo.initial_epoch = done_before;
+        printf("resuming after epoch %d of %d\n", done_before, o->epochs);
+    }
+
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    double t_fit = ex_now();
+    s = llm_model_fit(model, train_ds, &fo, &hist);
+    sigaction(SIGINT, &old_sa, NULL);
+    if (st.tty && !o->quiet) fprintf(stderr, "\r\033[K");
+    if (s != LLM_OK) { ex_fail(prog, s, "training"); goto done; }
+    if (st.save_status != LLM_OK) {
+        fprintf(stderr, "%s: saving %s: %s: %s\n", prog, o->model_path, llm_status_string(st.save_status), st.save_error);
+        goto done;
+    }
+    int stopped = 0;
+    llm_history_stopped_early(hist, &stopped);
+    printf("training: %d epoch%s in %.1fs%s\n", st.epochs_done, st.epochs_done == 1 ? "" : "s",
+           ex_now() - t_fit, interrupted ? " (interrupted)" : stopped ? " (early stopping)" : "");
+    if (st.best_epoch < 0) {
+        fprintf(stderr, "%s: no epoch completed; nothing was saved\n", prog);
+        goto done;
+    }
+    /* fit ends holding the best epoch's weights, also across a resume;
+       the file gets exactly those */
+    int kept = st.best_epoch;
+    llm_history_best_epoch(hist, &kept);
+    if (!interrupted && (s = llm_model_save(model, o->model_path)) != LLM_OK) { ex_fail(prog, s, "saving the kept model"); goto done; }
+    printf("kept epoch %d in %s\n", kept + 1, o->model_path);
+
+    if (test_ds && !interrupted) {
+        llm_metrics m;
+        llm_metrics_init(&m);
+        if ((s = llm_model_evaluate(model, test_ds, o->batch, &m)) != LLM_OK) { ex_fail(prog, s, "evaluating the test part"); goto done; }
+        char report[2048];
+        if ((s = llm_metrics_format(&m, names[0], names[1], report, sizeof report, NULL)) != LLM_OK) { ex_fail(prog, s, "formatting metrics"); goto done; }
+        printf("test part (%lld messages, kept model):\n%s", (long long)n_test, report);
+        printf("test accuracy=%.4f precision=%.4f recall=%.4f f1=%.4f auc=%.4f\n", m.accuracy,
+               m.precision, m.recall, m.f1, m.auc);
+    }
+    rc = interrupted ? 130 : 0;
+
+done:
+    fflush(stdout);
+    free(summary);
+    llm_history_free(hist);
+    llm_optimizer_free(adam);
+    llm_model_free(model);
+    llm_dataset_free(train_ds);
+    llm_dataset_free(val_ds);
+    llm_dataset_free(test_ds);
+    llm_vocab_free(vocab);
+    llm_text_corpus_free(train);
+    llm_text_corpus_free(val);
+    llm_text_corpus_free(rest);
+    llm_text_corpus_free(test);
+    llm_text_corpus_free(all);
+    llm_backend_free(be);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    train_opts o;
+    int r = parse_args(argc, argv, &o);
+    if (r == -1) { usage(stdout); return 0; }
+    if (r != 0) { usage(stderr); return EX_USAGE; }
+    return run(&o);
+}

@@ -1,0 +1,696 @@
+/* The example programs spam_train, spam_eval and spam_predict, run as
+ * processes: strict option parsing (exit status 2 and a message), bad data
+ * (a clean failure or success with a message, never a signal), a tiny
+ * end-to-end run on the fixture folder data/emails, and the exact output
+ * formats the tools promise.
+ *
+ * The programs are looked up in $LLM_BIN_DIR (by default the bin/ folder of
+ * the build tree this runner is in, else ../build/bin; tests run from
+ * tests/), so `make asan` runs its own sanitizer-built copies. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <regex.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "testutil.h"
+
+extern char **environ;
+
+#define FIXTURES "data/emails"
+#define HAM1 FIXTURES "/ham/easy-ham-1-00002.eml"
+#define SPAM1 FIXTURES "/spam/spam-2-00809.eml"
+/* a small, fast model for every run that trains */
+#define TINY "--epochs", "1", "--seq", "20", "--vocab", "200", "--embed", "4", "--hidden", "4", "--quiet"
+
+/* ------------------------------------------------------------ running */
+
+typedef struct run_result {
+    int code;    /* exit status, or -1 when killed by a signal */
+    int sig;     /* the signal, or 0 */
+    char *out;   /* everything written to stdout / stderr */
+    char *err;
+    double secs;
+} run_result;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* $LLM_BIN_DIR, else the bin/ folder next to this runner's tests/ folder
+ * (so BUILD=other trees find their own programs), else ../build/bin. */
+static const char *bin_dir(void) {
+    const char *d = getenv("LLM_BIN_DIR");
+    if (d && *d) return d;
+    static char guess[4096];
+    ssize_t n = readlink("/proc/self/exe", guess, sizeof guess - 16);
+    if (n > 0) {
+        guess[n] = '\0';
+        char *slash = strrchr(guess, '/');
+        if (slash) {
+            strcpy(slash, "/../bin");
+            if (access(guess, X_OK) == 0) return guess;
+        }
+    }
+    return "../build/bin";
+}
+
+static char *slurp_fd(int fd) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        ssize_t got = read(fd, buf + n, cap - n - 1);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int temp_fd(void) {
+    char tmpl[] = "/tmp/llm_examples_out_XXXXXX";
+    int fd = mkstemp(tmpl);
+    ck_assert_int_ge(fd, 0);
+    unlink(tmpl);
+    return fd;
+}
+
+/* Runs bin_dir()/argv[0] with argv, stdin from stdin_path (NULL:
+ * /dev/null), collecting its output; a run over limit_s is killed and fails
+ * the test. */
+static void run_argv(run_result *r, const char *stdin_path, double limit_s, char *const argv[]) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", bin_dir(), argv[0]);
+    ck_assert_msg(access(path, X_OK) == 0, "%s is missing: build the examples first (make examples)",
+                  path);
+    int out = temp_fd(), err = temp_fd();
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, stdin_path ? stdin_path : "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, err, 2);
+    pid_t pid;
+    double t0 = now_s();
+    int rc = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ck_assert_msg(rc == 0, "posix_spawn %s: %s", path, strerror(rc));
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) break;
+        ck_assert_msg(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        if (now_s() - t0 > limit_s) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            ck_abort_msg("%s ran longer than %.0f s and was killed", argv[0], limit_s);
+        }
+        nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+    }
+    r->secs = now_s() - t0;
+    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r->sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r->out = slurp_fd(out);
+    r->err = slurp_fd(err);
+    close(out);
+    close(err);
+}
+
+static void run_free(run_result *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+#define RUN_IN(r, stdin_path, ...) do { \
+        char *argv__[] = { __VA_ARGS__, NULL }; \
+        run_argv((r), (stdin_path), 120.0, argv__); \
+    } while (0)
+#define RUN(r, ...) RUN_IN(r, NULL, __VA_ARGS__)
+
+/* The program ended by itself (no signal) with `code`. */
+#define ASSERT_EXIT(r, expected) \
+    ck_assert_msg((r)->sig == 0 && (r)->code == (expected), \
+                  "expected exit %d, got exit %d signal %d\nstdout:\n%s\nstderr:\n%s", (expected), \
+                  (r)->code, (r)->sig, (r)->out, (r)->err)
+
+/* A clean failure: exit 1 with a message on stderr. */
+#define ASSERT_FAILS_CLEANLY(r) do { \
+        ASSERT_EXIT((r), 1); \
+        ck_assert_msg(strlen((r)->err) > 0, "no message on stderr"); \
+    } while (0)
+
+static int matches(const char *text, const char *pattern) {
+    regex_t re;
+    ck_assert_int_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NEWLINE | REG_NOSUB), 0);
+    int ok = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
+/* The last line of s (without its newline) copied into buf. */
+static const char *last_line(const char *s, char *buf, size_t len) {
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '\n') n--;
+    size_t start = n;
+    while (start > 0 && s[start - 1] != '\n') start--;
+    size_t k = n - start < len - 1 ? n - start : len - 1;
+    memcpy(buf, s + start, k);
+    buf[k] = '\0';
+    return buf;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* ------------------------------------------------------------ temp data */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
+    (void)st; (void)flag; (void)f;
+    return remove(path);
+}
+static void rm_rf(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static char *temp_dir(void) {
+    char tmpl[] = "/tmp/llm_examples_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    ck_assert_ptr_nonnull(d);
+    return strdup(d);
+}
+
+static void make_dir(const char *base, const char *sub) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", base, sub);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+}
+
+static void write_bytes(const char *base, const char *rel, const void *data, size_t len) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", base, rel);
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static void write_text(const char *base, const char *rel, const char *text) {
+    write_bytes(base, rel, text, strlen(text));
+}
+
+/* A few small messages per class, so that a split leaves some of each. */
+static void write_messages(const char *base, const char *cls, int n) {
+    for (int i = 0; i < n; i++) {
+        char rel[256], msg[512];
+        snprintf(rel, sizeof rel, "%s/m%02d.eml", cls, i);
+        if (strcmp(cls, "spam") == 0)
+            snprintf(msg, sizeof msg, "Subject: cheap offer %d\n\nBuy now, free money, click here %d!\n", i, i);
+        else
+            snprintf(msg, sizeof msg, "Subject: meeting %d\n\nThe patch for the build is attached, see you at %d.\n", i, i);
+        write_text(base, rel, msg);
+    }
+}
+
+/* A 50 MB "message": headers, then lines of words; only the first MiB may
+ * ever be read. */
+static void write_big(const char *path) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("From: big@example.com\nSubject: a very long message\n\n", f);
+    static char block[1 << 16];
+    for (size_t i = 0; i < sizeof block; i++) block[i] = (i % 64 == 63) ? '\n' : "free money "[i % 11];
+    for (int i = 0; i < 50 * 16; i++) ck_assert_uint_eq(fwrite(block, 1, sizeof block, f), sizeof block);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* ------------------------------------------------------------ options */
+
+typedef struct bad_case {
+    const char *args[12];
+    const char *message; /* expected in stderr */
+} bad_case;
+
+static void check_bad_cases(const char *program, const bad_case *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *argv[16];
+        int k = 0;
+        argv[k++] = (char *)program;
+        for (int j = 0; cases[i].args[j]; j++) argv[k++] = (char *)cases[i].args[j];
+        argv[k] = NULL;
+        run_result r;
+        run_argv(&r, NULL, 60.0, argv);
+        ck_assert_msg(r.sig == 0 && r.code == 2, "%s case %zu: expected exit 2, got %d (signal %d)\n%s",
+                      program, i, r.code, r.sig, r.err);
+        ck_assert_msg(strstr(r.err, cases[i].message) != NULL,
+                      "%s case %zu: stderr lacks '%s':\n%s", program, i, cases[i].message, r.err);
+        ck_assert_msg(strstr(r.err, "usage:") != NULL, "%s case %zu: no usage text", program, i);
+        ck_assert_msg(r.out[0] == '\0', "%s case %zu: wrote to stdout:\n%s", program, i, r.out);
+        run_free(&r);
+    }
+}
+
+#define D "--data", "d"
+#define M "--model", "m.safetensors"
+
+START_TEST(train_bad_options) {
+    static const bad_case cases[] = {
+        { { M }, "--data DIR is required" },
+        { { D }, "--model OUT.safetensors is required" },
+        { { 0 }, "required" },
+        { { D, M, "--bogus" }, "unknown option '--bogus'" },
+        { { D, M, "-x" }, "unknown option" },
+        { { D, M, "stray" }, "unexpected argument 'stray'" },
+        { { D, M, "--epochs" }, "--epochs needs a value" },
+        { { D, M, "--epochs", "--batch", "4" }, "--epochs needs a value" },
+        { { D, "--model" }, "--model needs a value" },
+        { { D, M, "--epochs=" }, "--epochs needs a value" },
+        { { D, M, "--epochs", "ten" }, "whole number" },
+        { { D, M, "--epochs", "5x" }, "whole number" },
+        { { D, M, "--epochs", "0" }, "out of range" },
+        { { D, M, "--epochs", "-3" }, "out of range" },
+        { { D, M, "--epochs", "99999999999999999999" }, "whole number" },
+        { { D, M, "--batch", "0" }, "out of range" },
+        { { D, M, "--batch=1000000" }, "out of range" },
+        { { D, M, "--lr", "0" }, "out of range" },
+        { { D, M, "--lr", "-0.1" }, "out of range" },
+        { { D, M, "--lr", "fast" }, "wants a number" },
+        { { D, M, "--lr", "nan" }, "wants a number" },
+        { { D, M, "--val-split", "1" }, "out of range" },
+        { { D, M, "--test-split", "-0.2" }, "out of range" },
+        { { D, M, "--val-split", "0.5", "--test-split", "0.5" }, "nothing to train on" },
+        { { D, M, "--vocab", "2" }, "out of range" },
+        { { D, M, "--seed", "-1" }, "non-negative" },
+        { { D, M, "--threads", "x" }, "whole number" },
+        { { D, M, "--backend", "tpu" }, "cpu or cuda" },
+        { { D, M, "--gru=1" }, "takes no value" },
+    };
+    check_bad_cases("spam_train", cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+START_TEST(eval_bad_options) {
+    static const bad_case cases[] = {
+        { { D }, "--model M.safetensors is required" },
+        { { M }, "--data DIR is required" },
+        { { D, M, "--nope" }, "unknown option" },
+        { { D, M, "--threshold" }, "needs a value" },
+        { { D, M, "--threshold", "1.5" }, "out of range" },
+        { { D, M, "--threshold", "half" }, "wants a number" },
+        { { D, M, "extra" }, "unexpected argument" },
+    };
+    check_bad_cases("spam_eval", cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+START_TEST(predict_bad_options) {
+    static const bad_case cases[] = {
+        { { "file.eml" }, "--model M.safetensors is required" },
+        { { M, "--threshold", "-1" }, "out of range" },
+        { { M, "--threads", "-1" }, "out of range" },
+        { { M, "--bogus", "file.eml" }, "unknown option" },
+        { { "--model" }, "needs a value" },
+    };
+    check_bad_cases("spam_predict", cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+START_TEST(help_exits_zero) {
+    static const char *const progs[] = { "spam_train", "spam_eval", "spam_predict" };
+    for (size_t i = 0; i < 3; i++) {
+        run_result r;
+        RUN(&r, (char *)progs[i], "--help");
+        ASSERT_EXIT(&r, 0);
+        ck_assert_msg(strstr(r.out, "usage:") != NULL, "%s --help: %s", progs[i], r.out);
+        run_free(&r);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad data */
+
+static char *dir_;   /* a fresh temp folder for each test of the case */
+
+static void bad_data_setup(void) { dir_ = temp_dir(); }
+static void bad_data_teardown(void) {
+    rm_rf(dir_);
+    free(dir_);
+    dir_ = NULL;
+}
+
+static void path_in(char *buf, size_t len, const char *rel) { snprintf(buf, len, "%s/%s", dir_, rel); }
+
+START_TEST(train_missing_dir) {
+    char data[512], model[512];
+    path_in(data, sizeof data, "no-such-folder");
+    path_in(model, sizeof model, "m.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", data, "--model", model, TINY);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "no-such-folder") != NULL, "%s", r.err);
+    ck_assert_int_ne(access(model, F_OK), 0);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(train_empty_dir) {
+    char model[512];
+    path_in(model, sizeof model, "m.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", dir_, "--model", model, TINY);
+    ASSERT_FAILS_CLEANLY(&r);
+    run_free(&r);
+    /* class folders without files */
+    make_dir(dir_, "ham");
+    make_dir(dir_, "spam");
+    RUN(&r, "spam_train", "--data", dir_, "--model", model, TINY);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_int_ne(access(model, F_OK), 0);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(train_one_class) {
+    make_dir(dir_, "ham");
+    write_messages(dir_, "ham", 5);
+    char model[512];
+    path_in(model, sizeof model, "m.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", dir_, "--model", model, TINY);
+    ASSERT_FAILS_CLEANLY(&r);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(train_three_classes) {
+    make_dir(dir_, "ham");
+    make_dir(dir_, "spam");
+    make_dir(dir_, "other");
+    write_messages(dir_, "ham", 4);
+    write_messages(dir_, "spam", 4);
+    write_messages(dir_, "other", 4);
+    char model[512];
+    path_in(model, sizeof model, "m.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", dir_, "--model", model, TINY);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "exactly two") != NULL, "%s", r.err);
+    run_free(&r);
+}
+END_TEST
+
+/* Empty files, a binary file and a 50 MB one are all just texts: training
+ * goes through, reading at most a MiB of the big one. */
+START_TEST(train_odd_files) {
+    make_dir(dir_, "ham");
+    make_dir(dir_, "spam");
+    write_messages(dir_, "ham", 5);
+    write_messages(dir_, "spam", 5);
+    write_text(dir_, "ham/empty.eml", "");
+    write_text(dir_, "spam/empty.eml", "");
+    unsigned char bin[4096];
+    uint64_t st = 7;
+    for (size_t i = 0; i < sizeof bin; i++) bin[i] = (unsigned char)(tu_next(&st) >> 56);
+    bin[10] = 0;
+    write_bytes(dir_, "spam/binary.bin", bin, sizeof bin);
+    char big[512], model[512];
+    path_in(big, sizeof big, "ham/big.eml");
+    write_big(big);
+    path_in(model, sizeof model, "m.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", dir_, "--model", model, TINY);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "data: 14 messages (ham 7, spam 7)") != NULL, "%s", r.out);
+    ck_assert_msg(r.secs < 30.0, "training on the 50 MB file took %.1f s", r.secs);
+    ck_assert_int_eq(access(model, R_OK), 0);
+    run_free(&r);
+
+    /* the tools read the same folder and the big file quickly */
+    RUN(&r, "spam_eval", "--model", model, "--data", dir_, "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "scored 14 messages") != NULL, "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", model, big);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(r.secs < 20.0, "classifying the 50 MB file took %.1f s", r.secs);
+    ck_assert_int_eq(count_lines(r.out), 1);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(train_unwritable_model) {
+    char data[512], model[512];
+    path_in(data, sizeof data, "data");
+    make_dir(dir_, "data");
+    make_dir(data, "ham");
+    make_dir(data, "spam");
+    write_messages(data, "ham", 4);
+    write_messages(data, "spam", 4);
+    path_in(model, sizeof model, "no-such-folder/m.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", data, "--model", model, TINY);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "no-such-folder") != NULL, "%s", r.err);
+    ck_assert_msg(strstr(r.out, "epoch") == NULL, "trained before failing:\n%s", r.out);
+    run_free(&r);
+    /* a folder in the way: found when the first epoch is saved */
+    make_dir(dir_, "taken");
+    path_in(model, sizeof model, "taken");
+    RUN(&r, "spam_train", "--data", data, "--model", model, TINY);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "saving") != NULL, "%s", r.err);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(tools_bad_model_file) {
+    char model[512];
+    path_in(model, sizeof model, "garbage.safetensors");
+    write_text(dir_, "garbage.safetensors", "this is not a model\n");
+    run_result r;
+    RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "garbage.safetensors") != NULL, "%s", r.err);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", model, HAM1);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+    path_in(model, sizeof model, "missing.safetensors");
+    RUN(&r, "spam_predict", "--model", model, HAM1);
+    ASSERT_FAILS_CLEANLY(&r);
+    run_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------------ end to end */
+
+/* Trained once for the whole test case (an unchecked fixture runs in the
+ * runner's own process): the tests below check what came out. */
+static char *e2e_dir;
+static char e2e_model[512];
+static run_result e2e_train;
+
+static void e2e_setup(void) {
+    char tmpl[] = "/tmp/llm_examples_e2e_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    if (!d) return;
+    e2e_dir = strdup(d);
+    snprintf(e2e_model, sizeof e2e_model, "%s/spam.safetensors", e2e_dir);
+    RUN(&e2e_train, "spam_train", "--data", FIXTURES, "--model", e2e_model, "--epochs", "2",
+        "--seq", "50", "--vocab", "500", "--embed", "8", "--hidden", "8", "--threads", "2");
+}
+
+static void e2e_teardown(void) {
+    if (e2e_dir) rm_rf(e2e_dir);
+    free(e2e_dir);
+    e2e_dir = NULL;
+    run_free(&e2e_train);
+}
+
+static void need_model(void) {
+    ck_assert_msg(e2e_dir != NULL, "no temp folder");
+    ck_assert_msg(e2e_train.out != NULL, "spam_train did not run");
+    ASSERT_EXIT(&e2e_train, 0);
+    ck_assert_msg(access(e2e_model, R_OK) == 0, "no model file %s", e2e_model);
+}
+
+#define NUM "([0-9]+\\.[0-9]{4}|nan)"
+
+START_TEST(e2e_train_output) {
+    need_model();
+    const char *out = e2e_train.out;
+    ck_assert_msg(strstr(out, "backend: cpu") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "data: 37 messages (ham 19, spam 18)") != NULL, "%s", out);
+    ck_assert_msg(matches(out, "^epoch 1/2 loss=[0-9]+\\.[0-9]{4} accuracy=[0-9.]+ val_loss=[0-9.]+ "
+                          "val_accuracy=[0-9.]+ time=[0-9]+\\.[0-9]s"), "%s", out);
+    ck_assert_msg(matches(out, "^epoch 2/2 loss="), "%s", out);
+    ck_assert_msg(matches(out, "^kept epoch [12] in "), "%s", out);
+    ck_assert_msg(strstr(out, "Total") != NULL || strstr(out, "total") != NULL,
+                  "no model summary:\n%s", out);
+}
+END_TEST
+
+START_TEST(e2e_eval_format) {
+    need_model();
+    run_result r;
+    RUN(&r, "spam_eval", "--model", e2e_model, "--data", FIXTURES);
+    ASSERT_EXIT(&r, 0);
+    char line[512];
+    last_line(r.out, line, sizeof line);
+    ck_assert_msg(matches(line, "^accuracy=" NUM " precision=" NUM " recall=" NUM " f1=" NUM
+                          " auc=" NUM "$"), "last line: '%s'", line);
+    ck_assert_msg(strstr(r.out, "scored 37 messages") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "spam") != NULL && strstr(r.out, "ham") != NULL, "%s", r.out);
+    ck_assert_msg(r.out[strlen(r.out) - 1] == '\n', "no newline at the end");
+    run_free(&r);
+
+    /* a threshold of 0 calls everything spam: recall 1 */
+    RUN(&r, "spam_eval", "--model", e2e_model, "--data", FIXTURES, "--threshold", "0", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    last_line(r.out, line, sizeof line);
+    ck_assert_msg(strstr(line, "recall=1.0000") != NULL, "%s", line);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(e2e_eval_wrong_classes) {
+    need_model();
+    char *d = temp_dir();
+    make_dir(d, "good");
+    make_dir(d, "bad");
+    write_messages(d, "good", 2);
+    write_messages(d, "bad", 2);
+    run_result r;
+    RUN(&r, "spam_eval", "--model", e2e_model, "--data", d);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "not a class of the model") != NULL, "%s", r.err);
+    run_free(&r);
+    RUN(&r, "spam_eval", "--model", e2e_model, "--data", "no-such-folder");
+    ASSERT_FAILS_CLEANLY(&r);
+    run_free(&r);
+    rm_rf(d);
+    free(d);
+}
+END_TEST
+
+#define PRED "\t(ham|spam)\t[01]\\.[0-9]{4}$"
+
+START_TEST(e2e_predict_files) {
+    need_model();
+    run_result r;
+    RUN(&r, "spam_predict", "--model", e2e_model, HAM1, SPAM1);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_int_eq(count_lines(r.out), 2);
+    ck_assert_msg(matches(r.out, "^" HAM1 PRED), "%s", r.out);
+    ck_assert_msg(matches(r.out, "^" SPAM1 PRED), "%s", r.out);
+    ck_assert_msg(strncmp(r.out, HAM1 "\t", strlen(HAM1) + 1) == 0, "order: %s", r.out);
+    run_free(&r);
+
+    /* the class follows the threshold */
+    RUN(&r, "spam_predict", "--model", e2e_model, "--threshold", "0", HAM1);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^" HAM1 "\tspam\t"), "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", e2e_model, "--threshold", "1", HAM1);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^" HAM1 "\tham\t"), "%s", r.out);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(e2e_predict_stdin) {
+    need_model();
+    run_result r, f;
+    RUN_IN(&r, SPAM1, "spam_predict", "--model", e2e_model);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_int_eq(count_lines(r.out), 1);
+    ck_assert_msg(matches(r.out, "^-" PRED), "%s", r.out);
+    /* the same score as from the file */
+    RUN(&f, "spam_predict", "--model", e2e_model, SPAM1);
+    ASSERT_EXIT(&f, 0);
+    ck_assert_str_eq(strchr(r.out, '\t'), strchr(f.out, '\t'));
+    run_free(&r);
+    run_free(&f);
+    /* "-" among files */
+    RUN_IN(&r, SPAM1, "spam_predict", "--model", e2e_model, HAM1, "-");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_int_eq(count_lines(r.out), 2);
+    ck_assert_msg(matches(r.out, "^-" PRED), "%s", r.out);
+    run_free(&r);
+    /* an empty message is a message */
+    RUN(&r, "spam_predict", "--model", e2e_model);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^-" PRED), "%s", r.out);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(e2e_predict_missing_file) {
+    need_model();
+    run_result r;
+    RUN(&r, "spam_predict", "--model", e2e_model, HAM1, "no-such-file.eml", SPAM1);
+    ASSERT_EXIT(&r, 1);
+    ck_assert_int_eq(count_lines(r.out), 2);
+    ck_assert_msg(matches(r.out, "^" HAM1 PRED), "%s", r.out);
+    ck_assert_msg(matches(r.out, "^" SPAM1 PRED), "%s", r.out);
+    ck_assert_msg(strstr(r.err, "no-such-file.eml") != NULL, "%s", r.err);
+    run_free(&r);
+    /* a folder is not a message either */
+    RUN(&r, "spam_predict", "--model", e2e_model, FIXTURES);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+}
+END_TEST
+
+Suite *suite_examples(void) {
+    Suite *s = suite_create("examples");
+    TCase *opts = tcase_create("options");
+    tcase_set_timeout(opts, 120);
+    tcase_add_test(opts, train_bad_options);
+    tcase_add_test(opts, eval_bad_options);
+    tcase_add_test(opts, predict_bad_options);
+    tcase_add_test(opts, help_exits_zero);
+    suite_add_tcase(s, opts);
+
+    TCase *data = tcase_create("bad_data");
+    tcase_set_timeout(data, 120); /* sanitizer builds are several times slower */
+    tcase_add_checked_fixture(data, bad_data_setup, bad_data_teardown);
+    tcase_add_test(data, train_missing_dir);
+    tcase_add_test(data, train_empty_dir);
+    tcase_add_test(data, train_one_class);
+    tcase_add_test(data, train_three_classes);
+    tcase_add_test(data, train_odd_files);
+    tcase_add_test(data, train_unwritable_model);
+    tcase_add_test(data, tools_bad_model_file);
+    suite_add_tcase(s, data);
+
+    TCase *e2e = tcase_create("end_to_end");
+    tcase_set_timeout(e2e, 120);
+    tcase_add_unchecked_fixture(e2e, e2e_setup, e2e_teardown);
+    tcase_add_test(e2e, e2e_train_output);
+    tcase_add_test(e2e, e2e_eval_format);
+    tcase_add_test(e2e, e2e_eval_wrong_classes);
+    tcase_add_test(e2e, e2e_predict_files);
+    tcase_add_test(e2e, e2e_predict_stdin);
+    tcase_add_test(e2e, e2e_predict_missing_file);
+    suite_add_tcase(s, e2e);
+    return s;
+}
