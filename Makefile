@@ -55,6 +55,18 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
 
+# The CPU kernels' element-wise loops are written to be vectorised (see
+# src/cpu/fastmath.h, src/cpu/simd.h). -O3 turns on the loop unswitching and
+# vectoriser they rely on (only over the default -O2, so the sanitizer build
+# keeps its -O1). -fno-trapping-math lets GCC compute both sides of a select
+# (tanh's two ranges, the clamps) instead of branching, which is what makes
+# those loops vectorisable; it changes no result, only the assumption that FP
+# exceptions may trap, which the library never enables. -fno-math-errno lets
+# sqrtf (Adam) be one instruction instead of a call that may set errno; the
+# kernels never take the square root of a negative number.
+CPU_OPT := $(if $(filter -O2,$(OPT)),-O3,) -fno-trapping-math -fno-math-errno
+$(BUILD)/obj/src/cpu/%.o: BASE_CFLAGS += $(CPU_OPT)
+
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@

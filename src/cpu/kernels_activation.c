@@ -6,6 +6,8 @@
  * the rows in order, in double: the same bits for every thread count. */
 #include <math.h>
 #include "cpu.h"
+#include "fastmath.h"
+#include "simd.h"
 
 #define ACT_GRAIN 16384 /* elements per chunk at least */
 #define COL_BLOCK 64    /* columns per block in column reductions: 256 B of floats per row */
@@ -15,22 +17,15 @@ static int64_t row_grain(int64_t cols) {
     return cols >= ACT_GRAIN ? 1 : ACT_GRAIN / (cols > 0 ? cols : 1);
 }
 
-/* 1 / (1 + e^-v) without overflow of e^-v for very negative v. */
-static inline float sigmoidf_stable(float v) {
-    if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
-    float e = expf(v);
-    return e / (1.0f + e);
-}
-
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
 static inline float gelu_tanh(float v) {
-    return 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_A * v * v * v)));
+    return 0.5f * v * (1.0f + llm__tanhf(GELU_K * (v + GELU_A * v * v * v)));
 }
 
 static inline float gelu_tanh_grad(float v) {
-    float t = tanhf(GELU_K * (v + GELU_A * v * v * v));
+    float t = llm__tanhf(GELU_K * (v + GELU_A * v * v * v));
     return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * v * v);
 }
 
@@ -41,6 +36,7 @@ typedef struct act_ctx {
     float *out;
 } act_ctx;
 
+LLM__SIMD_CLONES
 static void bias_act_chunk(void *p, int64_t begin, int64_t end) {
     const act_ctx *c = p;
     int64_t cols = c->cols;
@@ -58,10 +54,10 @@ static void bias_act_chunk(void *p, int64_t begin, int64_t end) {
             break;
         case LLM__ACT_SIGMOID:
             for (int64_t j = 0; j < cols; j++)
-                y[j] = sigmoidf_stable(x[j] + (c->bias ? c->bias[j] : 0.0f));
+                y[j] = llm__sigmoidf(x[j] + (c->bias ? c->bias[j] : 0.0f));
             break;
         case LLM__ACT_TANH:
-            for (int64_t j = 0; j < cols; j++) y[j] = tanhf(x[j] + (c->bias ? c->bias[j] : 0.0f));
+            for (int64_t j = 0; j < cols; j++) y[j] = llm__tanhf(x[j] + (c->bias ? c->bias[j] : 0.0f));
             break;
         case LLM__ACT_GELU:
             for (int64_t j = 0; j < cols; j++) y[j] = gelu_tanh(x[j] + (c->bias ? c->bias[j] : 0.0f));
@@ -82,6 +78,7 @@ llm_status llm__cpu_bias_act_forward(llm_backend *be, int act, int64_t rows, int
     return LLM_OK;
 }
 
+LLM__SIMD_CLONES
 static void act_backward_chunk(void *p, int64_t begin, int64_t end) {
     const act_ctx *c = p;
     const float *x = c->x, *y = c->y, *dy = c->dy;
@@ -120,6 +117,7 @@ typedef struct colsum_ctx {
 } colsum_ctx;
 
 /* [begin, end) are blocks of COL_BLOCK columns. */
+LLM__SIMD_CLONES
 static void bias_backward_chunk(void *p, int64_t begin, int64_t end) {
     const colsum_ctx *c = p;
     for (int64_t blk = begin; blk < end; blk++) {

@@ -6,6 +6,7 @@
  * follows PyTorch's SGD / Adam / AdamW (see llm__opt_update in backend.h). */
 #include <math.h>
 #include "cpu.h"
+#include "simd.h"
 
 #define OPT_GRAIN 16384
 
@@ -15,6 +16,7 @@ typedef struct opt_ctx {
     const float *grad;
 } opt_ctx;
 
+LLM__SIMD_CLONES
 static void sgd_chunk(void *p, int64_t begin, int64_t end) {
     const opt_ctx *c = p;
     const llm__opt_update *u = c->u;
@@ -32,6 +34,7 @@ static void sgd_chunk(void *p, int64_t begin, int64_t end) {
     }
 }
 
+LLM__SIMD_CLONES
 static void adam_chunk(void *p, int64_t begin, int64_t end) {
     const opt_ctx *c = p;
     const llm__opt_update *u = c->u;

@@ -10,8 +10,9 @@
  * what Keras does for masked steps, so a padded sequence ends with the state
  * of its last real step. Every element is read before its own output is
  * written, so c may equal c_prev and h may equal h_prev. */
-#include <math.h>
 #include "cpu.h"
+#include "fastmath.h"
+#include "simd.h"
 
 #define RNN_GRAIN 8192 /* state elements (B * H) per chunk at least */
 
@@ -19,18 +20,28 @@ static int64_t rnn_grain(int H) {
     return H >= RNN_GRAIN ? 1 : RNN_GRAIN / (H > 0 ? H : 1);
 }
 
-static inline float sigm(float v) {
-    if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
-    float e = expf(v);
-    return e / (1.0f + e);
-}
-
 static inline int row_is_real(const float *mask, int64_t ld_mask, int64_t b) {
     return !mask || mask[b * ld_mask] != 0.0f;
 }
 
+/* The inner loops below are kept to a few pointers each and use the
+ * branch-free llm__sigmoidf / llm__tanhf, so GCC vectorises every one of
+ * them (check with -fopt-info-vec); the per-row branches (mask, first step)
+ * sit outside them. */
+
+/* y[j] = sigmoid(a[j] + b[j]) for j < n */
+static inline void sigmoid_sum(const float *a, const float *b, float *y, int64_t n) {
+    for (int64_t j = 0; j < n; j++) y[j] = llm__sigmoidf(a[j] + b[j]);
+}
+
+/* y[j] = tanh(a[j] + b[j]) for j < n */
+static inline void tanh_sum(const float *a, const float *b, float *y, int64_t n) {
+    for (int64_t j = 0; j < n; j++) y[j] = llm__tanhf(a[j] + b[j]);
+}
+
 /* ---- LSTM ---- */
 
+LLM__SIMD_CLONES
 static void lstm_forward_chunk(void *p, int64_t begin, int64_t end) {
     const llm__lstm_step *s = p;
     int64_t H = s->H;
@@ -51,21 +62,25 @@ static void lstm_forward_chunk(void *p, int64_t begin, int64_t end) {
             for (int64_t j = 0; j < 4 * H; j++) gates[j] = 0.0f;
             continue;
         }
-        for (int64_t j = 0; j < H; j++) {
-            float i = sigm(xw[j] + gh[j]);
-            float f = sigm(xw[H + j] + gh[H + j]);
-            float g = tanhf(xw[2 * H + j] + gh[2 * H + j]);
-            float o = sigm(xw[3 * H + j] + gh[3 * H + j]);
-            float cv = f * (cp ? cp[j] : 0.0f) + i * g;
-            float hv = o * tanhf(cv);
-            gates[j] = i;
-            gates[H + j] = f;
-            gates[2 * H + j] = g;
-            gates[3 * H + j] = o;
-            c[j] = cv;
-            h[j] = hv;
-            if (h2) h2[j] = hv;
+        /* gates = [i f | g | o]: sigmoid, tanh, sigmoid of xw + gh */
+        sigmoid_sum(xw, gh, gates, 2 * H);
+        tanh_sum(xw + 2 * H, gh + 2 * H, gates + 2 * H, H);
+        sigmoid_sum(xw + 3 * H, gh + 3 * H, gates + 3 * H, H);
+        const float *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
+        if (cp) {
+            for (int64_t j = 0; j < H; j++) {
+                float cv = gf[j] * cp[j] + gi[j] * gg[j];
+                c[j] = cv;
+                h[j] = go[j] * llm__tanhf(cv);
+            }
+        } else { /* first step: c_prev = 0 */
+            for (int64_t j = 0; j < H; j++) {
+                float cv = gi[j] * gg[j];
+                c[j] = cv;
+                h[j] = go[j] * llm__tanhf(cv);
+            }
         }
+        if (h2) memcpy(h2, h, (size_t)H * sizeof *h2);
     }
 }
 
@@ -75,6 +90,7 @@ llm_status llm__cpu_lstm_step_forward(llm_backend *be, const llm__lstm_step *s) 
     return LLM_OK;
 }
 
+LLM__SIMD_CLONES
 static void lstm_backward_chunk(void *p, int64_t begin, int64_t end) {
     const llm__lstm_step_grad *s = p;
     int64_t H = s->H;
@@ -82,29 +98,41 @@ static void lstm_backward_chunk(void *p, int64_t begin, int64_t end) {
         const float *dy = s->dy ? s->dy + b * s->ld_dy : NULL;
         float *dh_next = s->dh_next + b * H, *dc = s->dc + b * H;
         float *dg = s->dgates + b * s->ld_dgates;
+        /* dh = dh_next + dy: the state passed through a masked row, so does
+         * its gradient (dc unchanged); a real row uses dh below */
+        if (dy)
+            for (int64_t j = 0; j < H; j++) dh_next[j] += dy[j];
         if (!row_is_real(s->mask, s->ld_mask, b)) {
-            /* the state passed through: so does its gradient (dc unchanged) */
-            if (dy)
-                for (int64_t j = 0; j < H; j++) dh_next[j] += dy[j];
             for (int64_t j = 0; j < 4 * H; j++) dg[j] = 0.0f;
             continue;
         }
         const float *gates = s->gates + b * s->ld_gates, *c = s->c + b * s->ld_c;
         const float *cp = s->c_prev ? s->c_prev + b * s->ld_cprev : NULL;
+        const float *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
+        float *di_ = dg, *df_ = dg + H, *dg_ = dg + 2 * H, *do_ = dg + 3 * H;
         for (int64_t j = 0; j < H; j++) {
-            float i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
-            float dh = dh_next[j] + (dy ? dy[j] : 0.0f);
-            float tc = tanhf(c[j]);
+            float i = gi[j], f = gf[j], g = gg[j], o = go[j];
+            float dh = dh_next[j];
+            float tc = llm__tanhf(c[j]);
             float d_o = dh * tc;
             float dct = dc[j] + dh * o * (1.0f - tc * tc);
-            float di = dct * g, dgg = dct * i, df = dct * (cp ? cp[j] : 0.0f);
+            float di = dct * g, dgg = dct * i;
             dc[j] = dct * f;
-            dg[j] = di * i * (1.0f - i);
-            dg[H + j] = df * f * (1.0f - f);
-            dg[2 * H + j] = dgg * (1.0f - g * g);
-            dg[3 * H + j] = d_o * o * (1.0f - o);
+            di_[j] = di * i * (1.0f - i);
+            dg_[j] = dgg * (1.0f - g * g);
+            do_[j] = d_o * o * (1.0f - o);
+            /* df needs c_prev; kept as dct for the loop below */
+            df_[j] = dct;
             /* the rest of dL/dh_{t-1} flows through W_hh: the caller's GEMM */
             dh_next[j] = 0.0f;
+        }
+        if (cp) {
+            for (int64_t j = 0; j < H; j++) {
+                float f = gf[j];
+                df_[j] = df_[j] * cp[j] * f * (1.0f - f);
+            }
+        } else {
+            for (int64_t j = 0; j < H; j++) df_[j] = 0.0f;
         }
     }
 }
@@ -117,6 +145,7 @@ llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_gra
 
 /* ---- GRU ---- */
 
+LLM__SIMD_CLONES
 static void gru_forward_chunk(void *p, int64_t begin, int64_t end) {
     const llm__gru_step *s = p;
     int64_t H = s->H;
@@ -134,19 +163,21 @@ static void gru_forward_chunk(void *p, int64_t begin, int64_t end) {
             for (int64_t j = 0; j < 4 * H; j++) gates[j] = 0.0f;
             continue;
         }
+        /* gates = [r z | n | W_hn h]: r, z = sigmoid(xw + gh) */
+        sigmoid_sum(xw, gh, gates, 2 * H);
+        const float *gr = gates, *gz = gates + H, *ghn = gh + 2 * H, *xn = xw + 2 * H;
+        float *gn = gates + 2 * H, *gs = gates + 3 * H;
         for (int64_t j = 0; j < H; j++) {
-            float r = sigm(xw[j] + gh[j]);
-            float z = sigm(xw[H + j] + gh[H + j]);
-            float ghn = gh[2 * H + j];
-            float n = tanhf(xw[2 * H + j] + r * ghn);
-            float hv = (1.0f - z) * n + z * (hp ? hp[j] : 0.0f);
-            gates[j] = r;
-            gates[H + j] = z;
-            gates[2 * H + j] = n;
-            gates[3 * H + j] = ghn;
-            h[j] = hv;
-            if (h2) h2[j] = hv;
+            float g = ghn[j];
+            gn[j] = llm__tanhf(xn[j] + gr[j] * g);
+            gs[j] = g;
         }
+        if (hp) {
+            for (int64_t j = 0; j < H; j++) h[j] = (1.0f - gz[j]) * gn[j] + gz[j] * hp[j];
+        } else { /* first step: h_prev = 0 */
+            for (int64_t j = 0; j < H; j++) h[j] = (1.0f - gz[j]) * gn[j] + gz[j] * 0.0f;
+        }
+        if (h2) memcpy(h2, h, (size_t)H * sizeof *h2);
     }
 }
 
@@ -156,6 +187,7 @@ llm_status llm__cpu_gru_step_forward(llm_backend *be, const llm__gru_step *s) {
     return LLM_OK;
 }
 
+LLM__SIMD_CLONES
 static void gru_backward_chunk(void *p, int64_t begin, int64_t end) {
     const llm__gru_step_grad *s = p;
     int64_t H = s->H;
