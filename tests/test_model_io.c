@@ -134,12 +134,17 @@ START_TEST(pytorch_biases_are_summed) {
     char p2[160];
     snprintf(p2, sizeof p2, "%s/torch.safetensors", dir);
     ck_assert_ok(llm__safetensors_write(p2, t, n, meta, nm));
-    llm__safetensors_close(f);
     ck_assert_ok(llm_model_load(&back, be, p2));
     float got[28];
     ck_assert_ok(llm_model_get_param(back, "lstm_0.bias", got, sizeof got));
     for (int k = 0; k < 28; k++) ck_assert_float_eq_tol(got[k], 2 * half[k], 1e-6f);
     llm_model_free(back);
+    /* two finite halves whose sum is not (found by the fuzzer) */
+    half[0] = 3e38f;
+    ck_assert_ok(llm__safetensors_write(p2, t, n, meta, nm));
+    ck_assert_fails(llm_model_load(&back, be, p2), LLM_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(llm_last_error(), "infinity"));
+    llm__safetensors_close(f);
     llm_model_free(m);
 }
 END_TEST
@@ -272,8 +277,11 @@ START_TEST(hostile_model_files) {
     expect_bad(LLM_ERR_FORMAT, "no layers");
     rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"lstm\",\"units\":7,\"return_sequences\":false,\"unit_forget_bias\":true,\"go_backwards\":false}]}", NULL, NULL, 0);
     expect_bad(LLM_ERR_FORMAT, "does not fit");
-    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"embedding\",\"vocab\":30,\"dim\":7,\"mask_zero\":true},{\"kind\":\"lstm\",\"units\":7,\"return_sequences\":false,\"unit_forget_bias\":true,\"go_backwards\":false},{\"kind\":\"dense\",\"units\":1,\"activation\":\"sigmoid\",\"use_bias\":true}]}", NULL, NULL, 0);
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"embedding\",\"vocab\":30,\"dim\":5,\"mask_zero\":true},{\"kind\":\"lstm\",\"units\":7,\"return_sequences\":false,\"unit_forget_bias\":true,\"go_backwards\":false},{\"kind\":\"dense\",\"units\":1,\"activation\":\"sigmoid\",\"use_bias\":true}]}", NULL, NULL, 0);
     expect_bad(LLM_ERR_FORMAT, "wrong dtype or shape");
+    /* a tiny file must not make the loader allocate gigabytes */
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"embedding\",\"vocab\":1000000,\"dim\":1000,\"mask_zero\":true},{\"kind\":\"lstm\",\"units\":7,\"return_sequences\":false,\"unit_forget_bias\":true,\"go_backwards\":false},{\"kind\":\"dense\",\"units\":1,\"activation\":\"sigmoid\",\"use_bias\":true}]}", NULL, NULL, 0);
+    expect_bad(LLM_ERR_FORMAT, "bytes of weights");
     rewrite(NULL, NULL, "dense_0.bias", NULL, 0);           expect_bad(LLM_ERR_FORMAT, "missing tensor dense_0.bias");
     rewrite(NULL, NULL, "lstm_0.bias_hh", NULL, 0);         expect_bad(LLM_ERR_FORMAT, "missing tensor");
     rewrite(NULL, NULL, NULL, "stowaway", 0);               expect_bad(LLM_ERR_FORMAT, "does not use");

@@ -34,10 +34,14 @@ const char *llm_last_error(void) { return last_error; }
 void llm_clear_error(void) { last_error[0] = '\0'; }
 
 llm_status llm__error(llm_status status, const char *fmt, ...) {
+    /* format aside first: callers may pass llm_last_error() itself as an
+     * argument to add context to a failure from below */
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return status;
 }
 

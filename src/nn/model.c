@@ -151,6 +151,13 @@ llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *
         p->offset = (size_t)total;
         total += p->numel;
     }
+    int64_t used = 0;
+    for (int i = 0; i < m->n_params; i++) used += m->params[i].p->numel;
+    if (m->param_bytes_limit && (uint64_t)used * 4 > m->param_bytes_limit) {
+        release_params(m);
+        return llm__error(LLM_ERR_FORMAT, "%s: the architecture needs %lld bytes of weights but the file holds %zu",
+                          fn, (long long)used * 4, m->param_bytes_limit);
+    }
     m->n_scalars = total;
     size_t nbytes = (size_t)(total ? total : 1) * 4;
     float *host = llm__calloc((size_t)(total ? total : 1), 4);

@@ -38,6 +38,7 @@ struct llm_model {
     llm__named_param *params;
     int n_params;
     int64_t n_scalars;
+    size_t param_bytes_limit;      /* set by the loader: refuse to build larger than the file */
     float *w, *gw, *m1, *m2;       /* backend memory: weights, gradients, optimizer moments */
 
     int compiled;

@@ -443,6 +443,7 @@ static llm_status load_weights(llm_model *m, const llm__safetensors *f) {
             for (int64_t j = 0; j < p->numel; j++) {
                 if (!isfinite(src[j])) { s = BAD("llm_model_load: tensor %s holds NaN or infinity", x->name); break; }
                 dst[j] = k ? dst[j] + src[j] : src[j];
+                if (!isfinite(dst[j])) { s = BAD("llm_model_load: %s overflows to infinity", name); break; }
             }
             used++;
         }
@@ -608,7 +609,15 @@ static llm_status load_file(llm_model **out, llm_backend *be, const char *path, 
     else if (strcmp(version, FORMAT_VERSION) != 0)
         s = BAD("%s: %s has model format version %.16s; this library reads version %s", fn, path, version, FORMAT_VERSION);
     if (s == LLM_OK) s = llm_model_sequential(&m, be);
-    if (s == LLM_OK) s = build_from_architecture(m, llm__safetensors_meta(f, "libllm.architecture"));
+    if (s == LLM_OK) {
+        /* a few bytes of architecture must not make us allocate gigabytes:
+         * the weights have to be in the file */
+        size_t bytes = 0;
+        for (int i = 0; i < llm__safetensors_count(f); i++) bytes += llm__safetensors_tensor(f, i)->bytes;
+        m->param_bytes_limit = bytes ? bytes : 1;
+        s = build_from_architecture(m, llm__safetensors_meta(f, "libllm.architecture"));
+        m->param_bytes_limit = 0;
+    }
     if (s == LLM_OK) s = load_weights(m, f);
     if (s == LLM_OK) s = load_pipeline(m, f);
     if (s == LLM_OK && checkpoint) {
