@@ -29,7 +29,10 @@ OPT ?= -O2
 CFLAGS ?=
 BASE_CFLAGS := -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -D_GNU_SOURCE -DLLM_BUILDING \
 	$(WARN) -Iinclude -Isrc $(BLAS_CFLAGS) $(CJSON_CFLAGS) $(CFLAGS)
-LIB_LIBS := $(BLAS_LIBS) $(CJSON_LIBS) -lm -lpthread
+LIB_LIBS := $(BLAS_LIBS) $(CJSON_LIBS) -lm -lpthread -ldl
+# extra linker flags (e.g. -L/-Wl,-rpath for dependencies outside the system
+# paths, as scripts/gpu-check.sh uses); added to every link
+LDFLAGS ?=
 SAN ?=
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c src/io/*.c))
@@ -41,15 +44,68 @@ EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+# ---- the CUDA backend: src/gpu/*.cu -> $(BUILD)/lib/libllm-cuda.so ----
+# A separate module that libllm loads with dlopen when a CUDA backend is asked
+# for, so libllm.so itself never depends on CUDA. Built whenever nvcc is found
+# ($(CUDA_HOME)/bin, then PATH, then /usr/local/cuda/bin); `make LLM_CUDA=0`
+# skips it. NVCC_ARCH names the GPUs to compile for: machine code for Ampere
+# (sm_80, also runs on 8.6/8.9) and Hopper (sm_90), plus PTX for newer GPUs.
+LLM_CUDA ?= 1
+ifeq ($(LLM_CUDA),0)
+NVCC :=
+else ifeq ($(origin NVCC),undefined)
+NVCC := $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(shell command -v nvcc 2>/dev/null) \
+	$(wildcard /usr/local/cuda/bin/nvcc))
+endif
+ifneq ($(strip $(NVCC)),)
+CUDA_ROOT := $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBDIR ?= $(firstword $(wildcard $(CUDA_ROOT)/lib64 $(CUDA_ROOT)/targets/x86_64-linux/lib $(CUDA_ROOT)/lib))
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
+NVCC_WERROR ?= -Werror all-warnings -Xcompiler -Werror
+NVCC_FLAGS := -std=c++20 -O2 -g -lineinfo $(NVCC_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra \
+	$(NVCC_WERROR) -DLLM_BUILDING -Iinclude -Isrc
+GPU_SRC := $(sort $(wildcard src/gpu/*.cu))
+GPU_OBJ := $(GPU_SRC:%.cu=$(BUILD)/obj/%.o)
+CUDA_MODULE := $(BUILD)/lib/libllm-cuda.so
+endif
+
 STATIC := $(BUILD)/lib/libllm.a
 SHARED := $(BUILD)/lib/libllm.so.$(VERSION)
 SONAME := libllm.so.$(VERSION_MAJOR)
 
-.PHONY: all lib examples test asan demo deps bench install uninstall clean
+.PHONY: all lib examples test asan demo deps bench install uninstall clean cuda gpu-deps gpu-check
 
 all: lib examples
 
-lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so
+lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so $(CUDA_MODULE)
+
+ifneq ($(CUDA_MODULE),)
+cuda: $(CUDA_MODULE)
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+# cudart is linked statically (nvcc's default) and cuBLAS dynamically, found
+# through the rpath at CUDA_LIBDIR or the library search path. The version
+# script exports only the entry point.
+$(CUDA_MODULE): $(GPU_OBJ) src/gpu/libllm-cuda.map
+	@mkdir -p $(dir $@)
+	$(NVCC) -shared $(NVCC_ARCH) -o $@ $(GPU_OBJ) -Xlinker --version-script=src/gpu/libllm-cuda.map \
+		-Xlinker --no-undefined -Xlinker -soname,libllm-cuda.so \
+		$(if $(CUDA_LIBDIR),-L$(CUDA_LIBDIR) -Xlinker -rpath -Xlinker $(CUDA_LIBDIR)) -lcublas
+else
+cuda:
+	@echo "cuda: not built: $(if $(filter 0,$(LLM_CUDA)),LLM_CUDA=0,no nvcc in CUDA_HOME/bin, PATH or /usr/local/cuda/bin)"; exit 1
+endif
+
+# `make gpu-deps` (on a machine with Debian's package mirrors) fetches the
+# .deb files that `make gpu-check` unpacks on a GPU machine without them.
+gpu-deps:
+	scripts/gpu-deps.sh
+gpu-check:
+	scripts/gpu-check.sh
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -75,7 +131,7 @@ $(STATIC): $(LIB_OBJ)
 $(SHARED): $(LIB_OBJ) src/libllm.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -Wl,-soname,$(SONAME) -Wl,--version-script=src/libllm.map \
-		-Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIB_LIBS)
+		-Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIB_LIBS) $(LDFLAGS)
 
 $(BUILD)/lib/$(SONAME): $(SHARED)
 	ln -sf libllm.so.$(VERSION) $@
@@ -90,17 +146,18 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUD
 examples: $(EXAMPLES)
 $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS)
+	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(EXTRA_LIBS) $(LDFLAGS)
+# the HTTP service also needs libmicrohttpd and cJSON
 
 bench: $(BENCHES)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS)
+	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
 
 # One runner holds every suite so `make test` ends with one Check summary.
 $(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LIB_LIBS)
+	$(CC) $(SAN) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LIB_LIBS) $(LDFLAGS)
 
 deps:
 	@scripts/deps.sh
@@ -137,6 +194,7 @@ install: lib examples
 	install -m 644 include/llm/*.h $(DESTDIR)$(INCLUDEDIR)/llm/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	$(if $(CUDA_MODULE),install -m 755 $(CUDA_MODULE) $(DESTDIR)$(LIBDIR)/)
 	ln -sf libllm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc
@@ -145,7 +203,8 @@ install: lib examples
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/llm
 	rm -f $(DESTDIR)$(LIBDIR)/libllm.a $(DESTDIR)$(LIBDIR)/libllm.so.$(VERSION) \
-		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc
+		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc \
+		$(DESTDIR)$(LIBDIR)/libllm-cuda.so
 	for e in $(notdir $(EXAMPLES)); do rm -f $(DESTDIR)$(BINDIR)/$$e; done
 
 clean:

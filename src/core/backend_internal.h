@@ -9,4 +9,14 @@ llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opt
 void llm__cpu_backend_release(llm_backend *be);
 void llm__cpu_backend_describe(const llm_backend *be, char *buf, size_t len);
 
+/* The CUDA backend lives in a module loaded on first use (src/core/backend.c,
+ * src/gpu/cuda_module.h). llm__cuda_backend_init loads the module if needed
+ * and creates the backend for opts->device; LLM_ERR_UNAVAILABLE says which of
+ * module, driver or device is missing. llm__cuda_available probes the same
+ * without creating anything (no CUDA context). */
+llm_status llm__cuda_backend_init(llm_backend *be, const llm_backend_options *opts, const char *fn);
+llm_status llm__cuda_available(int device, const char *fn);
+void llm__cuda_backend_release(llm_backend *be);
+void llm__cuda_backend_describe(const llm_backend *be, char *buf, size_t len);
+
 #endif
