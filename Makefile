@@ -148,6 +148,7 @@ $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(EXTRA_LIBS) $(LDFLAGS)
 # the HTTP service also needs libmicrohttpd and cJSON
+$(BUILD)/bin/spam_server: EXTRA_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd) $(CJSON_LIBS)
 
 bench: $(BENCHES)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
@@ -172,6 +173,56 @@ asan: deps
 		build-asan/tests/run_tests examples
 	cd tests && LLM_BIN_DIR=../build-asan/bin CK_FORK=no ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		../build-asan/tests/run_tests
+
+# Fuzzing with libFuzzer (clang): the library and fuzz/fuzz_*.c built with
+# -fsanitize=fuzzer,address,undefined in their own tree, $(FUZZ_BUILD); each
+# target runs FUZZ_SECONDS seconds from its committed seeds in
+# fuzz/corpus/<name>/ (new inputs go to $(FUZZ_BUILD)/corpus/<name>/; the
+# seeds are left as they are). A crash, leak, hang or out-of-memory fails,
+# keeping the input in $(FUZZ_BUILD)/artifacts/<name>/ and the log in
+# $(FUZZ_BUILD)/<name>.log. `make fuzz-seeds` rewrites the model seeds.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build/fuzz
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_ARGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+.PHONY: fuzz fuzz-seeds tools interop-check
+fuzz:
+	@scripts/deps.sh fuzz
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 SAN="$(FUZZ_SAN)" $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/artifacts/$$t; \
+		echo "== fuzz_$$t for $(FUZZ_SECONDS) s (log: $(FUZZ_BUILD)/$$t.log)"; \
+		dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+		OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+			$(FUZZ_BUILD)/fuzz/fuzz_$$t $(FUZZ_ARGS) -max_total_time=$(FUZZ_SECONDS) $$dict \
+			-artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t/ $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t \
+			>$(FUZZ_BUILD)/$$t.log 2>&1 || { tail -n 100 $(FUZZ_BUILD)/$$t.log; \
+			echo "fuzz_$$t: FINDING; reproduce: $(FUZZ_BUILD)/fuzz/fuzz_$$t $(FUZZ_BUILD)/artifacts/$$t/<file>"; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|peak_rss_mb)|^Done' $(FUZZ_BUILD)/$$t.log; \
+	done
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/fuzz/fuzz_%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -fsanitize=fuzzer -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
+fuzz-seeds: $(BUILD)/bin/make_seeds
+	$(BUILD)/bin/make_seeds fuzz/corpus/model_load
+$(BUILD)/bin/make_seeds: $(BUILD)/obj/fuzz/make_seeds.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
+
+# tools/check_torch_interop.py: a model saved by libllm, read with a plain
+# safetensors reader into torch.nn.LSTM, must predict as libllm does.
+# `make interop-check MODEL=path` checks that file instead of a fresh one.
+tools: $(BUILD)/bin/predict_ids
+$(BUILD)/bin/predict_ids: $(BUILD)/obj/tools/predict_ids.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
+interop-check:
+	@if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then \
+		$(MAKE) lib examples tools && \
+		/usr/bin/python3 tools/check_torch_interop.py --build $(BUILD) $(if $(MODEL),--model $(MODEL)); \
+	else echo "interop-check: skipped: /usr/bin/python3 cannot import torch and numpy (Debian: python3-torch)"; fi
 
 # The spam classifier on a small sample of the SpamAssassin corpus (or on a
 # full one: `make demo DATA=/path/to/corpus/train`): train with a held-out

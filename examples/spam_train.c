@@ -21,8 +21,10 @@ typedef struct train_opts {
     double lr, val_split, test_split, dropout;
     uint64_t seed;
     llm_backend_kind backend;
-    int gru, bidirectional, quiet;
+    int gru, bidirectional, quiet, truncate_pre, padding_post, fold;
 } train_opts;
+
+#define DEFAULT_HEADERS "From,To,Reply-To,Return-Path,X-Mailer,Content-Type"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -50,7 +52,12 @@ static void usage(FILE *f) {
         "  --bidirectional    read each message both ways\n"
         "  --dropout R        dropout rate before the output layer [0]\n"
         "  --patience N       stop after N epochs without improvement, 0 = never [0]\n"
-        "  --keep-headers L   comma-separated headers to keep as text, e.g. From,To [none]\n"
+        "  --keep-headers L   comma-separated headers kept as text, 'none' for none\n"
+        "                     [" DEFAULT_HEADERS "]\n"
+        "  --truncate SIDE    where long messages lose tokens: pre keeps the end (list\n"
+        "                     footers, signatures), post the start [pre]\n"
+        "  --padding SIDE     where short messages get padding ids [pre]\n"
+        "  --fold             fold numbers, URLs and addresses into <num>, <url>, <email>\n"
         "  --checkpoint PATH  checkpoint written after every epoch [OUT.safetensors.ckpt];\n"
         "                     'none' writes none\n"
         "  --resume CKPT      go on from a checkpoint (same data, seed and options give\n"
@@ -60,11 +67,26 @@ static void usage(FILE *f) {
         prog);
 }
 
+/* 1 for "pre", 0 for "post"; anything else is a usage error. */
+static int parse_side(ex_args *a, const char *opt, const char *v) {
+    if (strcmp(v, "pre") == 0) return 1;
+    if (strcmp(v, "post") != 0) {
+        fprintf(stderr, "%s: %s takes pre or post, not '%s'\n", prog, opt, v);
+        a->bad = 1;
+    }
+    return 0;
+}
+
 /* Returns 0 to go on, EX_USAGE after printing why, -1 for --help. */
 static int parse_args(int argc, char **argv, train_opts *o) {
     memset(o, 0, sizeof *o);
     o->epochs = 10; o->batch = 32; o->seq = 200; o->vocab = 20000; o->embed = 64; o->hidden = 128;
     o->lr = 1e-3; o->val_split = 0.1; o->seed = 1; o->backend = LLM_BACKEND_CPU;
+    /* measured on the SpamAssassin corpus (see README): these headers carry
+     * sender and mailer signals, and keeping the end of long messages keeps
+     * list footers and signatures; together +0.01-0.02 F1 for the seed model */
+    o->keep_headers = DEFAULT_HEADERS;
+    o->truncate_pre = 1;
     ex_args a = { prog, argc, argv, 1, 0 };
     while (a.i < argc && !a.bad) {
         const char *v = NULL;
@@ -92,6 +114,9 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         else if (ex_arg_match(&a, "--gru", NULL)) { o->gru = 1; }
         else if (ex_arg_match(&a, "--bidirectional", NULL)) { o->bidirectional = 1; }
         else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
+        else if (ex_arg_match(&a, "--fold", NULL)) { o->fold = 1; }
+        else if (ex_arg_match(&a, "--truncate", &v)) { if (!a.bad) o->truncate_pre = parse_side(&a, "--truncate", v); }
+        else if (ex_arg_match(&a, "--padding", &v)) { if (!a.bad) o->padding_post = !parse_side(&a, "--padding", v); }
         else if (argv[a.i][0] == '-') {
             fprintf(stderr, "%s: unknown option '%s'\n", prog, argv[a.i]);
             a.bad = 1;
@@ -251,7 +276,7 @@ static int run(const train_opts *o) {
        model, so that prediction reads messages exactly as training did */
     llm_email_options eo;
     llm_email_options_init(&eo);
-    eo.keep_headers = o->keep_headers;
+    eo.keep_headers = strcmp(o->keep_headers, "none") == 0 ? NULL : o->keep_headers;
     llm_corpus_options co;
     llm_corpus_options_init(&co);
     co.format = LLM_CORPUS_EMAIL;
@@ -304,7 +329,10 @@ static int run(const train_opts *o) {
         llm_vocab_options vopt;
         llm_vocab_options_init(&vopt);
         vopt.max_tokens = o->vocab;
-        if ((s = llm_vocab_build_from_corpus(&vocab, train, NULL, &vopt)) != LLM_OK) { ex_fail(prog, s, "building the vocabulary"); goto done; }
+        llm_tokenizer_options topt;
+        llm_tokenizer_options_init(&topt);
+        topt.fold_numbers = topt.fold_urls = topt.fold_emails = o->fold;
+        if ((s = llm_vocab_build_from_corpus(&vocab, train, &topt, &vopt)) != LLM_OK) { ex_fail(prog, s, "building the vocabulary"); goto done; }
         use_vocab = vocab;
     }
     int32_t vsize = 0;
@@ -313,6 +341,8 @@ static int run(const train_opts *o) {
     llm_vectorize_options vec;
     llm_vectorize_options_init(&vec);
     vec.seq_len = o->seq;
+    vec.truncation = o->truncate_pre ? LLM_SEQ_PRE : LLM_SEQ_POST;
+    vec.padding = o->padding_post ? LLM_SEQ_POST : LLM_SEQ_PRE;
     if ((s = llm_dataset_from_corpus(&train_ds, train, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the training part"); goto done; }
     if (n_val > 0 && (s = llm_dataset_from_corpus(&val_ds, val, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the validation part"); goto done; }
     if (n_test > 0 && (s = llm_dataset_from_corpus(&test_ds, test, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the test part"); goto done; }

@@ -1,8 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages libllm needs to build and test, if missing.
 # Quiet and quick when everything is already there.
+#   scripts/deps.sh        what `make`, `make test` and `make asan` need
+#   scripts/deps.sh fuzz   that plus clang and its libFuzzer runtime (`make fuzz`)
 set -e
-PKGS="build-essential pkg-config libopenblas-dev check libsubunit-dev libcjson-dev"
+PKGS="build-essential pkg-config libopenblas-dev check libsubunit-dev libcjson-dev libmicrohttpd-dev"
+case "${1:-}" in
+  "") ;;
+  fuzz) PKGS="$PKGS clang libclang-rt-dev" ;;
+  *) echo "usage: $0 [fuzz]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

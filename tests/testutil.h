@@ -20,6 +20,7 @@ Suite *suite_text(void);
 Suite *suite_metrics(void);
 Suite *suite_safetensors(void);
 Suite *suite_examples(void);
+Suite *suite_server(void);
 Suite *suite_gpu(void);
 
 /* Asserts that a call failed with `expected` and left a non-empty message. */
