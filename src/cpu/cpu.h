@@ -18,6 +18,13 @@ static inline llm__pool *llm__cpu_pool(llm_backend *be) {
 
 extern const llm__backend_ops llm__cpu_ops;
 
+/* reduce_blocks.c: the sum over items [0, n) (each costing item_cost
+ * elements of work) of what fn adds per block, in an order independent of
+ * the thread count. */
+typedef void (*llm__red_block_fn)(const void *ctx, int64_t begin, int64_t end, double *partial);
+double llm__cpu_det_reduce(llm_backend *be, int64_t n, int64_t item_cost, llm__red_block_fn fn,
+                           const void *ctx);
+
 /* kernels_elementwise.c */
 llm_status llm__cpu_fill(llm_backend *be, int64_t n, float value, float *x);
 llm_status llm__cpu_fill_i32(llm_backend *be, int64_t n, int32_t value, int32_t *x);

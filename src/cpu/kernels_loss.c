@@ -9,53 +9,10 @@
 #include <math.h>
 #include "cpu.h"
 
-#define RED_BLOCK_MIN 4096 /* elements */
-#define RED_MAX_BLOCKS 64
-#define RED_GRAIN 16384
-
 /* Keras's epsilon: probabilities are clamped to [PROB_LO, PROB_HI] before the log. */
 #define PROB_LO 1e-7f
 #define PROB_HI (1.0f - 1e-7f)
 
-typedef void (*red_block_fn)(const void *ctx, int64_t begin, int64_t end, double *partial);
-
-typedef struct red_job {
-    red_block_fn fn;
-    const void *ctx;
-    int64_t n, block;
-    double *partials;
-} red_job;
-
-static void red_chunk(void *p, int64_t b0, int64_t b1) {
-    const red_job *j = p;
-    for (int64_t blk = b0; blk < b1; blk++) {
-        int64_t begin = blk * j->block;
-        int64_t end = begin + j->block < j->n ? begin + j->block : j->n;
-        double s = 0.0;
-        j->fn(j->ctx, begin, end, &s);
-        j->partials[blk] = s;
-    }
-}
-
-/* Sum over items [0, n), each costing item_cost elements of work, of what fn
- * adds per block, in an order that does not depend on the thread count. */
-static double det_reduce(llm_backend *be, int64_t n, int64_t item_cost, red_block_fn fn,
-                         const void *ctx) {
-    if (n <= 0) return 0.0;
-    if (item_cost < 1) item_cost = 1;
-    int64_t min_block = RED_BLOCK_MIN / item_cost > 0 ? RED_BLOCK_MIN / item_cost : 1;
-    int64_t block = (n + RED_MAX_BLOCKS - 1) / RED_MAX_BLOCKS;
-    if (block < min_block) block = min_block;
-    int64_t blocks = (n + block - 1) / block;
-    double partials[RED_MAX_BLOCKS];
-    red_job j = { fn, ctx, n, block, partials };
-    int64_t block_cost = block * item_cost;
-    int64_t grain = (RED_GRAIN + block_cost - 1) / block_cost;
-    llm__pool_for(llm__cpu_pool(be), blocks, grain, red_chunk, &j);
-    double s = 0.0;
-    for (int64_t b = 0; b < blocks; b++) s += partials[b];
-    return s;
-}
 
 typedef struct loss_ctx {
     int64_t classes;
@@ -92,7 +49,7 @@ llm_status llm__cpu_loss_bce_logits(llm_backend *be, int64_t n, const float *z, 
                                     float grad_scale, float *loss, float *dz) {
     if (n <= 0) { *loss = 0.0f; return LLM_OK; }
     loss_ctx c = { .x = z, .t = t, .gscale = gscale_of(grad_scale, n), .d = dz };
-    *loss = (float)(det_reduce(be, n, 1, bce_logits_block, &c) / (double)n);
+    *loss = (float)(llm__cpu_det_reduce(be, n, 1, bce_logits_block, &c) / (double)n);
     return LLM_OK;
 }
 
@@ -117,7 +74,7 @@ llm_status llm__cpu_loss_bce_probs(llm_backend *be, int64_t n, const float *p, c
                                    float grad_scale, float *loss, float *dp) {
     if (n <= 0) { *loss = 0.0f; return LLM_OK; }
     loss_ctx c = { .x = p, .t = t, .gscale = gscale_of(grad_scale, n), .d = dp };
-    *loss = (float)(det_reduce(be, n, 1, bce_probs_block, &c) / (double)n);
+    *loss = (float)(llm__cpu_det_reduce(be, n, 1, bce_probs_block, &c) / (double)n);
     return LLM_OK;
 }
 
@@ -152,7 +109,7 @@ llm_status llm__cpu_loss_sce_logits(llm_backend *be, int64_t rows, int64_t class
     if (rows <= 0 || classes <= 0) { *loss = 0.0f; return LLM_OK; }
     loss_ctx c = { .classes = classes, .x = z, .labels = labels,
                    .gscale = gscale_of(grad_scale, rows), .d = dz };
-    *loss = (float)(det_reduce(be, rows, classes, sce_logits_block, &c) / (double)rows);
+    *loss = (float)(llm__cpu_det_reduce(be, rows, classes, sce_logits_block, &c) / (double)rows);
     return LLM_OK;
 }
 
@@ -179,7 +136,7 @@ llm_status llm__cpu_loss_sce_probs(llm_backend *be, int64_t rows, int64_t classe
     loss_ctx c = { .classes = classes, .x = p, .labels = labels,
                    .gscale = gscale_of(grad_scale, rows), .d = dp };
     /* one element read per row: cost 1 per row, like an element-wise loss */
-    *loss = (float)(det_reduce(be, rows, 1, sce_probs_block, &c) / (double)rows);
+    *loss = (float)(llm__cpu_det_reduce(be, rows, 1, sce_probs_block, &c) / (double)rows);
     return LLM_OK;
 }
 
@@ -199,6 +156,6 @@ llm_status llm__cpu_loss_mse(llm_backend *be, int64_t n, const float *y, const f
                              float grad_scale, float *loss, float *dy) {
     if (n <= 0) { *loss = 0.0f; return LLM_OK; }
     loss_ctx c = { .x = y, .t = t, .gscale = gscale_of(grad_scale, n), .d = dy };
-    *loss = (float)(det_reduce(be, n, 1, mse_block, &c) / (double)n);
+    *loss = (float)(llm__cpu_det_reduce(be, n, 1, mse_block, &c) / (double)n);
     return LLM_OK;
 }
