@@ -1,6 +1,8 @@
 # libllm build. `make` builds the static and shared libraries and the
 # examples; `make test` runs every Check suite; `make demo` runs the main
-# example; `make asan` runs the tests under AddressSanitizer and UBSan.
+# example; `make asan` runs the tests under AddressSanitizer and UBSan;
+# `make tsan` runs the threaded suites under ThreadSanitizer; `make abi-check`
+# compares the shared library's ABI with the baseline in abi/ (docs/ABI.md).
 
 VERSION_MAJOR := $(shell sed -n 's/^\#define LLM_VERSION_MAJOR \([0-9]*\)/\1/p' include/llm/version.h)
 VERSION_MINOR := $(shell sed -n 's/^\#define LLM_VERSION_MINOR \([0-9]*\)/\1/p' include/llm/version.h)
@@ -165,7 +167,16 @@ deps:
 
 test: deps
 	$(MAKE) lib examples $(BUILD)/tests/run_tests
+	@if /usr/bin/python3 -c 'import pytest' 2>/dev/null; then $(MAKE) pytest; else echo "pytest: skipped: /usr/bin/python3 has no pytest (Debian python3-pytest)"; fi
 	cd tests && ../$(BUILD)/tests/run_tests
+
+# The Python binding's tests (bindings/python/tests) against the shared library
+# just built; `make test` runs them before the Check runner when pytest is there.
+.PHONY: pytest
+pytest:
+	$(MAKE) lib
+	LIBLLM_PATH=$(CURDIR)/$(BUILD)/lib/$(SONAME) PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider bindings/python/tests
 
 # Sanitizers: a separate build tree; no fork so LeakSanitizer sees everything.
 asan: deps
@@ -173,6 +184,50 @@ asan: deps
 		build-asan/tests/run_tests examples
 	cd tests && LLM_BIN_DIR=../build-asan/bin CK_FORK=no ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		../build-asan/tests/run_tests
+
+# ThreadSanitizer: its own build tree; only the suites that run threads (the
+# pool and every op at 2 threads, many threads predicting on one model,
+# separate models trained in parallel, the server's worker threads).
+# tests/tsan.supp silences races reported inside OpenBLAS, which Debian does
+# not build with TSan (see the file); none inside libllm is suppressed.
+# LLM_NO_SIMD_CLONES: an ifunc resolver runs before the TSan runtime is up
+# and crashes when instrumented. setarch -R: GCC 12's TSan cannot map its
+# shadow memory under the 28-bit mmap randomisation of recent kernels.
+TSAN_SUITES ?= backend_ops,model_io,concurrency,server
+tsan: deps
+	$(MAKE) BUILD=build-tsan OPT=-O1 CFLAGS=-DLLM_NO_SIMD_CLONES SAN="-fsanitize=thread -fno-omit-frame-pointer" \
+		build-tsan/tests/run_tests examples
+	cd tests && LLM_BIN_DIR=../build-tsan/bin CK_FORK=no \
+		TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+		sh -c 'for s in $$(echo $(TSAN_SUITES) | tr , " "); do CK_RUN_SUITE=$$s setarch $$(uname -m) -R ../build-tsan/tests/run_tests || exit 1; done'
+
+# The ABI baseline (docs/ABI.md): abi/libllm.abi is abidw's description of
+# libllm.so restricted to the types of the public headers. `make abi-check`
+# builds the library and fails when abidiff finds an incompatible change
+# (exit-status bit 8) or any removed or changed function or variable:
+# abidiff counts a new parameter as a compatible 'sub-type change', so the
+# summary counts are checked too. New functions are printed and pass. `make
+# abi-dump` rewrites the baseline on purpose: after a reviewed compatible
+# change (a field appended to an option struct) or, with a SONAME bump, an
+# incompatible one. abi/libllm.suppr hides the opaque handles' layout. abigail-tools comes from `scripts/deps.sh abi`.
+ABI_BASELINE := abi/libllm.abi
+ABI_SUPPR := abi/libllm.suppr
+ABIDW_FLAGS := --headers-dir include/llm --drop-private-types --no-corpus-path --no-comp-dir-path \
+	--no-show-locs --no-elf-needed
+.PHONY: tsan abi-dump abi-check
+abi-dump: lib
+	@scripts/deps.sh abi
+	abidw $(ABIDW_FLAGS) --out-file $(ABI_BASELINE) $(SHARED)
+abi-check: lib
+	@scripts/deps.sh abi
+	@out=$$(abidiff --suppressions $(ABI_SUPPR) --no-show-locs \
+		$(ABI_BASELINE) $(SHARED)); rc=$$?; echo "$$out"; \
+	bad=$$(echo "$$out" | grep -E 'changes summary: .*([1-9][0-9]* Removed|[1-9][0-9]* Changed)'); \
+	if [ $$((rc & 3)) -ne 0 ]; then echo "abi-check: abidiff failed (status $$rc)"; exit 1; \
+	elif [ $$((rc & 8)) -ne 0 ] || [ -n "$$bad" ]; then \
+		echo "abi-check: FAILED: the ABI changed against $(ABI_BASELINE) (removed or changed interfaces; docs/ABI.md)"; exit 1; \
+	elif [ $$((rc & 4)) -ne 0 ]; then echo "abi-check: passed: additions only (make abi-dump records them)"; \
+	else echo "abi-check: passed: ABI identical to $(ABI_BASELINE)"; fi
 
 # Fuzzing with libFuzzer (clang): the library and fuzz/fuzz_*.c built with
 # -fsanitize=fuzzer,address,undefined in their own tree, $(FUZZ_BUILD); each
@@ -259,6 +314,6 @@ uninstall:
 	for e in $(notdir $(EXAMPLES)); do rm -f $(DESTDIR)$(BINDIR)/$$e; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -3,12 +3,14 @@
 # Quiet and quick when everything is already there.
 #   scripts/deps.sh        what `make`, `make test` and `make asan` need
 #   scripts/deps.sh fuzz   that plus clang and its libFuzzer runtime (`make fuzz`)
+#   scripts/deps.sh abi    that plus abigail-tools' abidw/abidiff (`make abi-check`)
 set -e
-PKGS="build-essential pkg-config libopenblas-dev check libsubunit-dev libcjson-dev libmicrohttpd-dev"
+PKGS="build-essential pkg-config libopenblas-dev check libsubunit-dev libcjson-dev libmicrohttpd-dev python3-pytest python3-numpy"
 case "${1:-}" in
   "") ;;
   fuzz) PKGS="$PKGS clang libclang-rt-dev" ;;
-  *) echo "usage: $0 [fuzz]" >&2; exit 2 ;;
+  abi) PKGS="$PKGS abigail-tools" ;;
+  *) echo "usage: $0 [fuzz|abi]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $PKGS; do

@@ -22,6 +22,8 @@ Suite *suite_safetensors(void);
 Suite *suite_examples(void);
 Suite *suite_server(void);
 Suite *suite_gpu(void);
+Suite *suite_hardening(void);
+Suite *suite_concurrency(void);
 
 /* Asserts that a call failed with `expected` and left a non-empty message. */
 #define ck_assert_fails(call, expected) do { \

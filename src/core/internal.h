@@ -31,6 +31,20 @@ void *llm__realloc(void *ptr, size_t bytes);
 void llm__free(void *ptr);
 char *llm__strdup(const char *s);
 
+/* Allocation-failure injection, for tests only. llm__alloc_fail_after(n),
+ * n >= 0, arms it and resets the count: n allocations succeed, the next one
+ * fails (once), later ones succeed again; INT64_MAX only counts. n < 0
+ * disarms (the default), when an allocation costs one relaxed atomic load.
+ * llm__alloc_count: allocations since arming (llm__malloc/calloc/realloc/
+ * strdup and the CPU backend's buffers; not cJSON's nor libc's own).
+ * llm__alloc_fired: 1 once the armed failure happened. Other allocators
+ * (a backend's) call llm__alloc_should_fail first and fail when it says 1.
+ * Thread-safe (C11 atomics); process-wide. */
+void llm__alloc_fail_after(int64_t n);
+int64_t llm__alloc_count(void);
+int llm__alloc_fired(void);
+int llm__alloc_should_fail(void);
+
 /* a * b into *out; returns 0 on overflow. */
 static inline int llm__mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;

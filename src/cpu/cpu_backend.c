@@ -14,7 +14,8 @@ static llm_status cpu_alloc(llm_backend *be, size_t bytes, void **out) {
     (void)be;
     void *p = NULL;
     size_t rounded = (bytes + 63) & ~(size_t)63;
-    if (rounded < bytes || posix_memalign(&p, 64, rounded ? rounded : 64) != 0)
+    if (rounded < bytes || llm__alloc_should_fail() ||
+        posix_memalign(&p, 64, rounded ? rounded : 64) != 0)
         return llm__oom("cpu backend");
     *out = p;
     return LLM_OK;

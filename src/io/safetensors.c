@@ -402,21 +402,23 @@ static int write_contents(int fd, const sbuf *hdr, const llm__st_tensor *t, int 
     return err;
 }
 
-static int fsync_dir_of(const char *path) {
+/* The folder of path as a new string ("." or "/" when it has no other),
+ * NULL when out of memory. Made before the file is written, so that nothing
+ * can fail for want of memory once it is in place. */
+static char *dir_of(const char *path) {
     const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) dir = llm__strdup(".");
-    else if (slash == path) dir = llm__strdup("/");
-    else {
-        dir = llm__malloc((size_t)(slash - path) + 1);
-        if (dir) {
-            memcpy(dir, path, (size_t)(slash - path));
-            dir[slash - path] = '\0';
-        }
+    if (!slash) return llm__strdup(".");
+    if (slash == path) return llm__strdup("/");
+    char *dir = llm__malloc((size_t)(slash - path) + 1);
+    if (dir) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
     }
-    if (!dir) return ENOMEM;
+    return dir;
+}
+
+static int fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    llm__free(dir);
     if (fd < 0) return errno;
     int err = 0;
     /* Some file systems cannot sync a directory; that loses nothing. */
@@ -444,13 +446,17 @@ llm_status llm__safetensors_write(const char *path, const llm__st_tensor *tensor
 
     size_t plen = strlen(path);
     char *tmp = plen < SIZE_MAX - 16 ? llm__malloc(plen + 16) : NULL;
-    if (!tmp) {
+    char *dir = dir_of(path);
+    if (!tmp || !dir) {
+        llm__free(dir);
+        llm__free(tmp);
         llm__free(hdr.p);
         return llm__oom(fn);
     }
     int fd = create_temp(path, tmp, mode);
     if (fd < 0) {
         s = io_error(path, "cannot create a temporary file in its directory", errno);
+        llm__free(dir);
         llm__free(tmp);
         llm__free(hdr.p);
         return s;
@@ -465,11 +471,13 @@ llm_status llm__safetensors_write(const char *path, const llm__st_tensor *tensor
     llm__free(hdr.p);
     if (err) {
         unlink(tmp);
+        llm__free(dir);
         llm__free(tmp);
         return io_error(path, what, err);
     }
     llm__free(tmp);
-    err = fsync_dir_of(path);
+    err = fsync_dir(dir);
+    llm__free(dir);
     if (err) return io_error(path, "written, but syncing its directory failed", err);
     return LLM_OK;
 }

@@ -219,7 +219,7 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
             break;
         }
     }
-    h->best_epoch = last_epoch;
+    if (h) h->best_epoch = last_epoch; /* NULL when its allocation failed */
     if (s == LLM_OK && track_best && m->es_best_epoch >= 0 && m->es_best_epoch != last_epoch) {
         s = m->be->ops->copy_d2d(m->be, m->w, m->es_best_w, (size_t)m->n_scalars * 4);
         h->best_epoch = m->es_best_epoch;

@@ -394,8 +394,10 @@ static llm_status build_from_architecture(llm_model *m, const char *text) {
         if (++count > 1024) { s = BAD("llm_model_load: too many layers"); break; }
         llm_layer *layer = layer_from_json(l, 0);
         if (!layer) { s = LLM_ERR_FORMAT; break; }
-        if (llm_layer_status(layer) != LLM_OK) {
-            s = BAD("llm_model_load: invalid layer: %s", llm_layer_error(layer));
+        llm_status ls = llm_layer_status(layer);
+        if (ls != LLM_OK) {
+            s = ls == LLM_ERR_OUT_OF_MEMORY ? llm__oom("llm_model_load")
+                                            : BAD("llm_model_load: invalid layer: %s", llm_layer_error(layer));
             llm_layer_free(layer);
             break;
         }
@@ -404,7 +406,8 @@ static llm_status build_from_architecture(llm_model *m, const char *text) {
     if (s == LLM_OK && count == 0) s = BAD("llm_model_load: the architecture has no layers");
     if (s == LLM_OK) {
         s = llm_model_build(m, dt, nd, dims);
-        if (s != LLM_OK) s = BAD("llm_model_load: the architecture does not fit together: %s", llm_last_error());
+        if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY)
+            s = BAD("llm_model_load: the architecture does not fit together: %s", llm_last_error());
     }
     cJSON_Delete(root);
     return s;
@@ -474,7 +477,7 @@ static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
     llm_vocab *vocab = NULL;
     cJSON *vj = NULL, *ej = NULL;
     llm_status s = llm_vocab_deserialize(&vocab, vocab_text, strlen(vocab_text));
-    if (s != LLM_OK) s = BAD("llm_model_load: bad vocabulary: %s", llm_last_error());
+    if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY) s = BAD("llm_model_load: bad vocabulary: %s", llm_last_error());
     if (s == LLM_OK) s = parse_json(llm__safetensors_meta(f, "libllm.vectorize"), "vectorizer settings", &vj);
     llm_vectorize_options vo;
     llm_vectorize_options_init(&vo);
@@ -505,7 +508,8 @@ static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
     }
     if (s == LLM_OK) {
         s = llm_model_set_text_pipeline(m, vocab, &vo, email ? &eo : NULL);
-        if (s != LLM_OK) s = BAD("llm_model_load: the text pipeline does not fit the model: %s", llm_last_error());
+        if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY)
+            s = BAD("llm_model_load: the text pipeline does not fit the model: %s", llm_last_error());
     }
     llm_vocab_free(vocab);
     cJSON_Delete(vj);
@@ -570,7 +574,7 @@ static llm_status load_training_state(llm_model *m, const llm__safetensors *f) {
         o.decay_steps = decay;
     }
     llm_optimizer *optimizer = NULL;
-    if (s == LLM_OK && llm_optimizer_create(&optimizer, &o) != LLM_OK)
+    if (s == LLM_OK && (s = llm_optimizer_create(&optimizer, &o)) != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY)
         s = BAD("llm_model_load_checkpoint: invalid optimizer settings: %s", llm_last_error());
     if (s == LLM_OK) s = llm_model_compile(m, (llm_loss)loss_kind, optimizer, (unsigned)metrics);
     llm_optimizer_free(optimizer);
@@ -631,7 +635,8 @@ static llm_status load_file(llm_model **out, llm_backend *be, const char *path, 
         const char *k = kv->key, *v = kv->value;
         if (strcmp(k, "format") == 0 || strncmp(k, "libllm.", 7) == 0) continue;
         s = llm_model_set_metadata(m, k, v);
-        if (s != LLM_OK) s = BAD("%s: invalid metadata key in %s: %s", fn, path, llm_last_error());
+        if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY)
+            s = BAD("%s: invalid metadata key in %s: %s", fn, path, llm_last_error());
     }
     llm__safetensors_close(f);
     if (s != LLM_OK) { llm_model_free(m); return s; }

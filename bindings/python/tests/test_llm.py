@@ -1,0 +1,291 @@
+"""pytest suite of the Python binding: `make pytest`, or
+/usr/bin/python3 -m pytest bindings/python/tests -q (with LIBLLM_PATH set or
+build/lib/libllm.so.1 built)."""
+import math
+import os
+import random
+
+import pytest
+
+import llm
+from llm import layers as L
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+EMAILS = os.path.join(REPO, "tests", "data", "emails")
+
+try:
+    import numpy as np
+except ImportError:
+    np = None
+needs_numpy = pytest.mark.skipif(np is None, reason="numpy not installed (python3-numpy)")
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    with llm.Backend("cpu", threads=2) as b:
+        yield b
+
+
+def xor_model(cpu):
+    m = llm.Model([L.dense(8, "tanh"), L.dense(1, "sigmoid")], backend=cpu, seed=3)
+    m.compile("binary_crossentropy", "adam", learning_rate=0.05)
+    return m
+
+
+XOR_X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+XOR_Y = [0.0, 1.0, 1.0, 0.0]
+
+
+def contains5_data(n, seq=8, seed=0):
+    rng = random.Random(seed)
+    xs, ys = [], []
+    for i in range(n):
+        row = [rng.randrange(2, 10) for _ in range(seq)]
+        if i % 2:
+            row[rng.randrange(seq)] = 5
+        else:
+            row = [t if t != 5 else 6 for t in row]
+        xs.append(row)
+        ys.append(float(5 in row))
+    return xs, ys
+
+
+def test_version():
+    assert llm.version() == "%d.%d.%d" % (llm.version_number() // 10000,
+                                          llm.version_number() // 100 % 100,
+                                          llm.version_number() % 100)
+    assert llm.library_path
+
+
+def test_backend(cpu):
+    assert cpu.threads == 2
+    assert cpu.describe().startswith("cpu threads=2")
+    assert llm.Backend.is_available("cpu")
+    with pytest.raises(ValueError):
+        llm.Backend("tpu")
+
+
+def test_tensor_lists_roundtrip(cpu):
+    t = llm.Tensor([[1.5, 2.0, -3.25], [4.0, 5.0, 6.0]], backend=cpu)
+    assert t.shape == (2, 3) and t.dtype == "float32" and t.numel == 6
+    assert t.to_list() == [[1.5, 2.0, -3.25], [4.0, 5.0, 6.0]]
+    i = llm.Tensor([[1, 2], [3, 4]], backend=cpu)
+    assert i.dtype == "int32" and i.to_list() == [[1, 2], [3, 4]]
+    i.reshape(4)
+    assert i.shape == (4,) and i.to_list() == [1, 2, 3, 4]
+    z = llm.Tensor.zeros([2, 2], backend=cpu).fill(2.5)
+    assert z.to_list() == [[2.5, 2.5], [2.5, 2.5]]
+    z.copy_from([[1.0, 2.0], [3.0, 4.0]])
+    assert z.to_list() == [[1.0, 2.0], [3.0, 4.0]]
+    for x in (t, i, z):
+        x.close()
+        x.close()  # idempotent
+    with pytest.raises(ValueError):
+        t.shape
+
+
+@needs_numpy
+def test_tensor_numpy_roundtrip(cpu):
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7
+    with llm.Tensor(a, backend=cpu) as t:
+        assert t.shape == (2, 3, 4) and t.dtype == "float32"
+        np.testing.assert_array_equal(t.to_numpy(), a)
+        np.testing.assert_array_equal(np.asarray(t), a)
+    b = np.arange(6, dtype=np.int64).reshape(3, 2)
+    with llm.Tensor(b, backend=cpu) as t:
+        assert t.dtype == "int32"
+        np.testing.assert_array_equal(t.to_numpy(), b)
+    # a non-contiguous view is copied correctly
+    with llm.Tensor(a[:, 1, ::2], backend=cpu) as t:
+        np.testing.assert_array_equal(t.to_numpy(), a[:, 1, ::2])
+
+
+def test_tensor_errors(cpu):
+    with pytest.raises(llm.InvalidArgument) as e:
+        llm.Tensor.zeros([2, 0], backend=cpu)
+    assert e.value.status == -1 and "shape" in str(e.value)
+    t = llm.Tensor([1.0, 2.0, 3.0, 4.0], backend=cpu)
+    with pytest.raises(llm.LLMError) as e:
+        t.reshape(3)
+    assert e.value.message
+    with pytest.raises(ValueError):
+        llm.Tensor([[1, 2], [3]], backend=cpu)  # ragged
+    t.close()
+
+
+def test_xor_train_save_load_predict(cpu, tmp_path):
+    m = xor_model(cpu)
+    hist = m.fit(XOR_X, XOR_Y, epochs=300, batch_size=4)
+    assert hist["epochs"] == 300 and len(hist["loss"]) == 300
+    assert hist["loss"][-1] < hist["loss"][0]
+    metrics = m.evaluate(XOR_X, XOR_Y)
+    assert metrics["accuracy"] == 1.0 and metrics["count"] == 4
+    pred = m.predict(XOR_X)
+    assert [round(p[0]) for p in pred] == [0, 1, 1, 0]
+    assert "dense" in m.summary() and m.param_count == 2 * 8 + 8 + 8 + 1
+    m.set_metadata("class_names", "no,yes")
+    path = tmp_path / "xor.safetensors"
+    m.save(path)
+    with llm.Model.load(path, backend=cpu) as m2:
+        assert m2.predict(XOR_X) == pred
+        assert m2.get_metadata("class_names") == "no,yes"
+        assert m2.get_metadata("absent", None) is None
+        with pytest.raises(llm.InvalidArgument):
+            m2.get_metadata("absent")
+    m.close()
+
+
+@needs_numpy
+def test_contains5_lstm(cpu, tmp_path):
+    xs, ys = contains5_data(256)
+    x, y = np.array(xs, dtype=np.int32), np.array(ys, dtype=np.float32)
+    m = llm.Model(backend=cpu, seed=7)
+    m.add(L.embedding(10, 8)).add(L.lstm(16)).add(L.dense(1, "sigmoid"))
+    m.compile("binary_crossentropy", llm.Optimizer("adam", learning_rate=0.02))
+    seen = []
+    hist = m.fit(x, y, epochs=12, batch_size=32, validation_split=0.25,
+                 on_epoch=lambda p: seen.append(p["epoch"]))
+    assert seen == list(range(12))
+    assert "val_loss" in hist and len(hist["val_accuracy"]) == 12
+    tx, ty = contains5_data(128, seed=99)
+    metrics = m.evaluate(np.array(tx, dtype=np.int32), np.array(ty, dtype=np.float32))
+    assert metrics["accuracy"] >= 0.9, metrics
+    assert {"precision", "recall", "f1", "auc", "loss"} <= set(metrics)
+    pred = m.predict(np.array(tx, dtype=np.int32))
+    assert pred.shape == (128, 1)
+    path = str(tmp_path / "c5.safetensors")
+    m.save(path)
+    with llm.Model.load(path, backend=cpu) as m2:
+        np.testing.assert_array_equal(m2.predict(np.array(tx, dtype=np.int32)), pred)
+    m.close()
+
+
+def test_callback_stops_and_exceptions_propagate(cpu):
+    m = xor_model(cpu)
+    hist = m.fit(XOR_X, XOR_Y, epochs=50, batch_size=4, on_epoch=lambda p: p["epoch"] == 2)
+    assert hist["epochs"] == 3 and hist["stopped_early"]
+
+    def boom(p):
+        raise KeyError("from the callback")
+    with pytest.raises(KeyError):
+        m.fit(XOR_X, XOR_Y, epochs=5, batch_size=4, on_batch=boom)
+    m.close()
+
+
+def test_error_mapping(cpu, tmp_path):
+    m = llm.Model([L.dense(4), L.dense(1, "sigmoid")], backend=cpu)
+    with pytest.raises(llm.StateError) as e:  # fit before compile
+        m.fit(XOR_X, XOR_Y, epochs=1)
+    assert e.value.status == -8 and "compile" in e.value.message
+    with pytest.raises(llm.StateError):  # summary before build
+        m.summary()
+    m.compile("binary_crossentropy", "sgd", learning_rate=0.1)
+    m.fit(XOR_X, XOR_Y, epochs=1)  # builds for 2 features
+    with pytest.raises(llm.ShapeError) as e:  # 3 features into a model built for 2
+        m.predict([[1.0, 2.0, 3.0]])
+    assert e.value.status == -3 and e.value.message
+    with pytest.raises(llm.StateError):  # adding after build
+        m.add(L.dense(1))
+    with pytest.raises(llm.ShapeError):  # x and y disagree in N
+        m.fit(XOR_X, XOR_Y[:3], epochs=1)
+    with pytest.raises(llm.NumericError):
+        m.fit([[float("nan"), 0.0]], [1.0], epochs=1)
+    m.close()
+
+    with pytest.raises(llm.IOError_) as e:
+        llm.Model.load(tmp_path / "missing.safetensors", backend=cpu)
+    assert isinstance(e.value, OSError) and "missing.safetensors" in str(e.value)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(llm.FormatError) as e:
+        llm.Model.load(bad, backend=cpu)
+    assert e.value.status == -7 and e.value.message
+    with pytest.raises(llm.InvalidArgument) as e:  # a bad layer raises at construction
+        L.dense(0)
+    assert e.value.message
+    with pytest.raises(llm.InvalidArgument):
+        L.dropout(1.5)
+    with pytest.raises(llm.InvalidArgument):
+        llm.Optimizer("adam", learning_rate=-1.0)
+    with pytest.raises(llm.IOError_):
+        llm.TextCorpus.from_directory(tmp_path / "nope")
+    assert issubclass(llm.ShapeError, llm.LLMError) and issubclass(llm.ShapeError, ValueError)
+
+
+def test_layers_construct_and_ownership(cpu):
+    m = llm.Model(backend=cpu)
+    layer = L.bidirectional(L.gru(4, return_sequences=True))
+    assert layer.kind
+    for lay in (L.embedding(20, 4), layer, L.layernorm(), L.dropout(0.1),
+                L.global_pool("max"), L.activation("relu"), L.dense(1, "sigmoid")):
+        m.add(lay)
+        assert lay.closed  # the model took it
+    m.build([6], "int32")
+    assert "bidirectional" in m.summary().lower() or "gru" in m.summary().lower()
+    # a refused layer is still taken: no double free
+    lone = L.lstm(3)
+    with pytest.raises(llm.StateError):
+        m.add(lone)
+    assert lone.closed
+    m.close()
+    unused = L.dense(3)
+    unused.close()
+
+
+def test_backend_close_closes_children():
+    b = llm.Backend("cpu", threads=1)
+    t = llm.Tensor([1.0, 2.0], backend=b)
+    m = llm.Model([L.dense(1)], backend=b)
+    b.close()
+    assert t.closed and m.closed and b.closed
+
+
+def test_spam_pipeline(cpu, tmp_path):
+    corpus = llm.TextCorpus.from_directory(EMAILS)
+    assert corpus.class_names == ["ham", "spam"]
+    assert len(corpus) == corpus.class_count(0) + corpus.class_count(1)
+    train, val = corpus.split(0.25, seed=1)
+    assert len(train) + len(val) == len(corpus)
+    vocab = llm.Vocab.from_corpus(train, max_tokens=2000)
+    assert len(vocab) > 2 and vocab.token(1) == "[UNK]"
+    assert vocab.lookup("zzzz-not-a-token") == llm.Vocab.OOV
+    ids = vocab.vectorize("Subject: hello", seq_len=8)
+    assert len(ids) == 8 and ids[:6] == [0] * 6
+    seq = 64
+    with train.to_dataset(vocab, seq_len=seq) as tr, \
+            llm.Dataset.from_corpus(val, vocab, seq_len=seq) as va:
+        assert len(tr) == len(train)
+        m = llm.Model([L.embedding(len(vocab), 16), L.lstm(16), L.dense(1, "sigmoid")],
+                      backend=cpu, seed=1)
+        m.set_text_pipeline(vocab, seq_len=seq)
+        m.set_metadata("class_names", ",".join(corpus.class_names))
+        m.compile("binary_crossentropy", "adam", learning_rate=0.01)
+        hist = m.fit(tr, epochs=4, batch_size=8, validation_data=va)
+        assert len(hist["loss"]) == 4 and "val_loss" in hist
+        metrics = m.evaluate(va)
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+    msg = corpus.text(0)
+    p = m.predict_text(msg)
+    assert len(p) == 1 and 0.0 <= p[0] <= 1.0
+    path = tmp_path / "spam.safetensors"
+    m.save(path)
+    with llm.Model.load(path, backend=cpu) as m2:
+        assert m2.predict_text(msg) == p
+        assert m2.get_metadata("class_names") == "ham,spam"
+    m.close()
+    for h in (corpus, train, val, vocab):
+        h.close()
+
+
+def test_text_helpers(cpu):
+    assert llm.tokenize("Hello, World 42!") == ["hello", "world", "42"]
+    assert llm.tokenize("Call 555", fold_numbers=True) == ["call", "<num>"]
+    c = llm.TextCorpus(["neg", "pos"])
+    c.add("bad awful", 0)
+    c.add("good great", 1)
+    assert len(c) == 2 and c.label(1) == 1 and c.text(0) == b"bad awful"
+    c.close()
+    m = llm.Model([L.dense(1)], backend=cpu)
+    with pytest.raises(llm.StateError):
+        m.predict_text("no pipeline")
+    m.close()
