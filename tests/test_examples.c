@@ -39,30 +39,6 @@ typedef struct run_result {
     double secs;
 } run_result;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* $LLM_BIN_DIR, else the bin/ folder next to this runner's tests/ folder
- * (so BUILD=other trees find their own programs), else ../build/bin. */
-static const char *bin_dir(void) {
-    const char *d = getenv("LLM_BIN_DIR");
-    if (d && *d) return d;
-    static char guess[4096];
-    ssize_t n = readlink("/proc/self/exe", guess, sizeof guess - 16);
-    if (n > 0) {
-        guess[n] = '\0';
-        char *slash = strrchr(guess, '/');
-        if (slash) {
-            strcpy(slash, "/../bin");
-            if (access(guess, X_OK) == 0) return guess;
-        }
-    }
-    return "../build/bin";
-}
-
 static char *slurp_fd(int fd) {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
@@ -91,12 +67,12 @@ static int temp_fd(void) {
     return fd;
 }
 
-/* Runs bin_dir()/argv[0] with argv, stdin from stdin_path (NULL:
+/* Runs tu_bin_dir()/argv[0] with argv, stdin from stdin_path (NULL:
  * /dev/null), collecting its output; a run over limit_s is killed and fails
  * the test. */
 static void run_argv(run_result *r, const char *stdin_path, double limit_s, char *const argv[]) {
     char path[8192];
-    snprintf(path, sizeof path, "%s/%s", bin_dir(), argv[0]);
+    snprintf(path, sizeof path, "%s/%s", tu_bin_dir(), argv[0]);
     ck_assert_msg(access(path, X_OK) == 0, "%s is missing: build the examples first (make examples)",
                   path);
     int out = temp_fd(), err = temp_fd();
@@ -106,7 +82,7 @@ static void run_argv(run_result *r, const char *stdin_path, double limit_s, char
     posix_spawn_file_actions_adddup2(&fa, out, 1);
     posix_spawn_file_actions_adddup2(&fa, err, 2);
     pid_t pid;
-    double t0 = now_s();
+    double t0 = tu_now();
     int rc = posix_spawn(&pid, path, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     ck_assert_msg(rc == 0, "posix_spawn %s: %s", path, strerror(rc));
@@ -115,14 +91,14 @@ static void run_argv(run_result *r, const char *stdin_path, double limit_s, char
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid) break;
         ck_assert_msg(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        if (now_s() - t0 > limit_s) {
+        if (tu_now() - t0 > limit_s) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             ck_abort_msg("%s ran longer than %.0f s and was killed", argv[0], limit_s);
         }
         nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
     }
-    r->secs = now_s() - t0;
+    r->secs = tu_now() - t0;
     r->code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r->sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     r->out = slurp_fd(out);

@@ -271,30 +271,6 @@ END_TEST
 
 /* ----------------------------------------------- interrupted work */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* as in test_examples.c: $LLM_BIN_DIR, else the bin/ folder next to this
- * runner's tests/ folder, else ../build/bin */
-static const char *bin_dir(void) {
-    const char *d = getenv("LLM_BIN_DIR");
-    if (d && *d) return d;
-    static char guess[4096];
-    ssize_t n = readlink("/proc/self/exe", guess, sizeof guess - 16);
-    if (n > 0) {
-        guess[n] = '\0';
-        char *slash = strrchr(guess, '/');
-        if (slash) {
-            strcpy(slash, "/../bin");
-            if (access(guess, X_OK) == 0) return guess;
-        }
-    }
-    return "../build/bin";
-}
-
 static int has_tmp(const char *dir) {
     int tmp, other;
     scan_dir(dir, "m.safetensors", "m.ckpt", &tmp, &other, NULL, 0);
@@ -309,8 +285,8 @@ static int mtime_ns(const char *path, long long *t) {
 }
 
 static void spin_us(double us) {
-    double t = now_s() + us * 1e-6;
-    while (now_s() < t) {}
+    double t = tu_now() + us * 1e-6;
+    while (tu_now() < t) {}
 }
 
 /* How a run is stopped. */
@@ -322,7 +298,7 @@ START_TEST(killed_training_leaves_loadable_files) {
     char model[256], ckpt[256], prog[4200];
     snprintf(model, sizeof model, "%s/m.safetensors", dir);
     snprintf(ckpt, sizeof ckpt, "%s/m.ckpt", dir);
-    snprintf(prog, sizeof prog, "%s/spam_train", bin_dir());
+    snprintf(prog, sizeof prog, "%s/spam_train", tu_bin_dir());
     ck_assert_msg(access(prog, X_OK) == 0, "%s is missing: build the examples first", prog);
     llm_backend *be;
     ck_assert_ok(llm_backend_create(&be, LLM_BACKEND_CPU, NULL));
@@ -356,7 +332,7 @@ START_TEST(killed_training_leaves_loadable_files) {
         int rc = posix_spawn(&pid, prog, &fa, NULL, argv, environ);
         posix_spawn_file_actions_destroy(&fa);
         ck_assert_msg(rc == 0, "posix_spawn %s: %s", prog, strerror(rc));
-        double t0 = now_s();
+        double t0 = tu_now();
         int status = 0, exited = 0, seen = 0, was_tmp = 0;
         if (plan[i].kind == KILL_AT_TIME) {
             spin_us(plan[i].delay_us);
@@ -367,7 +343,7 @@ START_TEST(killed_training_leaves_loadable_files) {
             int prev_tmp = 0, strays = has_tmp(dir);
             for (;;) {
                 if (waitpid(pid, &status, WNOHANG) == pid) { exited = 1; break; }
-                ck_assert_msg(now_s() - t0 < 60, "spam_train ran longer than 60 s");
+                ck_assert_msg(tu_now() - t0 < 60, "spam_train ran longer than 60 s");
                 if (plan[i].kind == KILL_IN_WINDOW) {
                     int t = has_tmp(dir) > strays;
                     if (t && !prev_tmp && ++seen == plan[i].nth) { was_tmp = 1; break; }
@@ -391,7 +367,7 @@ START_TEST(killed_training_leaves_loadable_files) {
         }
         if (getenv("LLM_HARDENING_VERBOSE"))
             fprintf(stderr, "kill point %d: kind %d nth %d seen %d window %d exited %d after %.1f ms\n",
-                    i, (int)plan[i].kind, plan[i].nth, seen, was_tmp, exited, (now_s() - t0) * 1e3);
+                    i, (int)plan[i].kind, plan[i].nth, seen, was_tmp, exited, (tu_now() - t0) * 1e3);
         if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
             killed++;
             in_window += was_tmp;

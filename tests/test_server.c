@@ -113,28 +113,6 @@ typedef struct server_proc {
     int err_fd;  /* its stderr: an unlinked temporary file */
 } server_proc;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static const char *bin_dir(void) {
-    const char *d = getenv("LLM_BIN_DIR");
-    if (d && *d) return d;
-    static char guess[4096];
-    ssize_t n = readlink("/proc/self/exe", guess, sizeof guess - 16);
-    if (n > 0) {
-        guess[n] = '\0';
-        char *slash = strrchr(guess, '/');
-        if (slash) {
-            strcpy(slash, "/../bin");
-            if (access(guess, X_OK) == 0) return guess;
-        }
-    }
-    return "../build/bin";
-}
-
 /* The first 64 KiB of what the server wrote to stderr. */
 static char *server_stderr(const server_proc *s) {
     size_t cap = 65536;
@@ -150,7 +128,7 @@ static char *server_stderr(const server_proc *s) {
  * gets SIGKILL if this test process dies first. */
 static void server_start(server_proc *s, const char *const *extra) {
     char prog[4096];
-    snprintf(prog, sizeof prog, "%s/spam_server", bin_dir());
+    snprintf(prog, sizeof prog, "%s/spam_server", tu_bin_dir());
     ck_assert_msg(access(prog, X_OK) == 0, "%s is missing: build the examples first (make examples)", prog);
     char err_path[] = "/tmp/llm_server_err_XXXXXX";
     int errfd = mkstemp(err_path);
@@ -184,8 +162,8 @@ static void server_start(server_proc *s, const char *const *extra) {
     s->port = 0;
     char line[256];
     size_t n = 0;
-    double t0 = now_s();
-    while (n < sizeof line - 1 && (n == 0 || line[n - 1] != '\n') && now_s() - t0 < 20) {
+    double t0 = tu_now();
+    while (n < sizeof line - 1 && (n == 0 || line[n - 1] != '\n') && tu_now() - t0 < 20) {
         struct pollfd pfd = { out[0], POLLIN, 0 };
         int r = poll(&pfd, 1, 100);
         if (r < 0 && errno == EINTR) continue;
@@ -212,12 +190,12 @@ static void server_start(server_proc *s, const char *const *extra) {
 static int server_stop(server_proc *s, int sig) {
     if (sig) ck_assert_int_eq(kill(s->pid, sig), 0);
     int status = 0;
-    double t0 = now_s();
+    double t0 = tu_now();
     for (;;) {
         pid_t w = waitpid(s->pid, &status, WNOHANG);
         if (w == s->pid) break;
         ck_assert_msg(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        if (now_s() - t0 > 10) {
+        if (tu_now() - t0 > 10) {
             kill(s->pid, SIGKILL);
             waitpid(s->pid, &status, 0);
             ck_abort_msg("spam_server did not stop within 10 s of signal %d", sig);
@@ -642,7 +620,7 @@ END_TEST
 /* Bad command lines: status 2 with a usage text; an unreadable model: 1. */
 START_TEST(bad_command_lines) {
     char prog[4096];
-    snprintf(prog, sizeof prog, "%s/spam_server", bin_dir());
+    snprintf(prog, sizeof prog, "%s/spam_server", tu_bin_dir());
     ck_assert_msg(access(prog, X_OK) == 0, "%s is missing", prog);
     static const struct { const char *args; int code; } cases[] = {
         { "", 2 },

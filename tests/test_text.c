@@ -66,12 +66,6 @@ static void write_file(const char *base, const char *rel, const char *content) {
     fclose(f);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ------------------------------------------------------------- e-mail */
 
 START_TEST(email_subject_and_body) {
@@ -320,11 +314,11 @@ START_TEST(email_hostile_input_stays_linear) {
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         size_t len;
         char *m = repeat_msg(cases[k].head, cases[k].unit, cases[k].tail, (size_t)1 << 20, &len);
-        double t0 = now_s();
+        double t0 = tu_now();
         char *t;
         size_t n;
         ck_assert_ok(llm_email_parse(m, len, NULL, &t, &n));
-        double dt = now_s() - t0;
+        double dt = tu_now() - t0;
         ck_assert_msg(dt < 2.0, "case %zu took %.2f s", k, dt);
         llm_text_free(t);
         free(m);
@@ -430,10 +424,10 @@ START_TEST(tokenizer_callback_and_join_limits) {
     o.fold_emails = 1;
     o.fold_urls = 1;
     collect all = {0, 0};
-    double t0 = now_s();
+    double t0 = tu_now();
     ck_assert_ok(llm_tokenize(junk, n, &o, count_tokens, &all));
     ck_assert_int_eq(all.count, (int)(n / 2));
-    ck_assert(now_s() - t0 < 2.0);
+    ck_assert(tu_now() - t0 < 2.0);
     free(junk);
 }
 END_TEST
@@ -961,7 +955,7 @@ START_TEST(corpus_directory_limits) {
     fclose(f);
     free(block);
 
-    double t0 = now_s();
+    double t0 = tu_now();
     char *t;
     size_t len;
     ck_assert_ok(llm_text_read_file(big, (size_t)1 << 20, &t, &len));
@@ -979,7 +973,7 @@ START_TEST(corpus_directory_limits) {
     co.format = LLM_CORPUS_RAW;
     co.max_file_bytes = 4096;
     ck_assert_ok(llm_text_corpus_from_directory(&c, d, &co));
-    ck_assert_msg(now_s() - t0 < 3.0, "reading with the cap took %.2f s", now_s() - t0);
+    ck_assert_msg(tu_now() - t0 < 3.0, "reading with the cap took %.2f s", tu_now() - t0);
     int64_t n;
     ck_assert_ok(llm_text_corpus_count(c, &n));
     ck_assert_int_eq(n, 3); /* a/empty.eml, b/big.txt, b/one.txt */

@@ -25,6 +25,12 @@ Suite *suite_gpu(void);
 Suite *suite_hardening(void);
 Suite *suite_concurrency(void);
 
+/* tests/testutil.c: a monotonic clock in seconds, and the folder of the
+ * example programs ($LLM_BIN_DIR, else beside this runner's build, else
+ * ../build/bin). */
+double tu_now(void);
+const char *tu_bin_dir(void);
+
 /* Asserts that a call failed with `expected` and left a non-empty message. */
 #define ck_assert_fails(call, expected) do { \
         llm_clear_error(); \
