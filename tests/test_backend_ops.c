@@ -48,48 +48,11 @@ static const target k_targets[] = {
 /* Set once in suite_backend_ops (the parent), inherited by forked tests. */
 static int g_target_ok[N_TARGETS];
 
-/* Asks llm_backend_is_available in a child process: a GPU driver initialised
- * in Check's parent would be unusable in the forked test processes. Returns
- * availability; reason receives llm_last_error() from the child. */
+/* Availability from a child process (tests/testutil.c); reason gets why not. */
 static int probe_available(llm_backend_kind kind, char *reason, size_t len) {
-    int fds[2];
-    reason[0] = '\0';
-    if (pipe(fds) != 0) { snprintf(reason, len, "pipe() failed"); return 0; }
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        snprintf(reason, len, "fork() failed");
-        return 0;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        int avail = 0;
-        llm_status st = llm_backend_is_available(kind, &avail);
-        char buf[600];
-        int n = snprintf(buf, sizeof buf, "%c%s", st == LLM_OK && avail ? '1' : '0', llm_last_error());
-        if (n > 0) {
-            ssize_t w = write(fds[1], buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-            (void)w;
-        }
-        _exit(0);
-    }
-    close(fds[1]);
-    char buf[600];
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fds[0], buf + got, sizeof buf - 1 - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-        if (got >= sizeof buf - 1) break;
-    }
-    buf[got] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (got == 0) { snprintf(reason, len, "availability probe crashed"); return 0; }
-    snprintf(reason, len, "%s", buf + 1);
-    return buf[0] == '1';
+    int avail = 0;
+    tu_probe_backend(kind, 0, 0, NULL, NULL, reason, len, &avail);
+    return avail;
 }
 
 static void probe_targets(void) {

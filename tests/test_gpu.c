@@ -19,67 +19,6 @@
 static int g_cuda_ok;
 static char g_cuda_why[700];
 
-/* Runs in a child: optionally sets an environment variable, then asks
- * llm_backend_is_available (mode 0) or llm_backend_create (mode 1, for
- * device `device`). Returns the status the child saw; msg gets its
- * llm_last_error(). */
-static int child_probe(int mode, int device, const char *env, const char *value, char *msg, size_t len,
-                       int *available) {
-    int fds[2];
-    msg[0] = '\0';
-    *available = 0;
-    if (pipe(fds) != 0) { snprintf(msg, len, "pipe() failed"); return LLM_ERR_INTERNAL; }
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        snprintf(msg, len, "fork() failed");
-        return LLM_ERR_INTERNAL;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        if (env) setenv(env, value, 1);
-        int avail = 0;
-        llm_status st;
-        if (mode == 0) {
-            st = llm_backend_is_available(LLM_BACKEND_CUDA, &avail);
-        } else {
-            llm_backend_options o;
-            llm_backend_options_init(&o);
-            o.device = device;
-            llm_backend *be = NULL;
-            st = llm_backend_create(&be, LLM_BACKEND_CUDA, &o);
-            avail = st == LLM_OK;
-            llm_backend_free(be);
-        }
-        char buf[700];
-        int n = snprintf(buf, sizeof buf, "%c%+04d%s", avail ? '1' : '0', (int)st, llm_last_error());
-        if (n > 0) {
-            ssize_t w = write(fds[1], buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-            (void)w;
-        }
-        _exit(0);
-    }
-    close(fds[1]);
-    char buf[700];
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fds[0], buf + got, sizeof buf - 1 - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-        if (got >= sizeof buf - 1) break;
-    }
-    buf[got] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (got < 5) { snprintf(msg, len, "the probe process crashed (wait status %d)", status); return LLM_ERR_INTERNAL; }
-    *available = buf[0] == '1';
-    snprintf(msg, len, "%s", buf + 5);
-    buf[5] = '\0';
-    return atoi(buf + 1);
-}
-
 /* ---- always: unavailability is a status with a reason, never a crash ---- */
 
 /* Under CK_FORK=no every test shares one process: another suite may already
@@ -95,14 +34,14 @@ static int fresh_process_per_test(void) {
 START_TEST(availability_answers_with_a_reason) {
     char msg[700];
     int avail;
-    int st = child_probe(0, 0, NULL, NULL, msg, sizeof msg, &avail);
+    int st = tu_probe_backend(LLM_BACKEND_CUDA, 0, 0, NULL, NULL, msg, sizeof msg, &avail);
     ck_assert_int_eq(st, LLM_OK);
     if (!fresh_process_per_test()) return;
     ck_assert_int_eq(avail, g_cuda_ok);
     if (!avail) ck_assert_msg(strstr(msg, "llm_backend_is_available: ") == msg && strlen(msg) > 30,
                               "unhelpful reason: '%s'", msg);
     /* create agrees with is_available */
-    st = child_probe(1, 0, NULL, NULL, msg, sizeof msg, &avail);
+    st = tu_probe_backend(LLM_BACKEND_CUDA, 1, 0, NULL, NULL, msg, sizeof msg, &avail);
     ck_assert_int_eq(avail, g_cuda_ok);
     if (!avail) {
         ck_assert_int_eq(st, LLM_ERR_UNAVAILABLE);
@@ -115,12 +54,12 @@ START_TEST(missing_module_is_unavailable) {
     if (!fresh_process_per_test()) return;
     char msg[700];
     int avail;
-    int st = child_probe(1, 0, "LLM_CUDA_MODULE", "/nonexistent/libllm-cuda.so", msg, sizeof msg, &avail);
+    int st = tu_probe_backend(LLM_BACKEND_CUDA, 1, 0, "LLM_CUDA_MODULE", "/nonexistent/libllm-cuda.so", msg, sizeof msg, &avail);
     ck_assert_int_eq(st, LLM_ERR_UNAVAILABLE);
     ck_assert_int_eq(avail, 0);
     ck_assert_msg(strstr(msg, "LLM_CUDA_MODULE") && strstr(msg, "/nonexistent/libllm-cuda.so"), "message '%s'", msg);
     /* a file that is not a module */
-    st = child_probe(0, 0, "LLM_CUDA_MODULE", "/proc/self/status", msg, sizeof msg, &avail);
+    st = tu_probe_backend(LLM_BACKEND_CUDA, 0, 0, "LLM_CUDA_MODULE", "/proc/self/status", msg, sizeof msg, &avail);
     ck_assert_int_eq(st, LLM_OK);
     ck_assert_int_eq(avail, 0);
     ck_assert_msg(strstr(msg, "cannot be loaded"), "message '%s'", msg);
@@ -131,7 +70,7 @@ START_TEST(bad_device_is_unavailable) {
     if (!fresh_process_per_test()) return;
     char msg[700];
     int avail;
-    int st = child_probe(1, 4096, NULL, NULL, msg, sizeof msg, &avail);
+    int st = tu_probe_backend(LLM_BACKEND_CUDA, 1, 4096, NULL, NULL, msg, sizeof msg, &avail);
     ck_assert_int_eq(st, LLM_ERR_UNAVAILABLE);
     ck_assert_int_eq(avail, 0);
     if (g_cuda_ok) ck_assert_msg(strstr(msg, "out of range"), "message '%s'", msg);
@@ -371,7 +310,7 @@ END_TEST
 Suite *suite_gpu(void) {
     Suite *s = suite_create("gpu");
     int avail = 0;
-    int st = child_probe(0, 0, NULL, NULL, g_cuda_why, sizeof g_cuda_why, &avail);
+    int st = tu_probe_backend(LLM_BACKEND_CUDA, 0, 0, NULL, NULL, g_cuda_why, sizeof g_cuda_why, &avail);
     g_cuda_ok = st == LLM_OK && avail;
 
     TCase *tc = tcase_create("availability");

@@ -30,6 +30,11 @@ Suite *suite_concurrency(void);
  * ../build/bin). */
 double tu_now(void);
 const char *tu_bin_dir(void);
+/* In a child process, optionally with env=value set: llm_backend_is_available
+ * (mode 0) or llm_backend_create on `device` (mode 1) for a backend kind.
+ * Returns the child's status; *available and msg (its llm_last_error()). */
+int tu_probe_backend(llm_backend_kind kind, int mode, int device, const char *env, const char *value, char *msg,
+                     size_t len, int *available);
 
 /* Asserts that a call failed with `expected` and left a non-empty message. */
 #define ck_assert_fails(call, expected) do { \
