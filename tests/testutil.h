@@ -17,6 +17,7 @@ Suite *suite_model(void);
 Suite *suite_model_io(void);
 Suite *suite_torch_parity(void);
 Suite *suite_text(void);
+Suite *suite_bpe(void);
 Suite *suite_metrics(void);
 Suite *suite_safetensors(void);
 Suite *suite_examples(void);
