@@ -79,6 +79,28 @@ typedef struct llm__gru_step_grad {
     float *dgh;          int64_t ld_dgh;   /* out [B, 3H] gradient w.r.t. gh (0 for padded rows) */
 } llm__gru_step_grad;
 
+/* Multi-head scaled dot-product attention, the heads side by side in the
+ * feature dimension (head h uses columns [h*head_dim, (h+1)*head_dim)).
+ * Per batch item b: Tq query rows against Tk key/value rows. Query row i sits
+ * at absolute position q_offset + i; with causal set it sees key j only when
+ * j <= q_offset + i (q_offset > 0 is incremental decoding against a KV cache).
+ * mask[b, j] = 0 hides key j (padding). A query row that sees no key gets a
+ * zero output and lse = -inf. Nothing of size Tq x Tk is kept: backward
+ * recomputes the scores from q, k and the saved log-sum-exp. */
+typedef struct llm__attention {
+    int B, heads, head_dim;
+    int Tq, Tk, q_offset, causal;
+    float scale;                                  /* usually 1/sqrt(head_dim) */
+    const float *q;    int64_t ld_q, bs_q;        /* [B, Tq, heads*head_dim]: row / batch strides in floats */
+    const float *k, *v; int64_t ld_kv, bs_kv;     /* [B, Tk, heads*head_dim], same strides for k and v */
+    const float *mask; int64_t ld_mask;           /* [B, Tk] key mask (1 real, 0 hidden), batch stride ld_mask; NULL = all real */
+    float *out;        int64_t ld_out, bs_out;    /* [B, Tq, heads*head_dim] (forward: overwritten) */
+    float *lse;                                   /* [B, heads, Tq] contiguous; forward writes it when not NULL */
+    /* backward only: dq, dk, dv share the layouts of q, k, v and are accumulated (+=) */
+    const float *dout;                            /* layout of out */
+    float *dq, *dk, *dv;
+} llm__attention;
+
 enum { LLM__POOL_AVG = 0, LLM__POOL_MAX = 1 };
 
 enum {
@@ -172,6 +194,11 @@ typedef struct llm__backend_ops {
     llm_status (*lstm_step_backward)(llm_backend *be, const llm__lstm_step_grad *s);
     llm_status (*gru_step_forward)(llm_backend *be, const llm__gru_step *s);
     llm_status (*gru_step_backward)(llm_backend *be, const llm__gru_step_grad *s);
+
+    /* ---- attention (see llm__attention) ---- */
+    llm_status (*attention_forward)(llm_backend *be, const llm__attention *a);
+    /* needs q, k, v, mask, out, lse (from forward) and dout; dq, dk, dv += */
+    llm_status (*attention_backward)(llm_backend *be, const llm__attention *a);
 
     /* ---- pooling over time ---- */
     /* x [B, T, F], mask [B, T] or NULL -> y [B, F]. Average over real steps

@@ -360,7 +360,8 @@ START_TEST(vtable_is_complete) {
             (const void *)o->layernorm_backward, (const void *)o->embedding_forward,
             (const void *)o->embedding_backward, (const void *)o->lstm_step_forward,
             (const void *)o->lstm_step_backward, (const void *)o->gru_step_forward,
-            (const void *)o->gru_step_backward, (const void *)o->pool_forward,
+            (const void *)o->gru_step_backward, (const void *)o->attention_forward,
+            (const void *)o->attention_backward, (const void *)o->pool_forward,
             (const void *)o->pool_backward, (const void *)o->dropout,
             (const void *)o->loss_bce_logits, (const void *)o->loss_bce_probs,
             (const void *)o->loss_sce_logits, (const void *)o->loss_sce_probs,
@@ -2058,6 +2059,282 @@ START_TEST(optimizer_against_reference) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Attention                                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define LSE_NONE -12345.0f /* stands for lse = -inf in the compared outputs */
+
+/* Layouts: interleaved = one [B, T, 3D] qkv buffer (and one for its
+ * gradients) as a fused projection makes it, Tq = Tk; otherwise separate q,
+ * k, v buffers with row strides wider than D and batch strides wider than
+ * T rows, so the kernels must honour both and leave the gaps alone. */
+typedef struct attn_case {
+    const char *name;
+    int B, H, hd, Tq, Tk, q_offset, causal, interleaved, masked;
+    float scale;
+    int64_t ld_q, bs_q, ld_kv, bs_kv, ld_o, bs_o, ld_mask;
+    int64_t nq, nkv, no, nl; /* floats in the q, k (= v), out and lse buffers; interleaved: nq = qkv */
+    float *q, *k, *v, *mask, *dout, *dq0, *dk0, *dv0;
+} attn_case;
+
+static void attn_make(attn_case *c, const char *name, int B, int H, int hd, int Tq, int Tk,
+                      int q_offset, int causal, int interleaved, int masked, uint64_t seed) {
+    *c = (attn_case){ .name = name, .B = B, .H = H, .hd = hd, .Tq = Tq, .Tk = Tk,
+                      .q_offset = q_offset, .causal = causal, .interleaved = interleaved,
+                      .masked = masked, .scale = 1.0f / sqrtf((float)hd) };
+    int64_t D = (int64_t)H * hd;
+    if (interleaved) {
+        ck_assert_int_eq(Tq, Tk);
+        c->ld_q = c->ld_kv = 3 * D;
+        c->bs_q = c->bs_kv = (int64_t)Tq * 3 * D;
+        c->nq = B * c->bs_q;
+    } else {
+        c->ld_q = D + 3;
+        c->bs_q = (int64_t)Tq * c->ld_q + 5;
+        c->ld_kv = D + 1;
+        c->bs_kv = (int64_t)Tk * c->ld_kv + 2;
+        c->nq = B * c->bs_q;
+        c->nkv = B * c->bs_kv;
+    }
+    c->ld_o = D + 2;
+    c->bs_o = (int64_t)Tq * c->ld_o + 1;
+    c->no = B * c->bs_o;
+    c->nl = (int64_t)B * H * Tq;
+    c->ld_mask = Tk + 2;
+    /* scores up to ~ +-3 so the softmax is far from uniform */
+    c->q = hrand(c->nq, seed, -2, 2);
+    c->dq0 = hrand(c->nq, seed + 1, -1, 1);
+    if (!interleaved) {
+        c->k = hrand(c->nkv, seed + 2, -1.5f, 1.5f);
+        c->v = hrand(c->nkv, seed + 3, -1, 1);
+        c->dk0 = hrand(c->nkv, seed + 4, -1, 1);
+        c->dv0 = hrand(c->nkv, seed + 5, -1, 1);
+    }
+    c->dout = hrand(c->no, seed + 6, -1, 1);
+    if (masked) {
+        /* row 0 all real; row 1 hides its first two keys (a causal row 0 or 1
+         * then sees none), one in the middle and the last three; row 2 hides
+         * every key; the rest hide a pseudo-random quarter */
+        c->mask = hf((int64_t)B * c->ld_mask);
+        uint64_t st = seed + 7;
+        for (int b = 0; b < B; b++)
+            for (int64_t j = 0; j < c->ld_mask; j++) {
+                float m = 1.0f;
+                if (b == 1) m = (j < 2 || j == Tk / 2 || j >= Tk - 3) ? 0.0f : 1.0f;
+                else if (b == 2) m = 0.0f;
+                else if (b > 2) m = (tu_next(&st) & 3) == 0 ? 0.0f : 1.0f;
+                if (j >= Tk) m = 0.5f; /* past Tk: must never be read as a key */
+                c->mask[(int64_t)b * c->ld_mask + j] = m;
+            }
+    }
+}
+
+static void attn_free(attn_case *c) {
+    free(c->q); free(c->k); free(c->v); free(c->mask); free(c->dout);
+    free(c->dq0); free(c->dk0); free(c->dv0);
+}
+
+static int64_t attn_ngrad(const attn_case *c) { return c->interleaved ? c->nq : c->nq + 2 * c->nkv; }
+/* out: out | out again with lse = NULL | lse | gradients (dqkv, or dq | dk | dv) */
+static int64_t attn_nout(const attn_case *c) { return 2 * c->no + c->nl + attn_ngrad(c); }
+
+static void run_attention(dev *d, const void *p, float *out) {
+    const attn_case *c = p;
+    int64_t D = (int64_t)c->H * c->hd;
+    llm__attention a;
+    memset(&a, 0, sizeof a);
+    a.B = c->B; a.heads = c->H; a.head_dim = c->hd;
+    a.Tq = c->Tq; a.Tk = c->Tk; a.q_offset = c->q_offset; a.causal = c->causal;
+    a.scale = c->scale;
+    a.ld_q = c->ld_q; a.bs_q = c->bs_q; a.ld_kv = c->ld_kv; a.bs_kv = c->bs_kv;
+    a.ld_out = c->ld_o; a.bs_out = c->bs_o; a.ld_mask = c->ld_mask;
+    float *g = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    if (c->interleaved) {
+        float *qkv = dput(d, c->q, c->nq);
+        a.q = qkv; a.k = qkv + D; a.v = qkv + 2 * D;
+        g = dput(d, c->dq0, c->nq);
+    } else {
+        a.q = dput(d, c->q, c->nq);
+        a.k = dput(d, c->k, c->nkv);
+        a.v = dput(d, c->v, c->nkv);
+        dq = dput(d, c->dq0, c->nq);
+        dk = dput(d, c->dk0, c->nkv);
+        dv = dput(d, c->dv0, c->nkv);
+    }
+    a.mask = c->mask ? dput(d, c->mask, (int64_t)c->B * c->ld_mask) : NULL;
+    a.out = dput_const(d, SENT, c->no);
+    a.lse = dput_const(d, SENT, c->nl);
+    ck_assert_ok(OPS(d)->attention_forward(d->be, &a));
+    dget(d, out, a.out, c->no);
+    float *lse_h = out + 2 * c->no;
+    dget(d, lse_h, a.lse, c->nl);
+    /* inference: no lse */
+    llm__attention a2 = a;
+    a2.out = dput_const(d, SENT, c->no);
+    a2.lse = NULL;
+    ck_assert_ok(OPS(d)->attention_forward(d->be, &a2));
+    dget(d, out + c->no, a2.out, c->no);
+    /* backward on the forward's out and lse, onto nonzero gradients */
+    a.dout = dput(d, c->dout, c->no);
+    if (c->interleaved) {
+        a.dq = g; a.dk = g + D; a.dv = g + 2 * D;
+    } else {
+        a.dq = dq; a.dk = dk; a.dv = dv;
+    }
+    ck_assert_ok(OPS(d)->attention_backward(d->be, &a));
+    float *go = out + 2 * c->no + c->nl;
+    if (c->interleaved) {
+        dget(d, go, g, c->nq);
+    } else {
+        dget(d, go, dq, c->nq);
+        dget(d, go + c->nq, dk, c->nkv);
+        dget(d, go + c->nq + c->nkv, dv, c->nkv);
+    }
+    for (int64_t i = 0; i < c->nl; i++)
+        if (isinf(lse_h[i]) && lse_h[i] < 0) lse_h[i] = LSE_NONE;
+}
+
+/* The reference in double, in the layout of run_attention's output. */
+static void ref_attention(const attn_case *c, double *ref) {
+    int64_t D = (int64_t)c->H * c->hd;
+    int dh = c->hd, Tk = c->Tk;
+    double *ro = ref, *ro2 = ref + c->no, *rl = ref + 2 * c->no, *rg = rl + c->nl;
+    for (int64_t i = 0; i < c->no; i++) ro[i] = ro2[i] = SENT;
+    const float *kbuf = c->interleaved ? c->q + D : c->k, *vbuf = c->interleaved ? c->q + 2 * D : c->v;
+    /* gradients start at their initial values (in the gaps too) */
+    for (int64_t i = 0; i < c->nq; i++) rg[i] = c->dq0[i];
+    for (int64_t i = 0; i < c->nkv; i++) {
+        rg[c->nq + i] = c->dk0[i];
+        rg[c->nq + c->nkv + i] = c->dv0[i];
+    }
+    double *rdq = rg, *rdk = c->interleaved ? rg + D : rg + c->nq;
+    double *rdv = c->interleaved ? rg + 2 * D : rg + c->nq + c->nkv;
+    double *s = hd(Tk), *pr = hd(Tk), *o = hd(dh);
+    for (int b = 0; b < c->B; b++)
+        for (int h = 0; h < c->H; h++)
+            for (int i = 0; i < c->Tq; i++) {
+                const float *q = c->q + b * c->bs_q + (int64_t)i * c->ld_q + (int64_t)h * dh;
+                const float *dout = c->dout + b * c->bs_o + (int64_t)i * c->ld_o + (int64_t)h * dh;
+                int64_t oo = b * c->bs_o + (int64_t)i * c->ld_o + (int64_t)h * dh;
+                int64_t li = ((int64_t)b * c->H + h) * c->Tq + i;
+                double mx = -INFINITY;
+                int any = 0;
+                for (int j = 0; j < Tk; j++) {
+                    int vis = (!c->mask || c->mask[(int64_t)b * c->ld_mask + j] != 0.0f) &&
+                              (!c->causal || j <= c->q_offset + i);
+                    if (!vis) { s[j] = -INFINITY; continue; }
+                    const float *k = kbuf + b * c->bs_kv + (int64_t)j * c->ld_kv + (int64_t)h * dh;
+                    double acc = 0;
+                    for (int e = 0; e < dh; e++) acc += (double)q[e] * k[e];
+                    s[j] = acc * c->scale;
+                    if (s[j] > mx) mx = s[j];
+                    any = 1;
+                }
+                if (!any) {
+                    for (int e = 0; e < dh; e++) ro[oo + e] = ro2[oo + e] = 0.0;
+                    rl[li] = LSE_NONE;
+                    continue;
+                }
+                double sum = 0;
+                for (int j = 0; j < Tk; j++) {
+                    pr[j] = s[j] == -INFINITY ? 0.0 : exp(s[j] - mx);
+                    sum += pr[j];
+                }
+                for (int e = 0; e < dh; e++) o[e] = 0;
+                for (int j = 0; j < Tk; j++) {
+                    pr[j] /= sum;
+                    if (pr[j] == 0.0) continue;
+                    const float *v = vbuf + b * c->bs_kv + (int64_t)j * c->ld_kv + (int64_t)h * dh;
+                    for (int e = 0; e < dh; e++) o[e] += pr[j] * v[e];
+                }
+                for (int e = 0; e < dh; e++) ro[oo + e] = ro2[oo + e] = o[e];
+                rl[li] = mx + log(sum);
+                double Di = 0;
+                for (int e = 0; e < dh; e++) Di += (double)dout[e] * o[e];
+                double *dq = rdq + b * c->bs_q + (int64_t)i * c->ld_q + (int64_t)h * dh;
+                for (int j = 0; j < Tk; j++) {
+                    if (pr[j] == 0.0) continue;
+                    int64_t ko = b * c->bs_kv + (int64_t)j * c->ld_kv + (int64_t)h * dh;
+                    const float *k = kbuf + ko, *v = vbuf + ko;
+                    double dp = 0;
+                    for (int e = 0; e < dh; e++) dp += (double)dout[e] * v[e];
+                    double ds = pr[j] * (dp - Di) * c->scale;
+                    for (int e = 0; e < dh; e++) {
+                        dq[e] += ds * k[e];
+                        rdk[ko + e] += ds * q[e];
+                        rdv[ko + e] += pr[j] * dout[e];
+                    }
+                }
+            }
+    free(s);
+    free(pr);
+    free(o);
+}
+
+static void attn_check(attn_case *c, double atol, double rtol) {
+    int64_t nout = attn_nout(c);
+    double *ref = hd(nout);
+    ref_attention(c, ref);
+    check_targets(c->name, run_attention, c, nout, ref, atol, rtol, 1);
+    free(ref);
+}
+
+START_TEST(attention_against_reference) {
+    static const struct {
+        const char *name;
+        int B, H, hd, Tq, Tk, q_offset, causal, interleaved, masked;
+    } cases[] = {
+        /* odd sizes, fused qkv buffer */
+        { "attn causal T=37 hd=8 heads=3 qkv", 4, 3, 8, 37, 37, 0, 1, 1, 1 },
+        { "attn full T=37 hd=8 heads=3 qkv", 4, 3, 8, 37, 37, 0, 0, 1, 1 },
+        { "attn causal T=37 hd=8 heads=3 separate", 3, 3, 8, 37, 37, 0, 1, 0, 1 },
+        { "attn full T=37 separate no mask", 3, 3, 8, 37, 37, 0, 0, 0, 0 },
+        /* decoding against a cache: one and three new rows */
+        { "attn decode Tq=1", 4, 3, 8, 1, 37, 36, 1, 0, 1 },
+        { "attn decode Tq=3", 4, 3, 8, 3, 40, 37, 1, 0, 1 },
+        { "attn decode Tq=1 no mask", 2, 4, 32, 1, 200, 199, 1, 0, 0 },
+        /* a chunk of rows against a longer cache; cross-attention shapes */
+        { "attn chunk Tq=20 Tk=90 offset 70", 3, 2, 16, 20, 90, 70, 1, 0, 1 },
+        { "attn full Tq=5 Tk=70", 3, 2, 16, 5, 70, 0, 0, 0, 1 },
+        { "attn full Tq=70 Tk=9", 3, 2, 16, 70, 9, 0, 0, 0, 1 },
+        /* head_dim not a multiple of 8, several tiles */
+        { "attn causal T=70 hd=37", 3, 2, 37, 70, 70, 0, 1, 1, 1 },
+        { "attn full T=70 hd=37", 3, 2, 37, 70, 70, 0, 0, 0, 1 },
+        /* the GPT shape, several tiles each way */
+        { "attn causal T=128 hd=32 heads=4", 3, 4, 32, 128, 128, 0, 1, 1, 1 },
+        { "attn full T=150 hd=64 heads=2", 3, 2, 64, 150, 150, 0, 0, 1, 1 },
+        /* a head too wide for the CPU's stack tiles (heap scratch) */
+        { "attn causal hd=400", 3, 1, 400, 19, 19, 0, 1, 0, 1 },
+        /* no keys at all: zero output, lse = -inf, gradients untouched */
+        { "attn Tk=0", 2, 2, 8, 3, 0, 0, 0, 0, 0 },
+        { "attn head_dim=1", 3, 2, 1, 9, 9, 0, 1, 1, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        attn_case c;
+        attn_make(&c, cases[i].name, cases[i].B, cases[i].H, cases[i].hd, cases[i].Tq, cases[i].Tk,
+                  cases[i].q_offset, cases[i].causal, cases[i].interleaved, cases[i].masked,
+                  9000 + 17 * i);
+        attn_check(&c, 1e-5, 1e-5);
+        attn_free(&c);
+    }
+}
+END_TEST
+
+/* The training shape at full batch, where both CPU threads get work: the
+ * results must be bit-identical for 1 and 2 threads (check_targets compares
+ * CPU targets bitwise), and match the reference. */
+START_TEST(attention_threads_bit_identical) {
+    attn_case c;
+    attn_make(&c, "attn B=16 T=128 heads=4 hd=32 causal", 16, 4, 32, 128, 128, 0, 1, 1, 1, 9900);
+    attn_check(&c, 1e-5, 1e-5);
+    attn_free(&c);
+    attn_make(&c, "attn decode B=16 Tq=1 Tk=300", 16, 4, 32, 1, 300, 299, 1, 0, 1, 9901);
+    attn_check(&c, 1e-5, 1e-5);
+    attn_free(&c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 
 Suite *suite_backend_ops(void) {
     probe_targets();
@@ -2075,6 +2352,7 @@ Suite *suite_backend_ops(void) {
         { "embedding", { embedding_repeated_ids_and_pad } },
         { "recurrent", { lstm_step_parity, gru_step_parity, lstm_backward_matches_finite_differences,
                          gru_backward_matches_finite_differences } },
+        { "attention", { attention_against_reference, attention_threads_bit_identical } },
         { "pool", { pool_avg_max_masked, pool_max_ties_pick_first_real_step } },
         { "loss", { losses_against_reference, losses_extreme_inputs, losses_match_finite_differences } },
         { "reduce", { reductions } },

@@ -69,6 +69,10 @@ llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_gra
 llm_status llm__cpu_gru_step_forward(llm_backend *be, const llm__gru_step *s);
 llm_status llm__cpu_gru_step_backward(llm_backend *be, const llm__gru_step_grad *s);
 
+/* kernels_attention.c */
+llm_status llm__cpu_attention_forward(llm_backend *be, const llm__attention *a);
+llm_status llm__cpu_attention_backward(llm_backend *be, const llm__attention *a);
+
 /* kernels_pool.c */
 llm_status llm__cpu_pool_forward(llm_backend *be, int mode, int64_t B, int64_t T, int64_t F,
                                  const float *x, const float *mask, float *y, int32_t *argmax);

@@ -35,33 +35,44 @@ static llm_status cpu_copy(llm_backend *be, void *dst, const void *src, size_t b
     return LLM_OK;
 }
 
-/* GEMMs below this many multiply-adds (m n k) run on one OpenBLAS thread.
- * A recurrent layer's per-step GEMMs ([32, 128] x [128, 512]: 2.1M) take
- * ~60 us on one core; split over two, OpenBLAS's hand-off (its worker spins
- * on sched_yield between calls and must be woken, and competes with our pool
- * and anything else on the machine) cost more than it saved when measured
- * on a 2-core Zen machine (training ~10% faster with one thread here). */
+/* GEMMs run on OpenBLAS with one thread each; this backend splits a large
+ * GEMM into row (or column) blocks on its own pool. Measured on a 2-core
+ * Zen machine: OpenBLAS's own workers spin on sched_yield between calls and
+ * then compete with our pool's kernels for the same cores, which cost a
+ * small GPT's training step ~30% of its time in the kernel; one set of
+ * threads for everything removes that. Splitting along m or n leaves every
+ * element's k-sum intact, so results do not depend on the thread count. */
 #ifndef LLM_CPU_GEMM_MT_MIN
-#define LLM_CPU_GEMM_MT_MIN (8.0 * 1024 * 1024)
+#define LLM_CPU_GEMM_MT_MIN (4.0 * 1024 * 1024)
 #endif
 
-/* OpenBLAS's thread count is process-wide, and OpenBLAS 0.3.21 does not
- * promise that changing it is safe while another thread is inside a GEMM.
- * GEMMs hold this lock shared; changing the count takes it exclusively, so
- * concurrent callers that want the same count (e.g. inference threads, all
- * small GEMMs on one BLAS thread) run in parallel, and a change waits for
- * the GEMMs in flight. A single trainer never contends. */
-static pthread_rwlock_t blas_lock = PTHREAD_RWLOCK_INITIALIZER;
+typedef struct gemm_job {
+    int ta, tb, m, n, k, lda, ldb, ldc, split_m, parts;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gemm_job;
 
-static void blas_enter(llm_backend *be, double madds) {
-    int want = madds < LLM_CPU_GEMM_MT_MIN || !be || be->threads < 1 ? 1 : be->threads;
-    for (;;) {
-        pthread_rwlock_rdlock(&blas_lock);
-        if (openblas_get_num_threads() == want) return; /* leaves the read lock held */
-        pthread_rwlock_unlock(&blas_lock);
-        pthread_rwlock_wrlock(&blas_lock);
-        if (openblas_get_num_threads() != want) openblas_set_num_threads(want);
-        pthread_rwlock_unlock(&blas_lock);
+static void gemm_block(const gemm_job *j, int r0, int r1) {
+    if (r1 <= r0) return;
+    if (j->split_m)
+        cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, r1 - r0,
+                    j->n, j->k, j->alpha, j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda, j->lda, j->b, j->ldb,
+                    j->beta, j->c + (size_t)r0 * j->ldc, j->ldc);
+    else
+        cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, j->m,
+                    r1 - r0, j->k, j->alpha, j->a, j->lda, j->tb ? j->b + (size_t)r0 * j->ldb : j->b + r0, j->ldb,
+                    j->beta, j->c + r0, j->ldc);
+}
+
+static void gemm_chunk(void *p, int64_t begin, int64_t end) {
+    const gemm_job *j = p;
+    int len = j->split_m ? j->m : j->n;
+    for (int64_t i = begin; i < end; i++) {
+        /* block edges on multiples of 16 keep the vector kernels' full tiles */
+        int r0 = (int)(((int64_t)len * i / j->parts) & ~(int64_t)15);
+        int r1 = i + 1 == j->parts ? len : (int)(((int64_t)len * (i + 1) / j->parts) & ~(int64_t)15);
+        gemm_block(j, r0, r1);
     }
 }
 
@@ -74,10 +85,15 @@ static llm_status cpu_sgemm(llm_backend *be, int ta, int tb, int m, int n, int k
             for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
         return LLM_OK;
     }
-    blas_enter(be, (double)m * n * k);
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    pthread_rwlock_unlock(&blas_lock);
+    gemm_job j = { ta, tb, m, n, k, lda, ldb, ldc, m >= n, 1, alpha, beta, a, b, c };
+    int threads = be && be->impl ? llm__pool_threads(llm__cpu_pool(be)) : 1;
+    int len = j.split_m ? m : n;
+    if (threads > 1 && (double)m * n * k >= LLM_CPU_GEMM_MT_MIN && len >= 32 * threads) {
+        j.parts = threads;
+        llm__pool_for(llm__cpu_pool(be), threads, 1, gemm_chunk, &j);
+    } else {
+        gemm_block(&j, 0, len);
+    }
     return LLM_OK;
 }
 
@@ -85,8 +101,7 @@ static llm_status cpu_sgemm_batched(llm_backend *be, int ta, int tb, int m, int 
                                     float alpha, const float *a, int lda, int64_t sa,
                                     const float *b, int ldb, int64_t sb, float beta, float *c,
                                     int ldc, int64_t sc, int batch) {
-    /* OpenBLAS 0.3.21 has no batched sgemm; one call per matrix, each
-     * threaded by OpenBLAS itself. */
+    /* OpenBLAS 0.3.21 has no batched sgemm; one call per matrix */
     for (int i = 0; i < batch; i++)
         LLM__CHECK(cpu_sgemm(be, ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,
                              c + i * sc, ldc));
@@ -124,6 +139,8 @@ const llm__backend_ops llm__cpu_ops = {
     .lstm_step_backward = llm__cpu_lstm_step_backward,
     .gru_step_forward = llm__cpu_gru_step_forward,
     .gru_step_backward = llm__cpu_gru_step_backward,
+    .attention_forward = llm__cpu_attention_forward,
+    .attention_backward = llm__cpu_attention_backward,
     .pool_forward = llm__cpu_pool_forward,
     .pool_backward = llm__cpu_pool_backward,
     .dropout = llm__cpu_dropout,
@@ -151,10 +168,9 @@ llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opt
     be->ops = &llm__cpu_ops;
     be->impl = cpu;
     be->threads = threads;
-    /* OpenBLAS's thread count is process-wide; cpu_sgemm sets it per call
-     * from the GEMM's size and this backend's thread count. Our pool's
-     * workers sleep while BLAS runs, so the two never oversubscribe the
-     * cores. */
+    /* every GEMM runs on one OpenBLAS thread; cpu_sgemm splits large ones
+     * over our pool (the setting is process-wide) */
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
     const char *core = openblas_get_corename();
     if (core && (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0 ||
                  strcmp(core, "Nehalem") == 0) && __builtin_cpu_supports("avx2"))
