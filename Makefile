@@ -37,7 +37,7 @@ LIB_LIBS := $(BLAS_LIBS) $(CJSON_LIBS) -lm -lpthread -ldl
 LDFLAGS ?=
 SAN ?=
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c src/io/*.c))
+LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c src/io/*.c src/dist/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -72,6 +72,25 @@ GPU_OBJ := $(GPU_SRC:%.cu=$(BUILD)/obj/%.o)
 CUDA_MODULE := $(BUILD)/lib/libllm-cuda.so
 endif
 
+# ---- the MPI module: src/dist/mpi/*.c -> $(BUILD)/lib/libllm-mpi.so ----
+# Data-parallel training (docs/DISTRIBUTED.md) talks MPI through a separate
+# module that libllm loads with dlopen at llm_dist_init, so libllm.so never
+# depends on MPI and its ABI is the same with or without it. Built whenever
+# mpicc is found (MPICC, else PATH; Debian: `scripts/deps.sh mpi`);
+# `make LLM_MPI=0` skips it. The test program tests/dist/dist_worker.c is
+# plain libllm; suite_dist runs it under mpirun.
+LLM_MPI ?= 1
+ifeq ($(LLM_MPI),0)
+MPICC :=
+else ifeq ($(origin MPICC),undefined)
+MPICC := $(shell command -v mpicc 2>/dev/null)
+endif
+ifneq ($(strip $(MPICC)),)
+MPI_SRC := $(sort $(wildcard src/dist/mpi/*.c))
+MPI_OBJ := $(MPI_SRC:%.c=$(BUILD)/obj/%.o)
+MPI_MODULE := $(BUILD)/lib/libllm-mpi.so
+endif
+
 STATIC := $(BUILD)/lib/libllm.a
 SHARED := $(BUILD)/lib/libllm.so.$(VERSION)
 SONAME := libllm.so.$(VERSION_MAJOR)
@@ -80,7 +99,7 @@ SONAME := libllm.so.$(VERSION_MAJOR)
 
 all: lib examples
 
-lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so $(CUDA_MODULE)
+lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so $(CUDA_MODULE) $(MPI_MODULE)
 
 ifneq ($(CUDA_MODULE),)
 cuda: $(CUDA_MODULE)
@@ -100,6 +119,16 @@ $(CUDA_MODULE): $(GPU_OBJ) src/gpu/libllm-cuda.map
 else
 cuda:
 	@echo "cuda: not built: $(if $(filter 0,$(LLM_CUDA)),LLM_CUDA=0,no nvcc in CUDA_HOME/bin, PATH or /usr/local/cuda/bin)"; exit 1
+endif
+
+ifneq ($(MPI_MODULE),)
+$(BUILD)/obj/src/dist/mpi/%.o: src/dist/mpi/%.c
+	@mkdir -p $(dir $@)
+	$(MPICC) $(BASE_CFLAGS) $(SAN) -MMD -MP -c $< -o $@
+$(MPI_MODULE): $(MPI_OBJ) src/dist/mpi/libllm-mpi.map
+	@mkdir -p $(dir $@)
+	$(MPICC) -shared $(SAN) -Wl,-soname,libllm-mpi.so -Wl,--version-script=src/dist/mpi/libllm-mpi.map \
+		-Wl,--no-undefined -o $@ $(MPI_OBJ) $(LDFLAGS)
 endif
 
 # `make gpu-deps` (on a machine with Debian's package mirrors) fetches the
@@ -158,9 +187,13 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
 	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
 
 # One runner holds every suite so `make test` ends with one Check summary.
-$(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC)
+# suite_dist runs $(BUILD)/tests/dist_worker under mpirun, with the MPI module.
+$(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC) | $(BUILD)/tests/dist_worker $(MPI_MODULE)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LIB_LIBS) $(LDFLAGS)
+$(BUILD)/tests/dist_worker: $(BUILD)/obj/tests/dist/dist_worker.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
 
 deps:
 	@scripts/deps.sh
@@ -301,6 +334,7 @@ install: lib examples
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	$(if $(CUDA_MODULE),install -m 755 $(CUDA_MODULE) $(DESTDIR)$(LIBDIR)/)
+	$(if $(MPI_MODULE),install -m 755 $(MPI_MODULE) $(DESTDIR)$(LIBDIR)/)
 	ln -sf libllm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc
@@ -310,7 +344,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/llm
 	rm -f $(DESTDIR)$(LIBDIR)/libllm.a $(DESTDIR)$(LIBDIR)/libllm.so.$(VERSION) \
 		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc \
-		$(DESTDIR)$(LIBDIR)/libllm-cuda.so
+		$(DESTDIR)$(LIBDIR)/libllm-cuda.so $(DESTDIR)$(LIBDIR)/libllm-mpi.so
 	for e in $(notdir $(EXAMPLES)); do rm -f $(DESTDIR)$(BINDIR)/$$e; done
 
 clean:

@@ -18,6 +18,7 @@ Suite *suite_model_io(void);
 Suite *suite_torch_parity(void);
 Suite *suite_text(void);
 Suite *suite_bpe(void);
+Suite *suite_dist(void);
 Suite *suite_metrics(void);
 Suite *suite_safetensors(void);
 Suite *suite_examples(void);

@@ -13,5 +13,6 @@
 #include "text.h"
 #include "metrics.h"
 #include "model.h"
+#include "dist.h"
 
 #endif /* LLM_LLM_H */

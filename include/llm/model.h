@@ -25,6 +25,7 @@
 #include "dataset.h"
 #include "metrics.h"
 #include "text.h"
+#include "dist.h"
 
 LLM_EXTERN_C_BEGIN
 
@@ -97,6 +98,13 @@ typedef struct llm_fit_options {
                                   resume, pass llm_model_epochs_done of a loaded checkpoint */
     const char *checkpoint_path; /* if set, a checkpoint (llm_model_save_checkpoint) is
                                   written there atomically after every epoch */
+    llm_dist *dist;            /* data-parallel training over MPI (dist.h); NULL (default)
+                                  = this process alone. Every rank calls fit with the same
+                                  model, data, options and seed; each computes the gradient
+                                  of its slice of every batch of batch_size rows, and the
+                                  results (weights, history, callbacks' figures) are those
+                                  of one process training with batch_size. Only rank 0
+                                  writes checkpoint_path. */
 } llm_fit_options;
 LLM_API void llm_fit_options_init(llm_fit_options *opts);
 

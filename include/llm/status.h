@@ -25,7 +25,8 @@ typedef enum llm_status {
     LLM_ERR_OVERFLOW = -11,        /* a size computation overflowed */
     LLM_ERR_NOT_SUPPORTED = -12,   /* valid request this build or backend cannot do */
     LLM_ERR_INTERNAL = -13,        /* a bug in libllm; please report it */
-    LLM_ERR_CANCELLED = -14        /* stopped by a user callback */
+    LLM_ERR_CANCELLED = -14,       /* stopped by a user callback */
+    LLM_ERR_DISTRIBUTED = -15      /* another rank failed, or a collective operation timed out */
 } llm_status;
 
 /* A short, static description of a status ("invalid argument"). Never NULL;

@@ -41,8 +41,9 @@ static const llm__cuda_host cuda_host = {
     llm__log,
 };
 
-/* The directory of the file that holds this code, into dir (no trailing /). */
-static int self_dir(char *dir, size_t len) {
+/* The directory of the file that holds this code, into dir (no trailing /).
+ * Also used to find the MPI module (src/dist/dist.c). */
+int llm__self_dir(char *dir, size_t len) {
     Dl_info info;
     char path[PATH_MAX];
     path[0] = '\0';
@@ -64,7 +65,7 @@ static int self_dir(char *dir, size_t len) {
  * why to `tried` and sets *fatal when the file exists but cannot be loaded
  * (a missing cuBLAS, a wrong architecture): searching further would only hide
  * that. */
-static void *try_open(const char *path, char *tried, size_t len, int *fatal) {
+void *llm__module_try_open(const char *path, char *tried, size_t len, int *fatal) {
     if (access(path, F_OK) != 0) {
         size_t used = strlen(tried);
         snprintf(tried + used, len - used, "%s%s", used ? ", " : "", path);
@@ -85,7 +86,7 @@ static void cuda_load(void) {
     void *h = NULL;
     const char *env = getenv("LLM_CUDA_MODULE");
     if (env && env[0]) {
-        h = try_open(env, tried, sizeof tried, &fatal);
+        h = llm__module_try_open(env, tried, sizeof tried, &fatal);
         if (!h) {
             snprintf(cuda_why, sizeof cuda_why, "CUDA module not loaded: %s%s", fatal ? "" : "LLM_CUDA_MODULE=",
                      tried);
@@ -94,12 +95,12 @@ static void cuda_load(void) {
         }
     } else {
         char dir[PATH_MAX], path[PATH_MAX + 64];
-        if (self_dir(dir, sizeof dir)) {
+        if (llm__self_dir(dir, sizeof dir)) {
             snprintf(path, sizeof path, "%s/%s", dir, LLM__CUDA_MODULE_FILE);
-            h = try_open(path, tried, sizeof tried, &fatal);
+            h = llm__module_try_open(path, tried, sizeof tried, &fatal);
             if (!h && !fatal) {
                 snprintf(path, sizeof path, "%s/../lib/%s", dir, LLM__CUDA_MODULE_FILE);
-                h = try_open(path, tried, sizeof tried, &fatal);
+                h = llm__module_try_open(path, tried, sizeof tried, &fatal);
             }
         }
         if (!h && !fatal) {

@@ -19,4 +19,11 @@ llm_status llm__cuda_available(int device, const char *fn);
 void llm__cuda_backend_release(llm_backend *be);
 void llm__cuda_backend_describe(const llm_backend *be, char *buf, size_t len);
 
+/* Module loading helpers (src/core/backend.c), shared with the MPI module's
+ * loader (src/dist/dist.c): the folder of the file holding libllm, and a
+ * dlopen of path when it exists (appending it to `tried` when it does not;
+ * setting *fatal with the reason in `tried` when it exists but fails). */
+int llm__self_dir(char *dir, size_t len);
+void *llm__module_try_open(const char *path, char *tried, size_t len, int *fatal);
+
 #endif

@@ -25,6 +25,7 @@ const char *llm_status_string(llm_status status) {
     case LLM_ERR_NOT_SUPPORTED: return "not supported";
     case LLM_ERR_INTERNAL: return "internal error";
     case LLM_ERR_CANCELLED: return "cancelled";
+    case LLM_ERR_DISTRIBUTED: return "distributed training failure";
     }
     return "unknown status";
 }

@@ -1,10 +1,12 @@
 /* Training loops over datasets: fit (epochs, validation, callbacks, early
  * stopping), evaluate, predict, and the per-epoch history. */
 #include <math.h>
+#include <stdio.h>
 #include <time.h>
 #include "model_internal.h"
 #include "../core/rng.h"
 #include "../core/tensor_internal.h"
+#include "../dist/dist_internal.h"
 
 enum { H_LOSS, H_ACC, H_VAL_LOSS, H_VAL_ACC, H_LR, H_KEYS };
 static const char *const history_keys[H_KEYS] = { "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate" };
@@ -56,17 +58,21 @@ static llm_status check_dataset(llm_model *m, const llm_dataset *ds, const char 
 }
 
 /* Mean loss and accuracy over a dataset in inference mode; optionally keeps
- * every output (scores, [n * out_elems]) for the binary metrics. */
+ * every output (scores, [n * out_elems]) for the binary metrics. With df
+ * (distributed fit, no scores), each rank evaluates its slice of the
+ * examples and the sums are combined. */
 static llm_status run_eval(llm_model *m, const llm_dataset *ds, int64_t batch, double *loss, double *acc,
-                           float *scores, int32_t *labels, const char *fn) {
+                           float *scores, int32_t *labels, llm__dist_fit *df, const char *fn) {
     double loss_sum = 0, correct = 0;
+    int64_t lo = 0, count = ds->n;
+    if (df) llm__dist_slice(df->d, ds->n, &lo, &count);
     int track = (m->metrics & LLM_METRIC_ACCURACY) || scores;
     LLM__CHECK(llm__model_stage(m, batch));
     int64_t *idx = llm__malloc((size_t)batch * sizeof *idx);
     void *raw_y = llm__malloc((size_t)(batch * ds->y_elems) * 4);
     llm_status s = (idx && raw_y) ? LLM_OK : llm__oom(fn);
-    for (int64_t start = 0; s == LLM_OK && start < ds->n; start += batch) {
-        int64_t B = ds->n - start < batch ? ds->n - start : batch;
+    for (int64_t start = lo; s == LLM_OK && start < lo + count; start += batch) {
+        int64_t B = lo + count - start < batch ? lo + count - start : batch;
         for (int64_t i = 0; i < B; i++) idx[i] = start + i;
         llm__dataset_gather(ds, idx, B, m->hx, raw_y);
         s = llm__model_check_inputs(m, m->hx, B, fn);
@@ -84,6 +90,14 @@ static llm_status run_eval(llm_model *m, const llm_dataset *ds, int64_t batch, d
     }
     llm__free(idx);
     llm__free(raw_y);
+    if (df) {
+        snprintf(df->what, sizeof df->what, "%s: validation", fn);
+        s = llm__dist_agree(df, s, NULL, df->what);
+        double v[2] = { loss_sum, correct };
+        if (s == LLM_OK) s = llm__dist_sum(df, v, 2, df->what);
+        loss_sum = v[0];
+        correct = v[1];
+    }
     if (s != LLM_OK) return s;
     *loss = loss_sum / (double)ds->n;
     *acc = (m->metrics & LLM_METRIC_ACCURACY) || scores ? correct / (double)ds->n : NAN;
@@ -147,6 +161,12 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
         raw_y = llm__malloc((size_t)(batch * tr->y_elems) * 4);
         if (!perm || !raw_y) s = llm__oom(fn);
     }
+    /* distributed: every rank agrees it got this far, then takes rank 0's weights */
+    llm__dist_fit df_, *df = NULL;
+    if (o.dist) {
+        s = llm__dist_fit_begin(&df_, o.dist, s, m, tr, val, batch, &o, fn);
+        if (s == LLM_OK) df = &df_;
+    }
     int track_best = o.early_stopping != LLM_MONITOR_NONE && o.restore_best;
     if (s == LLM_OK && track_best && !m->es_best_w)
         s = m->be->ops->alloc(m->be, (size_t)m->n_scalars * 4, (void **)&m->es_best_w);
@@ -173,12 +193,15 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
         p.val_loss = p.val_accuracy = NAN;
         for (int64_t b = 0; b < batches && s == LLM_OK; b++) {
             int64_t start = b * batch, B = tr->n - start < batch ? tr->n - start : batch;
-            llm__dataset_gather(tr, perm + start, B, m->hx, raw_y);
-            s = llm__model_check_inputs(m, m->hx, B, fn);
-            if (s == LLM_OK) s = llm__model_prepare_targets(m, tr->y_dtype, tr->y_elems, raw_y, B, m->hy, fn);
+            int64_t off = 0, rows = B; /* this rank's slice of the global batch */
+            if (df) llm__dist_slice(df->d, B, &off, &rows);
+            llm__dataset_gather(tr, perm + start + off, rows, m->hx, raw_y);
+            s = llm__model_check_inputs(m, m->hx, rows, fn);
+            if (s == LLM_OK) s = llm__model_prepare_targets(m, tr->y_dtype, tr->y_elems, raw_y, rows, m->hy, fn);
             double l = 0, c = 0;
             p.learning_rate = llm__schedule_lr(&m->opt, m->step);
-            if (s == LLM_OK) s = llm__model_step(m, m->hx, m->hy, B, 1, &l, &c);
+            if (df) s = llm__dist_step(df, m, s, rows, B, &l, &c, fn);
+            else if (s == LLM_OK) s = llm__model_step(m, m->hx, m->hy, B, 1, &l, &c);
             if (s != LLM_OK) break;
             loss_sum += l * (double)B;
             correct += c;
@@ -188,17 +211,29 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
             p.loss = loss_sum / (double)seen;
             p.accuracy = (m->metrics & LLM_METRIC_ACCURACY) ? correct / (double)seen : NAN;
             p.elapsed_s = now_s() - t0;
-            if (o.on_batch && o.on_batch(&p, o.user)) { stop = 1; break; }
+            if (o.on_batch && o.on_batch(&p, o.user)) stop = 1;
+            if (df && df->any_on_batch) { /* one rank's callback stops every rank */
+                snprintf(df->what, sizeof df->what, "%s: agreeing on stopping after step %lld", fn, (long long)m->step);
+                s = llm__dist_agree(df, LLM_OK, &stop, df->what);
+            }
+            if (stop) break;
         }
         if (s != LLM_OK) break;
-        if (val && !stop) s = run_eval(m, val, batch, &p.val_loss, &p.val_accuracy, NULL, NULL, fn);
+        if (val && !stop) s = run_eval(m, val, batch, &p.val_loss, &p.val_accuracy, NULL, NULL, df, fn);
         if (s != LLM_OK) break;
         p.elapsed_s = now_s() - t0;
         double row[H_KEYS] = { p.loss, p.accuracy, p.val_loss, p.val_accuracy, p.learning_rate };
         s = history_push(h, row);
+        if (s == LLM_OK) {
+            last_epoch = epoch;
+            if (!stop && o.on_epoch && o.on_epoch(&p, o.user)) stop = 1;
+        }
+        if (df) { /* every rank learns whether all got here, and whether one stops */
+            snprintf(df->what, sizeof df->what, "%s: end of epoch %d", fn, epoch + 1);
+            s = llm__dist_agree(df, s, &stop, df->what);
+            if (s == LLM_OK) s = llm__dist_check_sync(df, m, epoch, fn);
+        }
         if (s != LLM_OK) break;
-        last_epoch = epoch;
-        if (!stop && o.on_epoch && o.on_epoch(&p, o.user)) stop = 1;
         if (o.early_stopping != LLM_MONITOR_NONE && !stop) {
             double value = row[o.early_stopping - 1];
             if (improved(o.early_stopping, value, m->es_best_value, o.min_delta)) {
@@ -212,7 +247,11 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
         }
         if (s == LLM_OK && p.batch == batches) {
             m->epochs_done = epoch + 1;
-            if (o.checkpoint_path) s = llm_model_save_checkpoint(m, o.checkpoint_path);
+            if (o.checkpoint_path && (!df || df->d->rank == 0)) s = llm_model_save_checkpoint(m, o.checkpoint_path);
+            if (df && o.checkpoint_path) { /* rank 0 writes it; every rank learns whether that worked */
+                snprintf(df->what, sizeof df->what, "%s: writing the checkpoint after epoch %d (rank 0)", fn, epoch + 1);
+                s = llm__dist_agree(df, s, NULL, df->what);
+            }
         }
         if (stop) {
             h->stopped_early = epoch + 1 < o.epochs || p.batch < batches;
@@ -224,6 +263,7 @@ llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options
         s = m->be->ops->copy_d2d(m->be, m->w, m->es_best_w, (size_t)m->n_scalars * 4);
         h->best_epoch = m->es_best_epoch;
     }
+    if (df) llm__dist_fit_end(df, m);
     llm__free(perm);
     llm__free(raw_y);
     llm_dataset_free(split_tr);
@@ -250,7 +290,7 @@ llm_status llm_model_evaluate(llm_model *m, llm_dataset *ds, int batch_size, llm
         if (!scores || !labels) { llm__free(scores); llm__free(labels); return llm__oom(fn); }
     }
     double loss, acc;
-    llm_status s = run_eval(m, ds, batch, &loss, &acc, scores, labels, fn);
+    llm_status s = run_eval(m, ds, batch, &loss, &acc, scores, labels, NULL, fn);
     llm_metrics r;
     llm_metrics_init(&r);
     if (s == LLM_OK && binary) {

@@ -386,6 +386,7 @@ llm_status llm__model_prepare_targets(const llm_model *m, llm_dtype dt, int64_t 
 static llm_status forward(llm_model *m, llm__graph *g, const void *x, int64_t B, int training, llm__val **y) {
     LLM__CHECK(llm__graph_reset(g, training));
     g->dropout_key = llm__rng_derive(m->seed ^ 0x64726f70ULL, (uint64_t)m->step);
+    if (m->dropout_stream) g->dropout_key = llm__rng_derive(g->dropout_key, m->dropout_stream);
     int64_t shape[LLM_MAX_DIMS];
     shape[0] = B;
     for (int i = 0; i < m->in_shape.ndim; i++) shape[i + 1] = m->in_shape.d[i];
@@ -491,7 +492,12 @@ llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B
     }
     *loss_out = host_loss;
     if (!update) return LLM_OK;
+    return llm__model_update(m);
+}
 
+llm_status llm__model_update(llm_model *m) {
+    llm_backend *be = m->be;
+    const llm__backend_ops *op = be->ops;
     float sumsq;
     LLM__CHECK(op->sum_squares(be, m->n_scalars, m->gw, m->scalars + 1));
     LLM__CHECK(op->copy_d2h(be, &sumsq, m->scalars + 1, 4));

@@ -51,6 +51,7 @@ struct llm_model {
     double es_best_value;          /* NAN: none yet */
     int es_best_epoch, es_wait;
     float *es_best_w;              /* backend memory [n_scalars] or NULL */
+    uint64_t dropout_stream;       /* distributed fit: the rank (its own dropout masks); 0 otherwise */
 
     llm__graph graph;
     float *scalars;                /* backend memory: [0] loss, [1] gradient sum of squares */
@@ -93,6 +94,10 @@ llm_status llm__model_prepare_targets(const llm_model *m, llm_dtype y_dtype, int
  * the number of correct predictions when accuracy is tracked. */
 llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B, int update,
                            double *loss, double *correct);
+/* The optimizer step on the gradients in m->gw: non-finite check, clipping
+ * by the global norm, update, m->step++ (the second half of a step with
+ * update set; distributed fit calls it after summing gradients across ranks). */
+llm_status llm__model_update(llm_model *m);
 /* Inference forward on staged host inputs into m->hout ([B, out_elems]);
  * if y is not NULL also the batch's mean loss. */
 llm_status llm__model_infer(llm_model *m, const void *x, const void *y, int64_t B, double *loss);

@@ -34,11 +34,12 @@ OverflowError_ = _cls("OverflowError_", -11, OverflowError, doc="LLM_ERR_OVERFLO
 NotSupported = _cls("NotSupported", -12, NotImplementedError, doc="LLM_ERR_NOT_SUPPORTED")
 InternalError = _cls("InternalError", -13, RuntimeError, doc="LLM_ERR_INTERNAL")
 Cancelled = _cls("Cancelled", -14, doc="LLM_ERR_CANCELLED")
+DistributedError = _cls("DistributedError", -15, RuntimeError, doc="LLM_ERR_DISTRIBUTED")
 
 BY_STATUS = {c.status: c for c in (InvalidArgument, OutOfMemory, ShapeError, DTypeError,
                                    Unavailable, IOError_, FormatError, StateError, NumericError,
                                    BackendError, OverflowError_, NotSupported, InternalError,
-                                   Cancelled)}
+                                   Cancelled, DistributedError)}
 
 __all__ = ["LLMError"] + [c.__name__ for c in BY_STATUS.values()]
 
