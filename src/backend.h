@@ -158,6 +158,12 @@ typedef struct llm__backend_ops {
     /* y[rows, cols] = act(x + bias), bias [cols] or NULL; y may equal x. */
     llm_status (*bias_act_forward)(llm_backend *be, int act, int64_t rows, int64_t cols,
                                    const float *x, const float *bias, float *y);
+    /* Optional fused affine map: z = x W^T + b (x [rows, in], W [out, in],
+     * b [out] or NULL), y = act(z) (not softmax); z may be NULL, or y itself
+     * for LLM__ACT_NONE. One pass over the output while it is in cache
+     * instead of a GEMM and then a separate bias/activation pass. */
+    llm_status (*linear_forward)(llm_backend *be, int64_t rows, int64_t in, int64_t out, const float *x,
+                                 const float *W, const float *b, int act, float *z, float *y);
     /* dx += dy * act'(.), given the activation output y (and input x where
      * the derivative needs it: GELU). x may be NULL for the others. */
     llm_status (*act_backward)(llm_backend *be, int act, int64_t n, const float *x,

@@ -699,6 +699,75 @@ START_TEST(bias_act_forward_all) {
 }
 END_TEST
 
+/* The optional fused linear (x W^T + b, then the activation): against a
+ * double reference, several row blocks, with and without a separate z. */
+typedef struct linear_case {
+    int64_t rows, in, out;
+    int act, with_z;
+    float *x, *w, *b;
+} linear_case;
+
+static void run_linear(dev *d, const void *p, float *out) {
+    const linear_case *c = p;
+    if (!OPS(d)->linear_forward) { /* optional slot: check the fallback's pieces instead */
+        float *x = dput(d, c->x, c->rows * c->in), *w = dput(d, c->w, c->out * c->in);
+        float *b = c->b ? dput(d, c->b, c->out) : NULL, *z = dalloc(d, (size_t)(c->rows * c->out) * 4);
+        ck_assert_ok(OPS(d)->sgemm(d->be, 0, 1, (int)c->rows, (int)c->out, (int)c->in, 1.0f, x, (int)c->in, w,
+                                   (int)c->in, 0.0f, z, (int)c->out));
+        ck_assert_ok(OPS(d)->bias_act_forward(d->be, c->act, c->rows, c->out, z, b, z));
+        dget(d, out, z, c->rows * c->out);
+        return;
+    }
+    float *x = dput(d, c->x, c->rows * c->in), *w = dput(d, c->w, c->out * c->in);
+    float *b = c->b ? dput(d, c->b, c->out) : NULL;
+    float *z = c->with_z ? dalloc(d, (size_t)(c->rows * c->out) * 4) : NULL;
+    float *y = dalloc(d, (size_t)(c->rows * c->out) * 4);
+    ck_assert_ok(OPS(d)->linear_forward(d->be, c->rows, c->in, c->out, x, w, b, c->act, z, y));
+    dget(d, out, y, c->rows * c->out);
+    if (z) { /* z is the pre-activation */
+        float *hz = malloc((size_t)(c->rows * c->out) * 4);
+        ck_assert_ptr_nonnull(hz);
+        dget(d, hz, z, c->rows * c->out);
+        for (int64_t r = 0; r < c->rows; r++)
+            for (int64_t j = 0; j < c->out; j++) {
+                double v = c->b ? c->b[j] : 0.0;
+                for (int64_t k = 0; k < c->in; k++) v += (double)c->x[r * c->in + k] * c->w[j * c->in + k];
+                ck_assert_msg(fabs(hz[r * c->out + j] - v) <= 1e-4 + 1e-4 * fabs(v), "linear z[%lld,%lld] %g vs %g",
+                              (long long)r, (long long)j, (double)hz[r * c->out + j], v);
+            }
+        free(hz);
+    }
+}
+
+START_TEST(linear_forward_fused) {
+    static const int64_t shapes[][3] = { { 1, 5, 3 }, { 300, 37, 130 }, { 513, 64, 512 }, { 20, 8, 4096 } };
+    for (int si = 0; si < 4; si++)
+        for (int act = 0; act <= LLM__ACT_GELU; act++)
+            for (int variant = 0; variant < 3; variant++) { /* bias + z, no bias + z, bias without z */
+                linear_case c = { shapes[si][0], shapes[si][1], shapes[si][2], act, variant != 2, NULL, NULL, NULL };
+                c.x = hrand(c.rows * c.in, 900 + si, -1, 1);
+                c.w = hrand(c.out * c.in, 910 + si, -0.5f, 0.5f);
+                c.b = variant == 1 ? NULL : hrand(c.out, 920 + si, -1, 1);
+                int64_t n = c.rows * c.out;
+                double *ref = hd(n);
+                for (int64_t r = 0; r < c.rows; r++)
+                    for (int64_t j = 0; j < c.out; j++) {
+                        double v = c.b ? c.b[j] : 0.0;
+                        for (int64_t k = 0; k < c.in; k++) v += (double)c.x[r * c.in + k] * c.w[j * c.in + k];
+                        ref[r * c.out + j] = ref_act(act, v);
+                    }
+                char what[96];
+                snprintf(what, sizeof what, "linear_forward %lldx%lldx%lld act=%d variant=%d", (long long)c.rows,
+                         (long long)c.in, (long long)c.out, act, variant);
+                check_targets(what, run_linear, &c, n, ref, 1e-4, 1e-4, 1);
+                free(ref);
+                free(c.x);
+                free(c.w);
+                free(c.b);
+            }
+}
+END_TEST
+
 static void run_act_backward(dev *d, const void *p, float *out) {
     const act_case *c = p;
     int64_t n = c->rows;
@@ -2342,7 +2411,7 @@ Suite *suite_backend_ops(void) {
     struct { const char *name; const TTest *tests[8]; } groups[] = {
         { "threadpool", { pool_splits_contiguously, pool_rejects_bad_arguments, pool_create_free_cycles } },
         { "memory", { vtable_is_complete, memory_ops } },
-        { "blas", { sgemm_all_transposes, sgemm_batched_all_transposes } },
+        { "blas", { sgemm_all_transposes, sgemm_batched_all_transposes, linear_forward_fused } },
         { "elementwise", { elementwise_ops, copy_rows_strided, dropout_matches_counter_rng,
                            dropout_statistics_and_reuse } },
         { "activation", { bias_act_forward_all, act_backward_all,

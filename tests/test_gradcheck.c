@@ -854,6 +854,128 @@ START_TEST(loss_values_match_predict) {
 }
 END_TEST
 
+/* ---- Transformers ---- */
+
+/* Next-token labels [B, T] in [0, vocab). */
+static llm_tensor *seq_labels_tensor(int64_t nb, int64_t nt, int32_t vocab, uint64_t seed) {
+    int32_t *l = malloc((size_t)(nb * nt) * sizeof(int32_t));
+    ck_assert_ptr_nonnull(l);
+    uint64_t s = seed;
+    for (int64_t i = 0; i < nb * nt; i++) l[i] = (int32_t)(tu_next(&s) % (uint64_t)vocab);
+    llm_tensor *y = NULL;
+    ck_assert_ok(llm_tensor_from_host(&y, be, LLM_DTYPE_I32, 2, (int64_t[]){nb, nt}, l,
+                                      (size_t)(nb * nt) * sizeof(int32_t)));
+    free(l);
+    return y;
+}
+
+static llm_layer *temb(int64_t vocab, int64_t ctx, int64_t dim, llm_positional pos, int mask_zero) {
+    llm_transformer_embedding_options o;
+    llm_transformer_embedding_options_init(&o);
+    o.vocab = vocab;
+    o.context = ctx;
+    o.dim = dim;
+    o.positional = pos;
+    o.mask_zero = mask_zero;
+    return llm_layer_transformer_embedding_ex(&o);
+}
+
+static llm_layer *block(int64_t heads, int causal, int64_t mlp) {
+    llm_transformer_block_options o;
+    llm_transformer_block_options_init(&o);
+    o.heads = heads;
+    o.causal = causal;
+    o.mlp_hidden = mlp;
+    return llm_layer_transformer_block_ex(&o);
+}
+
+START_TEST(attention_layer) {
+    /* float features, causal and not, 1 and 2 heads: input gradient through the dense in front */
+    for (int causal = 0; causal <= 1; causal++)
+        for (int heads = 1; heads <= 2; heads++) {
+            char label[96];
+            llm_model *m = new_model();
+            add(m, llm_layer_dense(4, LLM_ACT_NONE));
+            add(m, llm_layer_attention(heads, causal));
+            add(m, llm_layer_dense(2, LLM_ACT_NONE));
+            build_f32(m, 2, (int64_t[]){T, F});
+            llm_tensor *x = float_tensor(3, (int64_t[]){B, T, F}, 81, -1, 1, 0);
+            llm_tensor *y = float_tensor(3, (int64_t[]){B, T, 2}, 82, -1, 1, 0);
+            snprintf(label, sizeof label, "dense -> attention(%d heads, %s) -> dense", heads,
+                     causal ? "causal" : "full");
+            gradcheck(m, LLM_LOSS_MSE, x, y, label);
+            free_all(m, x, y);
+        }
+    /* padding masks from the embedding, both sides, and a row with no real token */
+    for (int pre = 0; pre <= 1; pre++)
+        for (int causal = 0; causal <= 1; causal++) {
+            static const int lens[B] = { 4, 2, 0 };
+            char label[96];
+            llm_model *m = new_model();
+            add(m, temb(7, T, 4, LLM_POSITIONAL_LEARNED, 1));
+            add(m, llm_layer_attention(2, causal));
+            add(m, llm_layer_global_pool(LLM_POOL_AVERAGE));
+            add(m, llm_layer_dense(1, LLM_ACT_NONE));
+            build_ids(m, T);
+            llm_tensor *x = ids_tensor(B, T, 7, lens, pre, 83 + (uint64_t)pre);
+            llm_tensor *y = float_tensor(2, (int64_t[]){B, 1}, 85, 0, 1, 1);
+            snprintf(label, sizeof label, "transformer_embedding(%s-padded) -> attention(%s) -> pool",
+                     pre ? "pre" : "post", causal ? "causal" : "full");
+            gradcheck(m, LLM_LOSS_BINARY_CROSSENTROPY_LOGITS, x, y, label);
+            float *g = grad_of(m, "transformer_embedding_0.token", 7 * 4);
+            for (int i = 0; i < 4; i++)
+                ck_assert_msg(g[i] == 0.0f, "%s: padding row got gradient %g", label, (double)g[i]);
+            free(g);
+            free_all(m, x, y);
+        }
+}
+END_TEST
+
+START_TEST(transformer_language_model) {
+    /* embedding (learned and sinusoidal positions) -> 2 causal blocks ->
+       layernorm -> tied and untied heads, on next-token cross-entropy */
+    for (int variant = 0; variant < 3; variant++) {
+        char label[128];
+        llm_positional pos = variant == 1 ? LLM_POSITIONAL_SINUSOIDAL : LLM_POSITIONAL_LEARNED;
+        int tie = variant != 2;
+        llm_model *m = new_model();
+        add(m, temb(6, 5, 4, pos, 0));
+        add(m, block(2, 1, 0));
+        add(m, block(1, 1, 6));
+        add(m, llm_layer_layernorm(1e-5f));
+        add(m, llm_layer_lm_head(6, tie));
+        build_ids(m, T);
+        llm_tensor *x = any_ids_tensor(B, T, 6, 91 + (uint64_t)variant);
+        llm_tensor *y = seq_labels_tensor(B, T, 6, 94 + (uint64_t)variant);
+        snprintf(label, sizeof label, "GPT: transformer_embedding(%s) -> 2 blocks -> layernorm -> lm_head(%s)",
+                 pos == LLM_POSITIONAL_LEARNED ? "learned" : "sinusoidal", tie ? "tied" : "untied");
+        gradcheck(m, LLM_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_LOGITS, x, y, label);
+        free_all(m, x, y);
+    }
+}
+END_TEST
+
+START_TEST(transformer_encoder_classifier) {
+    static const int lens[B] = { 4, 3, 1 };
+    for (int pre = 0; pre <= 1; pre++) {
+        char label[96];
+        llm_model *m = new_model();
+        add(m, temb(7, 6, 4, LLM_POSITIONAL_LEARNED, 1));
+        add(m, block(2, 0, 0));
+        add(m, llm_layer_layernorm(1e-5f));
+        add(m, llm_layer_global_pool(LLM_POOL_AVERAGE));
+        add(m, llm_layer_dense(1, LLM_ACT_SIGMOID));
+        build_ids(m, T);
+        llm_tensor *x = ids_tensor(B, T, 7, lens, pre, 97 + (uint64_t)pre);
+        llm_tensor *y = float_tensor(2, (int64_t[]){B, 1}, 99, 0, 1, 1);
+        snprintf(label, sizeof label, "encoder(%s-padded): block(full) -> layernorm -> pool -> sigmoid",
+                 pre ? "pre" : "post");
+        gradcheck(m, LLM_LOSS_BINARY_CROSSENTROPY, x, y, label);
+        free_all(m, x, y);
+    }
+}
+END_TEST
+
 Suite *suite_gradcheck(void) {
     Suite *s = suite_create("gradcheck");
     TCase *c = tcase_create("layers");
@@ -883,5 +1005,12 @@ Suite *suite_gradcheck(void) {
     tcase_add_test(l, losses);
     tcase_add_test(l, loss_values_match_predict);
     suite_add_tcase(s, l);
+    TCase *t = tcase_create("transformer");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, attention_layer);
+    tcase_add_test(t, transformer_language_model);
+    tcase_add_test(t, transformer_encoder_classifier);
+    suite_add_tcase(s, t);
     return s;
 }

@@ -1,18 +1,24 @@
-/* LSTM and GRU against PyTorch: outputs, last states and gradients.
+/* LSTM, GRU and Transformer layers against PyTorch: outputs, last states,
+ * losses and gradients.
  *
  * The reference values come from tests/fixtures/gen_torch_fixtures.py
  * (torch.nn.LSTM / torch.nn.GRU, batch_first, one layer, computed in float64
  * from float32 weights); see that script for the file format. Gradients of
  * torch's loss L = sum(out * R) are reproduced through libllm's MSE: with
- * targets t = y - R * N / 2, dMSE/dy = 2 (y - t) / N = R exactly. */
+ * targets t = y - R * N / 2, dMSE/dy = 2 (y - t) / N = R exactly.
+ *
+ * The Transformer references (a small GPT and an encoder classifier, with
+ * their losses and every parameter's gradient) come from
+ * tests/fixtures/gen_torch_gpt_fixture.py, in the same file format. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "testutil.h"
 
-#define FX_MAX 40
+#define FX_MAX 128
+#define FX_NAME 48
 
 typedef struct fx_tensor {
-    char name[48];
+    char name[FX_NAME];
     int ndim;
     int64_t shape[LLM_MAX_DIMS];
     int64_t n;
@@ -32,7 +38,7 @@ static void fx_load(fx_file *fx, const char *path) {
     memset(fx, 0, sizeof *fx);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open fixture %s (tests run from tests/; regenerate with "
-                  "/usr/bin/python3 tests/fixtures/gen_torch_fixtures.py)", path);
+                  "/usr/bin/python3 tests/fixtures/gen_torch_fixtures.py or gen_torch_gpt_fixture.py)", path);
     char magic[32] = "";
     int version = 0;
     ck_assert_msg(fscanf(f, "%31s %d", magic, &version) == 2 &&
@@ -458,6 +464,224 @@ static void backwards_and_bidirectional_case(const cell_kind *ck) {
     fx_free(&fx);
 }
 
+/* ---- Transformers (tests/fixtures/gen_torch_gpt_fixture.py) ---- */
+
+enum { TF_V = 11, TF_CTX = 8, TF_D = 12, TF_HEADS = 3, TF_B = 2 };
+
+/* transformer_embedding (learned positions) -> blocks -> layernorm -> head:
+ * the tied lm_head for the GPT; for the encoder, blocks not causal, mask_zero,
+ * average pooling over the real positions and dense(1). */
+static llm_model *tf_model(int64_t seq, int layers, int encoder) {
+    llm_model *m = NULL;
+    ck_assert_ok(llm_model_sequential(&m, be));
+    llm_transformer_embedding_options eo;
+    llm_transformer_embedding_options_init(&eo);
+    eo.vocab = TF_V;
+    eo.context = TF_CTX;
+    eo.dim = TF_D;
+    eo.mask_zero = encoder; /* the GPT's ids include 0 as an ordinary token */
+    ck_assert_ok(llm_model_add(m, llm_layer_transformer_embedding_ex(&eo)));
+    for (int i = 0; i < layers; i++)
+        ck_assert_ok(llm_model_add(m, llm_layer_transformer_block(TF_HEADS, !encoder)));
+    ck_assert_ok(llm_model_add(m, llm_layer_layernorm(1e-5f)));
+    if (encoder) {
+        ck_assert_ok(llm_model_add(m, llm_layer_global_pool(LLM_POOL_AVERAGE)));
+        ck_assert_ok(llm_model_add(m, llm_layer_dense(1, LLM_ACT_NONE)));
+    } else {
+        ck_assert_ok(llm_model_add(m, llm_layer_lm_head(TF_V, 1)));
+    }
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){seq}));
+    return m;
+}
+
+/* Number of "grad.*" tensors in the fixture: one per parameter. */
+static int fx_count_prefix(const fx_file *fx, const char *prefix) {
+    int n = 0;
+    for (int i = 0; i < fx->count; i++) n += strncmp(fx->t[i].name, prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+/* Sets every parameter of the model from the fixture tensor of the same name,
+ * and checks that the model has exactly the fixture's parameters. */
+static void tf_set_all(llm_model *m, const fx_file *fx) {
+    int count = 0;
+    ck_assert_ok(llm_model_num_params(m, &count));
+    ck_assert_msg(count == fx_count_prefix(fx, "grad."), "the model has %d parameters, the fixture %d", count,
+                  fx_count_prefix(fx, "grad."));
+    for (int i = 0; i < count; i++) {
+        const char *name = NULL;
+        int nd = 0;
+        int64_t shape[LLM_MAX_DIMS] = {0};
+        ck_assert_ok(llm_model_param_info(m, i, &name, &nd, shape));
+        const fx_tensor *t = fx_find(fx, name);
+        ck_assert_int_eq(nd, t->ndim);
+        for (int d = 0; d < nd; d++) ck_assert_int_eq(shape[d], t->shape[d]);
+        set_param(m, name, t->data, t->n);
+    }
+}
+
+static llm_tensor *tf_ids(const fx_file *fx, const char *name, int64_t rows, int64_t seq) {
+    const float *v = fx_get(fx, name, rows * seq)->data;
+    int32_t *ids = malloc((size_t)(rows * seq) * sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (int64_t i = 0; i < rows * seq; i++) ids[i] = (int32_t)v[i];
+    llm_tensor *x = NULL;
+    ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){rows, seq}, ids,
+                                      (size_t)(rows * seq) * sizeof *ids));
+    free(ids);
+    return x;
+}
+
+static void tf_compile(llm_model *m, llm_loss loss) {
+    llm_optimizer *opt = NULL;
+    ck_assert_ok(llm_optimizer_sgd(&opt, 0.01f, 0.0f, 0));
+    ck_assert_ok(llm_model_compile(m, loss, opt, LLM_METRIC_NONE));
+    llm_optimizer_free(opt);
+}
+
+static void expect_loss(float got, const fx_file *fx, const char *name) {
+    double want = fx_get(fx, name, 1)->data[0];
+    ck_assert_msg(fabs((double)got - want) <= 1e-5 * fabs(want), "%s: libllm %.9g, torch %.9g", name, (double)got,
+                  want);
+}
+
+/* Gradient tolerance: |diff| <= 5e-6 + 1e-4 |torch|. (Observed on the CPU
+ * backend: at most 1e-6, 3% of this bound; logits within 1e-6 against a
+ * bound of 1e-5 + 1e-5 |torch|.) */
+static void expect_grad_tf(const llm_model *m, const char *name, const fx_tensor *want) {
+    require_param(m, name, want->n);
+    float *g = malloc((size_t)want->n * sizeof(float));
+    ck_assert_ptr_nonnull(g);
+    ck_assert_ok(llm_model_get_grad(m, name, g, (size_t)want->n * sizeof(float)));
+    char what[96];
+    snprintf(what, sizeof what, "grad %s", name);
+    expect_close(what, g, want->data, want->n, 5e-6, 1e-4);
+    free(g);
+}
+
+static void expect_all_grads(const llm_model *m, const fx_file *fx) {
+    int count = 0;
+    ck_assert_ok(llm_model_num_params(m, &count));
+    for (int i = 0; i < count; i++) {
+        const char *name = NULL;
+        int nd = 0;
+        int64_t shape[LLM_MAX_DIMS] = {0};
+        ck_assert_ok(llm_model_param_info(m, i, &name, &nd, shape));
+        char fxname[FX_NAME];
+        snprintf(fxname, sizeof fxname, "grad.%s", name);
+        expect_grad_tf(m, name, fx_find(fx, fxname));
+    }
+}
+
+/* The GPT at T = context: logits, the mean next-token cross-entropy and the
+ * gradient of every parameter (the tied token table gets both uses'). */
+START_TEST(gpt_full_context) {
+    fx_file fx;
+    fx_load(&fx, "fixtures/torch_gpt.txt");
+    enum { TS = TF_CTX };
+    llm_model *m = tf_model(TS, 2, 0);
+    tf_set_all(m, &fx);
+    llm_tensor *x = tf_ids(&fx, "ids", TF_B, TS);
+    float logits[TF_B * TS * TF_V];
+    predict_host(m, x, logits, TF_B * TS * TF_V);
+    expect_close("GPT logits", logits, fx_get(&fx, "logits", TF_B * TS * TF_V)->data, TF_B * TS * TF_V, 1e-5, 1e-5);
+    /* the KV-cache decoder, fed one token at a time, gives torch's logits too */
+    const float *ids = fx_get(&fx, "ids", TF_B * TS)->data;
+    for (int b = 0; b < TF_B; b++) {
+        llm_decoder *d = NULL;
+        ck_assert_ok(llm_decoder_create(&d, m));
+        for (int t = 0; t < TS; t++) {
+            int32_t id = (int32_t)ids[b * TS + t];
+            float lg[TF_V];
+            ck_assert_ok(llm_decoder_feed(d, &id, 1, lg));
+            char what[64];
+            snprintf(what, sizeof what, "decoder logits, row %d after %d tokens", b, t + 1);
+            expect_close(what, lg, fx_find(&fx, "logits")->data + (b * TS + t) * TF_V, TF_V, 1e-5, 1e-5);
+        }
+        llm_decoder_free(d);
+    }
+
+    tf_compile(m, LLM_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_LOGITS);
+    llm_tensor *y = tf_ids(&fx, "labels", TF_B, TS);
+    float loss = -1.0f;
+    ck_assert_ok(llm_model_compute_gradients(m, x, y, &loss));
+    expect_loss(loss, &fx, "loss");
+    expect_all_grads(m, &fx);
+    llm_tensor_free(y);
+    llm_tensor_free(x);
+    llm_model_free(m);
+    fx_free(&fx);
+}
+END_TEST
+
+/* The same weights on sequences shorter than the context: positions 0..4
+ * only, so rows 5..7 of the position table get exactly zero gradient. */
+START_TEST(gpt_short_sequence) {
+    fx_file fx;
+    fx_load(&fx, "fixtures/torch_gpt.txt");
+    enum { TS = 5 };
+    llm_model *m = tf_model(TS, 2, 0);
+    tf_set_all(m, &fx);
+    llm_tensor *x = tf_ids(&fx, "short_ids", TF_B, TS);
+    float logits[TF_B * TS * TF_V];
+    predict_host(m, x, logits, TF_B * TS * TF_V);
+    expect_close("GPT logits, T = 5", logits, fx_get(&fx, "short_logits", TF_B * TS * TF_V)->data, TF_B * TS * TF_V,
+                 1e-5, 1e-5);
+    tf_compile(m, LLM_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_LOGITS);
+    llm_tensor *y = tf_ids(&fx, "short_labels", TF_B, TS);
+    float loss = -1.0f;
+    ck_assert_ok(llm_model_compute_gradients(m, x, y, &loss));
+    expect_loss(loss, &fx, "short_loss");
+    expect_grad_tf(m, "transformer_embedding_0.token", fx_find(&fx, "short_grad.transformer_embedding_0.token"));
+    expect_grad_tf(m, "transformer_embedding_0.position",
+                   fx_find(&fx, "short_grad.transformer_embedding_0.position"));
+    expect_grad_tf(m, "transformer_block_0.qkv_weight", fx_find(&fx, "short_grad.transformer_block_0.qkv_weight"));
+    float pos[TF_CTX * TF_D];
+    ck_assert_ok(llm_model_get_grad(m, "transformer_embedding_0.position", pos, sizeof pos));
+    for (int i = TS * TF_D; i < TF_CTX * TF_D; i++)
+        ck_assert_msg(pos[i] == 0.0f, "unused position row %d got gradient %g", i / TF_D, (double)pos[i]);
+    llm_tensor_free(y);
+    llm_tensor_free(x);
+    llm_model_free(m);
+    fx_free(&fx);
+}
+END_TEST
+
+/* Encoder classifier on post-padded ids: padded keys hidden from attention,
+ * padded positions from the mean; BCE on the logit; every gradient, and none
+ * for the padding row 0 of the token table. */
+START_TEST(encoder_padded) {
+    fx_file fx;
+    fx_load(&fx, "fixtures/torch_encoder.txt");
+    enum { TS = TF_CTX };
+    llm_model *m = tf_model(TS, 1, 1);
+    tf_set_all(m, &fx);
+    llm_tensor *x = tf_ids(&fx, "ids", TF_B, TS);
+    const float *len = fx_get(&fx, "lengths", TF_B)->data;
+    ck_assert_msg(len[1] < TS, "the fixture's second row should be padded");
+    float logit[TF_B];
+    predict_host(m, x, logit, TF_B);
+    expect_close("encoder logits", logit, fx_get(&fx, "logits", TF_B)->data, TF_B, 1e-5, 1e-5);
+
+    tf_compile(m, LLM_LOSS_BINARY_CROSSENTROPY_LOGITS);
+    llm_tensor *y = NULL;
+    ck_assert_ok(llm_tensor_from_host(&y, be, LLM_DTYPE_F32, 2, (int64_t[]){TF_B, 1},
+                                      fx_get(&fx, "targets", TF_B)->data, TF_B * sizeof(float)));
+    float loss = -1.0f;
+    ck_assert_ok(llm_model_compute_gradients(m, x, y, &loss));
+    expect_loss(loss, &fx, "loss");
+    expect_all_grads(m, &fx);
+    float tok[TF_V * TF_D];
+    ck_assert_ok(llm_model_get_grad(m, "transformer_embedding_0.token", tok, sizeof tok));
+    for (int i = 0; i < TF_D; i++)
+        ck_assert_msg(tok[i] == 0.0f, "padding row 0 of the token table got gradient %g", (double)tok[i]);
+    llm_tensor_free(y);
+    llm_tensor_free(x);
+    llm_model_free(m);
+    fx_free(&fx);
+}
+END_TEST
+
 START_TEST(lstm_full_sequence) { full_sequence_case(&LSTM_CELL); }
 END_TEST
 START_TEST(gru_full_sequence) { full_sequence_case(&GRU_CELL); }
@@ -509,5 +733,11 @@ Suite *suite_torch_parity(void) {
     tcase_add_test(v, lstm_variable_length_backwards);
     tcase_add_test(v, gru_variable_length_backwards);
     suite_add_tcase(s, v);
+    TCase *tf = tcase_create("transformer");
+    tcase_add_checked_fixture(tf, setup, teardown);
+    tcase_add_test(tf, gpt_full_context);
+    tcase_add_test(tf, gpt_short_sequence);
+    tcase_add_test(tf, encoder_padded);
+    suite_add_tcase(s, tf);
     return s;
 }

@@ -16,9 +16,9 @@ Suite *suite_gradcheck(void);
 Suite *suite_model(void);
 Suite *suite_model_io(void);
 Suite *suite_torch_parity(void);
+Suite *suite_transformer(void);
 Suite *suite_text(void);
 Suite *suite_bpe(void);
-Suite *suite_dist(void);
 Suite *suite_metrics(void);
 Suite *suite_safetensors(void);
 Suite *suite_examples(void);
@@ -26,6 +26,7 @@ Suite *suite_server(void);
 Suite *suite_gpu(void);
 Suite *suite_hardening(void);
 Suite *suite_concurrency(void);
+Suite *suite_dist(void);
 
 /* tests/testutil.c: a monotonic clock in seconds, and the folder of the
  * example programs ($LLM_BIN_DIR, else beside this runner's build, else

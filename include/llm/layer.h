@@ -109,6 +109,81 @@ LLM_API llm_layer *llm_layer_layernorm(float eps);
 /* ---- pooling over time: [T, F] -> [F], ignoring masked steps ---- */
 LLM_API llm_layer *llm_layer_global_pool(llm_pool_mode mode);
 
+/* ---- Transformers ----
+ * A GPT-style language model is a stack of
+ *     transformer_embedding -> transformer_block x N (causal) -> layernorm -> lm_head
+ * trained with LLM_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY_LOGITS on [T] next-token
+ * labels; an encoder classifier is
+ *     transformer_embedding -> transformer_block x N (not causal) -> layernorm
+ *     -> global_pool(average) -> dense(1, sigmoid).
+ * Weights are initialised GPT-2 style (normal, std init_std, biases zero,
+ * layer-norm scales one). */
+
+typedef enum llm_positional {
+    LLM_POSITIONAL_LEARNED = 0,    /* a trained [context, dim] table (GPT-2) */
+    LLM_POSITIONAL_SINUSOIDAL = 1, /* fixed sines and cosines (Vaswani et al.) */
+    LLM_POSITIONAL_NONE = 2
+} llm_positional;
+
+/* Token plus positional embedding: ids [T] (int32, T <= context) -> [T, dim]. */
+typedef struct llm_transformer_embedding_options {
+    size_t size;               /* set by _init */
+    int64_t vocab;             /* token ids, >= 2 */
+    int64_t context;           /* longest sequence (positions), default 128 */
+    int64_t dim;               /* model width, default 128 */
+    llm_positional positional; /* default LLM_POSITIONAL_LEARNED */
+    int mask_zero;             /* 1 (default): id 0 is padding; padded keys are
+                                  hidden from attention and from pooling */
+    float init_std;            /* default 0.02 */
+} llm_transformer_embedding_options;
+LLM_API void llm_transformer_embedding_options_init(llm_transformer_embedding_options *opts);
+LLM_API llm_layer *llm_layer_transformer_embedding(int64_t vocab, int64_t context, int64_t dim);
+LLM_API llm_layer *llm_layer_transformer_embedding_ex(const llm_transformer_embedding_options *opts);
+
+/* Multi-head self-attention [T, D] -> [T, D]: one fused QKV projection, scaled
+ * dot-product attention per head (causal and/or hiding padded keys; the
+ * softmax is computed blockwise and never stored), output projection. */
+typedef struct llm_attention_options {
+    size_t size;       /* set by _init */
+    int64_t heads;     /* >= 1, must divide the input width; default 4 */
+    int causal;        /* 1: position t attends to positions <= t; default 1 */
+    float init_std;    /* default 0.02 */
+} llm_attention_options;
+LLM_API void llm_attention_options_init(llm_attention_options *opts);
+LLM_API llm_layer *llm_layer_attention(int64_t heads, int causal);
+LLM_API llm_layer *llm_layer_attention_ex(const llm_attention_options *opts);
+
+/* Pre-LayerNorm Transformer block [T, D] -> [T, D]:
+ *     x = x + dropout(attention(layernorm(x)))
+ *     x = x + dropout(W2 gelu(W1 layernorm(x)))
+ * GELU is the tanh approximation (GPT-2). */
+typedef struct llm_transformer_block_options {
+    size_t size;       /* set by _init */
+    int64_t heads;     /* default 4; must divide D */
+    int64_t mlp_hidden;/* width of the MLP; 0 (default) = 4 D */
+    int causal;        /* default 1 (language model); 0 for an encoder */
+    float dropout;     /* residual dropout in [0, 1); default 0 */
+    float eps;         /* layer-norm epsilon; default 1e-5 */
+    float init_std;    /* default 0.02 */
+} llm_transformer_block_options;
+LLM_API void llm_transformer_block_options_init(llm_transformer_block_options *opts);
+LLM_API llm_layer *llm_layer_transformer_block(int64_t heads, int causal);
+LLM_API llm_layer *llm_layer_transformer_block_ex(const llm_transformer_block_options *opts);
+
+/* Language-model head [T, D] -> [T, vocab] logits, no bias. With tie set
+ * (the default) it has no weights of its own: it uses the token table of the
+ * nearest transformer_embedding before it (which must have this vocab), so
+ * the file stores that table once and both uses train it. */
+typedef struct llm_lm_head_options {
+    size_t size;       /* set by _init */
+    int64_t vocab;     /* >= 2 */
+    int tie;           /* default 1 */
+    float init_std;    /* untied weights; default 0.02 */
+} llm_lm_head_options;
+LLM_API void llm_lm_head_options_init(llm_lm_head_options *opts);
+LLM_API llm_layer *llm_layer_lm_head(int64_t vocab, int tie);
+LLM_API llm_layer *llm_layer_lm_head_ex(const llm_lm_head_options *opts);
+
 /* LLM_OK for a usable layer, else the error it carries (the message is
  * available from llm_layer_error()). NULL gives LLM_ERR_INVALID_ARGUMENT. */
 LLM_API llm_status llm_layer_status(const llm_layer *layer);

@@ -13,6 +13,7 @@
 #include "text.h"
 #include "metrics.h"
 #include "model.h"
+#include "generate.h"
 #include "dist.h"
 
 #endif /* LLM_LLM_H */

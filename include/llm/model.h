@@ -150,6 +150,13 @@ LLM_API llm_status llm_model_set_param(llm_model *model, const char *name, const
 LLM_API llm_status llm_model_get_grad(const llm_model *model, const char *name, float *dst,
                                       size_t bytes);
 
+/* Transfer learning: copies into dst every parameter of src that has the
+ * same name and shape (e.g. the embedding and blocks of a pretrained
+ * language model into a classifier built with the same layers first).
+ * Both models must be built; *copied (may be NULL) gets how many were
+ * copied. The models may live on different backends. */
+LLM_API llm_status llm_model_copy_weights(llm_model *dst, const llm_model *src, int *copied);
+
 /* ---- training ---- */
 
 /* Sets the loss, the optimizer (copied; see optimizer.h) and the metrics
@@ -197,6 +204,14 @@ LLM_API llm_status llm_model_predict(llm_model *model, const llm_tensor *x, llm_
 LLM_API llm_status llm_model_set_text_pipeline(llm_model *model, const llm_vocab *vocab,
                                                const llm_vectorize_options *vectorize,
                                                const llm_email_options *email);
+
+/* Attaches a (copy of a) BPE tokenizer, saved with the model: language
+ * models carry theirs so generation needs only the model file. With one
+ * attached, llm_model_set_text_pipeline accepts vocab NULL and then encodes
+ * text with the tokenizer (llm_bpe_vectorize). */
+LLM_API llm_status llm_model_set_tokenizer(llm_model *model, const llm_bpe *bpe);
+/* The attached tokenizer (owned by the model) or LLM_ERR_STATE if none. */
+LLM_API llm_status llm_model_tokenizer(const llm_model *model, const llm_bpe **bpe);
 
 /* The attached vocabulary (owned by the model) or LLM_ERR_STATE if none. */
 LLM_API llm_status llm_model_vocab(const llm_model *model, const llm_vocab **vocab);

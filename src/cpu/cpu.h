@@ -38,6 +38,8 @@ llm_status llm__cpu_dropout(llm_backend *be, int64_t n, float rate, uint64_t see
                             const float *x, float *y, int accumulate);
 
 /* kernels_activation.c */
+llm_status llm__cpu_linear_forward(llm_backend *be, int64_t rows, int64_t in, int64_t out, const float *x,
+                                   const float *W, const float *b, int act, float *z, float *y);
 llm_status llm__cpu_bias_act_forward(llm_backend *be, int act, int64_t rows, int64_t cols,
                                      const float *x, const float *bias, float *y);
 llm_status llm__cpu_act_backward(llm_backend *be, int act, int64_t n, const float *x,

@@ -127,6 +127,7 @@ const llm__backend_ops llm__cpu_ops = {
     .mul = llm__cpu_mul,
     .copy_rows = llm__cpu_copy_rows,
     .bias_act_forward = llm__cpu_bias_act_forward,
+    .linear_forward = llm__cpu_linear_forward,
     .act_backward = llm__cpu_act_backward,
     .bias_backward = llm__cpu_bias_backward,
     .softmax_forward = llm__cpu_softmax_forward,

@@ -69,6 +69,55 @@ static void bias_act_chunk(void *p, int64_t begin, int64_t end) {
     }
 }
 
+/* ---- fused linear: GEMM in row blocks, bias and activation on each block
+ * while it is still in L2 ---- */
+
+#include <cblas.h>
+
+typedef struct linear_ctx {
+    int64_t rows, in, out, block;
+    const float *x, *W, *b;
+    int act;
+    float *z, *y;
+} linear_ctx;
+
+static void linear_chunk(void *p, int64_t begin, int64_t end) {
+    const linear_ctx *c = p;
+    for (int64_t blk = begin; blk < end; blk++) {
+        int64_t r0 = blk * c->block, r1 = r0 + c->block < c->rows ? r0 + c->block : c->rows;
+        float *z = c->z ? c->z : c->y;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)c->out, (int)c->in, 1.0f,
+                    c->x + r0 * c->in, (int)c->in, c->W, (int)c->in, 0.0f, z + r0 * c->out, (int)c->out);
+        act_ctx a = { .act = LLM__ACT_NONE, .cols = c->out, .x = z, .bias = c->b, .out = z };
+        if (c->z) {
+            if (c->b) bias_act_chunk(&a, r0, r1);
+            a.act = c->act;
+            a.bias = NULL;
+            a.out = c->y;
+            if (c->act != LLM__ACT_NONE || c->y != z) bias_act_chunk(&a, r0, r1);
+        } else if (c->b || c->act != LLM__ACT_NONE) {
+            a.act = c->act;
+            bias_act_chunk(&a, r0, r1);
+        }
+    }
+}
+
+llm_status llm__cpu_linear_forward(llm_backend *be, int64_t rows, int64_t in, int64_t out, const float *x,
+                                   const float *W, const float *b, int act, float *z, float *y) {
+    if (rows <= 0 || out <= 0 || in <= 0) return LLM_OK; /* the core checks shapes */
+    /* blocks of ~128 KiB of output: big enough for an efficient GEMM, small
+     * enough to stay in L2 for the bias and activation pass */
+    int64_t block = (32768 / out) & ~(int64_t)15;
+    if (block < 16) block = 16;
+    if (block > 256) block = 256;
+    linear_ctx c = { rows, in, out, block, x, W, b, act, z, y };
+    int64_t blocks = (rows + block - 1) / block;
+    /* at least ~2M multiply-adds per chunk before a second thread helps */
+    int64_t grain = (int64_t)(2e6 / ((double)block * (double)in * (double)out)) + 1;
+    llm__pool_for(llm__cpu_pool(be), blocks, grain, linear_chunk, &c);
+    return LLM_OK;
+}
+
 /* x [rows, cols], bias [cols] or NULL, y [rows, cols] (may equal x). */
 llm_status llm__cpu_bias_act_forward(llm_backend *be, int act, int64_t rows, int64_t cols,
                                      const float *x, const float *bias, float *y) {

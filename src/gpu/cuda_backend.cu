@@ -185,6 +185,7 @@ static const llm__backend_ops gpu_ops = {
     .mul = llm__gpu_mul,
     .copy_rows = llm__gpu_copy_rows,
     .bias_act_forward = llm__gpu_bias_act_forward,
+    .linear_forward = NULL, /* optional: cuBLAS GEMM, then the bias/activation kernel */
     .act_backward = llm__gpu_act_backward,
     .bias_backward = llm__gpu_bias_backward,
     .softmax_forward = llm__gpu_softmax_forward,

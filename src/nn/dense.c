@@ -57,14 +57,18 @@ static llm_status dense_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__v
     llm__val *z, *y;
     LLM__CHECK(llm__val_like(g, x, units, &z));
     z->requires_grad = 1;
-    LLM__CHECK(be->ops->sgemm(be, 0, 1, (int)rows, (int)units, (int)F, 1.0f, x->data, (int)F,
-                              l->params[0].data, (int)F, 0.0f, z->data, (int)units));
-    LLM__CHECK(be->ops->bias_act_forward(be, LLM_ACT_NONE, rows, units, z->data, bias, z->data));
     if (act == LLM_ACT_NONE) {
+        LLM__CHECK(llm__linear_forward(be, rows, F, units, x->data, l->params[0].data, bias, z->data));
         y = z;
     } else {
         LLM__CHECK(llm__val_like(g, z, units, &y));
-        LLM__CHECK(llm__act_apply(be, act, rows, units, z->data, y->data));
+        if (act == LLM_ACT_SOFTMAX) {
+            LLM__CHECK(llm__linear_forward(be, rows, F, units, x->data, l->params[0].data, bias, z->data));
+            LLM__CHECK(llm__act_apply(be, act, rows, units, z->data, y->data));
+        } else {
+            LLM__CHECK(llm__linear_act_forward(be, rows, F, units, x->data, l->params[0].data, bias, act, z->data,
+                                               y->data));
+        }
         if (act == LLM_ACT_SIGMOID || act == LLM_ACT_SOFTMAX) {
             y->logits = z;
             y->logits_act = act == LLM_ACT_SIGMOID ? LLM__ACT_SIGMOID : LLM__ACT_SOFTMAX_MARK;

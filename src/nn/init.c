@@ -66,6 +66,9 @@ llm_status llm__init_param(const llm__param *p, float *w, uint64_t key) {
     }
     case LLM__INIT_ORTHOGONAL:
         return orthogonal(w, p->shape[0], p->shape[1], key);
+    case LLM__INIT_NORMAL:
+        for (int64_t i = 0; i < n; i++) w[i] = (float)(p->init_arg * normal(key, (uint64_t)i));
+        return LLM_OK;
     case LLM__INIT_LSTM_BIAS: {
         int64_t H = n / 4;
         for (int64_t i = 0; i < n; i++) w[i] = (i >= H && i < 2 * H) ? 1.0f : 0.0f;

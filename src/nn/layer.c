@@ -70,6 +70,7 @@ const char *llm_layer_kind(const llm_layer *l) {
 void llm_layer_free(llm_layer *l) {
     if (!l || l == &oom_layer) return;
     if (l->vt && l->vt->destroy) l->vt->destroy(l);
+    llm__free(l->host_table);
     for (int i = 0; i < 2; i++) llm_layer_free(l->inner[i]);
     llm__free(l->error);
     llm__free(l);

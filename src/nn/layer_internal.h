@@ -25,10 +25,11 @@ enum {
     LLM__INIT_UNIFORM,     /* U(-arg, arg) */
     LLM__INIT_GLOROT,      /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)), shape [out, in] */
     LLM__INIT_ORTHOGONAL,  /* [G*H, H]: orthonormal columns (Keras' orthogonal (H, G*H) kernel, transposed) */
-    LLM__INIT_LSTM_BIAS    /* zeros, forget-gate quarter ones */
+    LLM__INIT_LSTM_BIAS,   /* zeros, forget-gate quarter ones */
+    LLM__INIT_NORMAL       /* N(0, arg^2) */
 };
 
-#define LLM__MAX_PARAMS 6
+#define LLM__MAX_PARAMS 16
 
 typedef struct llm__param {
     char name[24];        /* local name, e.g. "weight_ih" */
@@ -59,8 +60,10 @@ struct llm_layer {
     llm__shape in, out;
     uint64_t seed;        /* set by the model, for dropout */
     int64_t opt_i[6];     /* kind-specific settings */
-    float opt_f[2];
+    float opt_f[4];
     llm_layer *inner[2];  /* wrapped layers (bidirectional) */
+    llm__param *tied;     /* lm_head: the token table it shares, set by the model's build */
+    float *host_table;    /* host memory owned by the layer (sinusoidal positions) */
 };
 
 /* A layer carrying an error; never NULL (a static one when out of memory). */
@@ -73,6 +76,8 @@ llm_status llm__layer_param(llm_layer *l, const char *name, int ndim, int64_t d0
 
 /* The recurrent layers' sequence computation, shared with bidirectional. */
 extern const llm__layer_vt llm__lstm_vt, llm__gru_vt, llm__embedding_vt;
+extern const llm__layer_vt llm__transformer_embedding_vt, llm__transformer_block_vt, llm__attention_vt,
+    llm__lm_head_vt;
 
 /* Shape helpers for error messages. */
 void llm__shape_str(const llm__shape *s, char *buf, size_t len);

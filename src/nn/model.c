@@ -116,6 +116,10 @@ llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *
         l->n_params = 0;
         for (int k = 0; k < 2; k++) if (l->inner[k]) l->inner[k]->n_params = 0;
         l->in = cur;
+        l->tied = NULL;
+        if (l->vt == &llm__lm_head_vt && l->opt_i[1])
+            for (int j = i - 1; j >= 0 && !l->tied; j--)
+                if (m->layers[j]->vt == &llm__transformer_embedding_vt) l->tied = &m->layers[j]->params[0];
         llm__shape next = cur;
         llm_status s = l->vt->build(l, &cur, &next);
         if (s != LLM_OK) {
@@ -136,7 +140,8 @@ llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *
     m->in_elems = numel;
     m->out_elems = 1;
     for (int i = 0; i < cur.ndim; i++) m->out_elems *= cur.d[i];
-    m->vocab_limit = m->layers[0]->vt == &llm__embedding_vt ? m->layers[0]->opt_i[0] : 0;
+    m->vocab_limit = m->layers[0]->vt == &llm__embedding_vt || m->layers[0]->vt == &llm__transformer_embedding_vt
+                         ? m->layers[0]->opt_i[0] : 0;
 
     int cap = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -721,4 +726,36 @@ void llm_model_free(llm_model *m) {
     infer_free_all(m);
     pthread_mutex_destroy(&m->infer_lock);
     llm__free(m);
+}
+
+llm_status llm_model_copy_weights(llm_model *dst, const llm_model *src, int *copied) {
+    static const char fn[] = "llm_model_copy_weights";
+    if (!dst || !src) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL model", fn);
+    if (!dst->built || !src->built) return llm__error(LLM_ERR_STATE, "%s: both models must be built", fn);
+    int n = 0;
+    size_t cap = 0;
+    float *host = NULL;
+    llm_status s = LLM_OK;
+    for (int i = 0; i < dst->n_params && s == LLM_OK; i++) {
+        const llm__param *d = dst->params[i].p;
+        for (int j = 0; j < src->n_params; j++) {
+            const llm__param *q = src->params[j].p;
+            if (strcmp(dst->params[i].name, src->params[j].name) != 0) continue;
+            if (q->shape[0] != d->shape[0] || q->shape[1] != d->shape[1] || q->ndim != d->ndim) break;
+            size_t bytes = (size_t)d->numel * 4;
+            if (bytes > cap) {
+                float *h = llm__realloc(host, bytes);
+                if (!h) { s = llm__oom(fn); break; }
+                host = h;
+                cap = bytes;
+            }
+            s = src->be->ops->copy_d2h(src->be, host, q->data, bytes);
+            if (s == LLM_OK) s = dst->be->ops->copy_h2d(dst->be, d->data, host, bytes);
+            if (s == LLM_OK) n++;
+            break;
+        }
+    }
+    llm__free(host);
+    if (copied) *copied = n;
+    return s;
 }

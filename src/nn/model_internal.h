@@ -60,7 +60,9 @@ struct llm_model {
     int64_t staged_batch;          /* capacity of the staging buffers in examples */
 
     /* text pipeline (optional), saved with the model */
-    llm_vocab *vocab;
+    llm_vocab *vocab;              /* word vocabulary, or NULL when the pipeline uses bpe */
+    llm_bpe *bpe;                  /* BPE tokenizer (language models, transformer classifiers) */
+    int has_pipeline;              /* llm_model_set_text_pipeline was called */
     llm_vectorize_options vectorize;
     int has_email;
     llm_email_options email;       /* keep_headers points into email_headers */

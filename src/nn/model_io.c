@@ -18,6 +18,7 @@
 #define MAX_MODEL_FILE ((size_t)1 << 34) /* 16 GiB */
 
 static const char *act_names[] = { "none", "relu", "sigmoid", "tanh", "gelu", "softmax" };
+static const char *positional_names[] = { "learned", "sinusoidal", "none" };
 
 /* ---- architecture to JSON ---- */
 
@@ -51,6 +52,24 @@ static cJSON *layer_json(const llm_layer *l) {
         cJSON_AddNumberToObject(o, "eps", (double)l->opt_f[0]);
     } else if (strcmp(kind, "global_pool") == 0) {
         cJSON_AddStringToObject(o, "mode", l->opt_i[0] == LLM_POOL_MAX ? "max" : "average");
+    } else if (strcmp(kind, "transformer_embedding") == 0) {
+        cJSON_AddNumberToObject(o, "vocab", (double)l->opt_i[0]);
+        cJSON_AddNumberToObject(o, "context", (double)l->opt_i[1]);
+        cJSON_AddNumberToObject(o, "dim", (double)l->opt_i[2]);
+        cJSON_AddStringToObject(o, "positional", positional_names[l->opt_i[3]]);
+        cJSON_AddBoolToObject(o, "mask_zero", l->opt_i[4] != 0);
+    } else if (strcmp(kind, "attention") == 0) {
+        cJSON_AddNumberToObject(o, "heads", (double)l->opt_i[0]);
+        cJSON_AddBoolToObject(o, "causal", l->opt_i[1] != 0);
+    } else if (strcmp(kind, "transformer_block") == 0) {
+        cJSON_AddNumberToObject(o, "heads", (double)l->opt_i[0]);
+        cJSON_AddNumberToObject(o, "mlp_hidden", (double)l->opt_i[1]);
+        cJSON_AddBoolToObject(o, "causal", l->opt_i[2] != 0);
+        cJSON_AddNumberToObject(o, "dropout", (double)l->opt_f[0]);
+        cJSON_AddNumberToObject(o, "eps", (double)l->opt_f[1]);
+    } else if (strcmp(kind, "lm_head") == 0) {
+        cJSON_AddNumberToObject(o, "vocab", (double)l->opt_i[0]);
+        cJSON_AddBoolToObject(o, "tie", l->opt_i[1] != 0);
     }
     return o;
 }
@@ -160,8 +179,8 @@ static llm_status save_file(const llm_model *m, const char *path, int checkpoint
     char (*names)[96] = llm__calloc((size_t)cap_t + 1, sizeof *names);
     float *zeros = NULL;
     int64_t max_bias = 0;
-    char *arch = architecture_json(m), *vec = NULL, *email = NULL, *vocab = NULL;
-    llm__st_meta *meta = llm__calloc((size_t)m->n_meta + 9, sizeof *meta);
+    char *arch = architecture_json(m), *vec = NULL, *email = NULL, *vocab = NULL, *bpe = NULL;
+    llm__st_meta *meta = llm__calloc((size_t)m->n_meta + 10, sizeof *meta);
     llm_status s = (host && t && names && arch && meta) ? LLM_OK : llm__oom(fn);
     if (s == LLM_OK) s = be->ops->copy_d2h(be, host, m->w, nbytes);
     int nt = 0;
@@ -212,18 +231,26 @@ static llm_status save_file(const llm_model *m, const char *path, int checkpoint
         meta[nm++] = (llm__st_meta){ "libllm.format_version", FORMAT_VERSION };
         meta[nm++] = (llm__st_meta){ "libllm.library_version", version };
         meta[nm++] = (llm__st_meta){ "libllm.architecture", arch };
-        if (m->vocab) {
+        if (m->bpe) {
             size_t need;
-            s = llm_vocab_serialize(m->vocab, NULL, 0, &need);
-            if (s == LLM_OK && !(vocab = llm__malloc(need + 1))) s = llm__oom(fn);
-            if (s == LLM_OK) s = llm_vocab_serialize(m->vocab, vocab, need + 1, &need);
-            if (s == LLM_OK) vocab[need] = '\0';
+            s = llm_bpe_serialize(m->bpe, NULL, 0, &need);
+            if (s == LLM_OK && !(bpe = llm__malloc(need + 1))) s = llm__oom(fn);
+            if (s == LLM_OK) s = llm_bpe_serialize(m->bpe, bpe, need + 1, &need);
+            if (s == LLM_OK) bpe[need] = '\0';
+            if (s == LLM_OK) meta[nm++] = (llm__st_meta){ "libllm.bpe", bpe };
+        }
+        if (s == LLM_OK && m->has_pipeline) {
+            size_t need;
+            if (m->vocab) {
+                s = llm_vocab_serialize(m->vocab, NULL, 0, &need);
+                if (s == LLM_OK && !(vocab = llm__malloc(need + 1))) s = llm__oom(fn);
+                if (s == LLM_OK) s = llm_vocab_serialize(m->vocab, vocab, need + 1, &need);
+                if (s == LLM_OK) vocab[need] = '\0';
+                if (s == LLM_OK) meta[nm++] = (llm__st_meta){ "libllm.vocab", vocab };
+            }
             vec = vectorize_json(m);
             if (s == LLM_OK && !vec) s = llm__oom(fn);
-            if (s == LLM_OK) {
-                meta[nm++] = (llm__st_meta){ "libllm.vocab", vocab };
-                meta[nm++] = (llm__st_meta){ "libllm.vectorize", vec };
-            }
+            if (s == LLM_OK) meta[nm++] = (llm__st_meta){ "libllm.vectorize", vec };
             if (s == LLM_OK && m->has_email) {
                 email = email_json(m);
                 if (!email) s = llm__oom(fn);
@@ -242,6 +269,7 @@ static llm_status save_file(const llm_model *m, const char *path, int checkpoint
     llm__free(zeros);
     llm__free(meta);
     llm__free(vocab);
+    llm__free(bpe);
     cJSON_free(arch);
     cJSON_free(vec);
     cJSON_free(email);
@@ -334,6 +362,38 @@ static llm_layer *layer_from_json(const cJSON *o, int depth) {
         if (strcmp(v->valuestring, "average") == 0) return llm_layer_global_pool(LLM_POOL_AVERAGE);
         if (strcmp(v->valuestring, "max") == 0) return llm_layer_global_pool(LLM_POOL_MAX);
         goto bad;
+    }
+    if (strcmp(k, "transformer_embedding") == 0) {
+        int64_t ctx;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "positional");
+        if (!get_int(o, "vocab", 2, INT32_MAX, &a) || !get_int(o, "context", 1, 1 << 20, &ctx) ||
+            !get_int(o, "dim", 1, 1 << 16, &b) || !get_bool(o, "mask_zero", &f1) || !cJSON_IsString(v)) goto bad;
+        llm_transformer_embedding_options e;
+        llm_transformer_embedding_options_init(&e);
+        e.positional = (llm_positional)-1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(v->valuestring, positional_names[i]) == 0) e.positional = (llm_positional)i;
+        if ((int)e.positional < 0) goto bad;
+        e.vocab = a; e.context = ctx; e.dim = b; e.mask_zero = f1;
+        return llm_layer_transformer_embedding_ex(&e);
+    }
+    if (strcmp(k, "attention") == 0) {
+        if (!get_int(o, "heads", 1, 4096, &a) || !get_bool(o, "causal", &f1)) goto bad;
+        return llm_layer_attention(a, f1);
+    }
+    if (strcmp(k, "transformer_block") == 0) {
+        const cJSON *dr = cJSON_GetObjectItemCaseSensitive(o, "dropout"), *ep = cJSON_GetObjectItemCaseSensitive(o, "eps");
+        if (!get_int(o, "heads", 1, 4096, &a) || !get_int(o, "mlp_hidden", 0, 1 << 20, &b) ||
+            !get_bool(o, "causal", &f1) || !cJSON_IsNumber(dr) || !cJSON_IsNumber(ep)) goto bad;
+        llm_transformer_block_options t;
+        llm_transformer_block_options_init(&t);
+        t.heads = a; t.mlp_hidden = b; t.causal = f1;
+        t.dropout = (float)dr->valuedouble; t.eps = (float)ep->valuedouble;
+        return llm_layer_transformer_block_ex(&t);
+    }
+    if (strcmp(k, "lm_head") == 0) {
+        if (!get_int(o, "vocab", 2, INT32_MAX, &a) || !get_bool(o, "tie", &f1)) goto bad;
+        return llm_layer_lm_head(a, f1);
     }
     BAD("llm_model_load: unknown layer kind '%.40s'", k);
     return NULL;
@@ -472,11 +532,22 @@ static int side_of(const cJSON *o, const char *key, llm_seq_side *out) {
 }
 
 static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
+    const char *bpe_text = llm__safetensors_meta(f, "libllm.bpe");
+    if (bpe_text) {
+        llm_bpe *bpe = NULL;
+        llm_status s = llm_bpe_deserialize(&bpe, bpe_text, strlen(bpe_text));
+        if (s == LLM_OK) s = llm_model_set_tokenizer(m, bpe);
+        llm_bpe_free(bpe);
+        if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY) return BAD("llm_model_load: bad tokenizer: %s", llm_last_error());
+        if (s != LLM_OK) return s;
+    }
     const char *vocab_text = llm__safetensors_meta(f, "libllm.vocab");
-    if (!vocab_text) return LLM_OK;
+    if (!llm__safetensors_meta(f, "libllm.vectorize"))
+        return vocab_text ? BAD("llm_model_load: a vocabulary without vectorizer settings") : LLM_OK;
+    if (!vocab_text && !bpe_text) return BAD("llm_model_load: a text pipeline without a vocabulary or tokenizer");
     llm_vocab *vocab = NULL;
     cJSON *vj = NULL, *ej = NULL;
-    llm_status s = llm_vocab_deserialize(&vocab, vocab_text, strlen(vocab_text));
+    llm_status s = vocab_text ? llm_vocab_deserialize(&vocab, vocab_text, strlen(vocab_text)) : LLM_OK;
     if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY) s = BAD("llm_model_load: bad vocabulary: %s", llm_last_error());
     if (s == LLM_OK) s = parse_json(llm__safetensors_meta(f, "libllm.vectorize"), "vectorizer settings", &vj);
     llm_vectorize_options vo;

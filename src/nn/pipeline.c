@@ -30,9 +30,45 @@ llm_status llm_dataset_from_corpus(llm_dataset **out, const llm_text_corpus *cor
     return s;
 }
 
+llm_status llm_dataset_from_corpus_bpe(llm_dataset **out, const llm_text_corpus *corpus, const llm_bpe *bpe,
+                                       const llm_vectorize_options *vectorize) {
+    static const char fn[] = "llm_dataset_from_corpus_bpe";
+    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!corpus || !bpe) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, corpus ? "bpe" : "corpus");
+    llm_vectorize_options vo;
+    llm_vectorize_options_init(&vo);
+    LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
+    int64_t n;
+    LLM__CHECK(llm_text_corpus_count(corpus, &n));
+    if (n < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the corpus is empty", fn);
+    if (vo.seq_len < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: seq_len = %d must be >= 1", fn, vo.seq_len);
+    size_t cells;
+    if (!llm__mul_size((size_t)n, (size_t)vo.seq_len, &cells) || cells > SIZE_MAX / 4)
+        return llm__error(LLM_ERR_OVERFLOW, "%s: %lld x %d ids overflow", fn, (long long)n, vo.seq_len);
+    int32_t *ids = llm__malloc(cells * 4), *labels = llm__malloc((size_t)n * 4);
+    llm_status s = ids && labels ? LLM_OK : llm__oom(fn);
+    for (int64_t i = 0; s == LLM_OK && i < n; i++) {
+        const char *text;
+        size_t len;
+        s = llm_text_corpus_text(corpus, i, &text, &len);
+        if (s == LLM_OK) s = llm_bpe_vectorize(bpe, text, len, &vo, ids + i * vo.seq_len, vo.seq_len, NULL);
+        if (s == LLM_OK) s = llm_text_corpus_label(corpus, i, &labels[i]);
+    }
+    if (s == LLM_OK)
+        s = llm_dataset_from_host(out, LLM_DTYPE_I32, 2, (int64_t[]){n, vo.seq_len}, ids, LLM_DTYPE_I32, 1,
+                                  (int64_t[]){n}, labels);
+    llm__free(ids);
+    llm__free(labels);
+    return s;
+}
+
 void llm__model_release_pipeline(llm_model *m) {
     llm_vocab_free(m->vocab);
     m->vocab = NULL;
+    llm_bpe_free(m->bpe);
+    m->bpe = NULL;
+    m->has_pipeline = 0;
     llm__free(m->email_headers);
     m->email_headers = NULL;
     for (int i = 0; i < m->n_meta; i++) { llm__free(m->meta_keys[i]); llm__free(m->meta_values[i]); }
@@ -56,7 +92,9 @@ static llm_status copy_vocab(const llm_vocab *v, llm_vocab **out) {
 llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, const llm_vectorize_options *vectorize,
                                        const llm_email_options *email) {
     static const char fn[] = "llm_model_set_text_pipeline";
-    if (!m || !vocab) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, m ? "vocab" : "model");
+    if (!m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    if (!vocab && !m->bpe)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: vocab is NULL and the model has no BPE tokenizer", fn);
     llm_vectorize_options vo;
     llm_vectorize_options_init(&vo);
     LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
@@ -70,22 +108,54 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     if (m->built && (m->in_shape.dtype != LLM_DTYPE_I32 || m->in_shape.ndim != 1 || m->in_shape.d[0] != vo.seq_len))
         return llm__error(LLM_ERR_SHAPE, "%s: the model takes other input than int32 ids [%d]", fn, vo.seq_len);
     int32_t vsize;
-    LLM__CHECK(llm_vocab_size(vocab, &vsize));
-    if (m->n_layers > 0 && m->layers[0]->vt == &llm__embedding_vt && m->layers[0]->opt_i[0] < vsize)
-        return llm__error(LLM_ERR_SHAPE, "%s: the vocabulary has %d ids but the embedding only %lld", fn, vsize,
-                          (long long)m->layers[0]->opt_i[0]);
-    llm_vocab *copy;
-    LLM__CHECK(copy_vocab(vocab, &copy));
+    LLM__CHECK(vocab ? llm_vocab_size(vocab, &vsize) : llm_bpe_vocab_size(m->bpe, &vsize));
+    if (m->n_layers > 0 && (m->layers[0]->vt == &llm__embedding_vt || m->layers[0]->vt == &llm__transformer_embedding_vt) &&
+        m->layers[0]->opt_i[0] < vsize)
+        return llm__error(LLM_ERR_SHAPE, "%s: the %s has %d ids but the embedding only %lld", fn,
+                          vocab ? "vocabulary" : "tokenizer", vsize, (long long)m->layers[0]->opt_i[0]);
+    llm_vocab *copy = NULL;
+    if (vocab) LLM__CHECK(copy_vocab(vocab, &copy));
     char *headers = NULL;
     if (email && eo.keep_headers && !(headers = llm__strdup(eo.keep_headers))) { llm_vocab_free(copy); return llm__oom(fn); }
     llm_vocab_free(m->vocab);
     llm__free(m->email_headers);
     m->vocab = copy;
+    m->has_pipeline = 1;
     m->vectorize = vo;
     m->has_email = email != NULL;
     m->email = eo;
     m->email.keep_headers = headers;
     m->email_headers = headers;
+    return LLM_OK;
+}
+
+llm_status llm_model_set_tokenizer(llm_model *m, const llm_bpe *bpe) {
+    static const char fn[] = "llm_model_set_tokenizer";
+    if (!m || !bpe) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    int32_t vsize;
+    LLM__CHECK(llm_bpe_vocab_size(bpe, &vsize));
+    if (m->n_layers > 0 && (m->layers[0]->vt == &llm__embedding_vt || m->layers[0]->vt == &llm__transformer_embedding_vt) &&
+        m->layers[0]->opt_i[0] < vsize)
+        return llm__error(LLM_ERR_SHAPE, "%s: the tokenizer has %d ids but the embedding only %lld", fn, vsize,
+                          (long long)m->layers[0]->opt_i[0]);
+    size_t need;
+    LLM__CHECK(llm_bpe_serialize(bpe, NULL, 0, &need));
+    char *buf = llm__malloc(need + 1);
+    if (!buf) return llm__oom(fn);
+    llm_bpe *copy = NULL;
+    llm_status s = llm_bpe_serialize(bpe, buf, need + 1, &need);
+    if (s == LLM_OK) s = llm_bpe_deserialize(&copy, buf, need);
+    llm__free(buf);
+    if (s != LLM_OK) return s;
+    llm_bpe_free(m->bpe);
+    m->bpe = copy;
+    return LLM_OK;
+}
+
+llm_status llm_model_tokenizer(const llm_model *m, const llm_bpe **bpe) {
+    if (!m || !bpe) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_model_tokenizer: NULL argument");
+    if (!m->bpe) return llm__error(LLM_ERR_STATE, "llm_model_tokenizer: the model has no BPE tokenizer");
+    *bpe = m->bpe;
     return LLM_OK;
 }
 
@@ -99,7 +169,7 @@ llm_status llm_model_vocab(const llm_model *m, const llm_vocab **vocab) {
 llm_status llm_model_predict_text(llm_model *m, const char *text, size_t len, float *out, size_t count) {
     static const char fn[] = "llm_model_predict_text";
     if (!m || (!text && len) || !out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    if (!m->vocab) return llm__error(LLM_ERR_STATE, "%s: the model has no text pipeline (llm_model_set_text_pipeline)", fn);
+    if (!m->has_pipeline) return llm__error(LLM_ERR_STATE, "%s: the model has no text pipeline (llm_model_set_text_pipeline)", fn);
     int64_t shape[2] = { 1, m->vectorize.seq_len };
     LLM__CHECK(llm__model_ensure_built_locked(m, LLM_DTYPE_I32, 2, shape, fn));
     if (count != (size_t)m->out_elems)
@@ -116,7 +186,9 @@ llm_status llm_model_predict_text(llm_model *m, const char *text, size_t len, fl
     llm__infer_ctx *c = NULL;
     int64_t ntok;
     llm_status s = llm__infer_acquire(m, 1, &c);
-    if (s == LLM_OK) s = llm_vectorize(m->vocab, src, len, &m->vectorize, c->hx, m->vectorize.seq_len, &ntok);
+    if (s == LLM_OK)
+        s = m->vocab ? llm_vectorize(m->vocab, src, len, &m->vectorize, c->hx, m->vectorize.seq_len, &ntok)
+                     : llm_bpe_vectorize(m->bpe, src, len, &m->vectorize, c->hx, m->vectorize.seq_len, &ntok);
     llm_text_free(parsed);
     if (s == LLM_OK) s = llm__model_check_inputs(m, c->hx, 1, fn);
     if (s == LLM_OK) s = llm__infer_run(m, c, 1);

@@ -1,0 +1,141 @@
+/* Transformer input: token embedding plus a positional embedding (learned,
+ * sinusoidal or none). ids [T] -> [T, D]; id 0 marks padding when mask_zero. */
+#include <math.h>
+#include "ops.h"
+
+void llm_transformer_embedding_options_init(llm_transformer_embedding_options *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->vocab = 2;
+    o->context = 128;
+    o->dim = 128;
+    o->positional = LLM_POSITIONAL_LEARNED;
+    o->mask_zero = 1;
+    o->init_std = 0.02f;
+}
+
+enum { VOCAB, CONTEXT, DIM, POSITIONAL, MASK_ZERO };
+
+static llm_status temb_build(llm_layer *l, const llm__shape *in, llm__shape *out) {
+    if (in->dtype != LLM_DTYPE_I32)
+        return llm__error(LLM_ERR_DTYPE, "%s: input must be int32 token ids", l->name);
+    if (in->ndim != 1)
+        return llm__error(LLM_ERR_SHAPE, "%s: input must be a sequence of ids [T], got %d dimensions", l->name, in->ndim);
+    int64_t V = l->opt_i[VOCAB], ctx = l->opt_i[CONTEXT], D = l->opt_i[DIM];
+    if (in->d[0] > ctx)
+        return llm__error(LLM_ERR_SHAPE, "%s: sequences of %lld tokens exceed the context of %lld positions", l->name,
+                          (long long)in->d[0], (long long)ctx);
+    LLM__CHECK(llm__layer_param(l, "token", 2, V, D, LLM__INIT_NORMAL, l->opt_f[0]));
+    if (l->opt_i[POSITIONAL] == LLM_POSITIONAL_LEARNED)
+        LLM__CHECK(llm__layer_param(l, "position", 2, ctx, D, LLM__INIT_NORMAL, l->opt_f[0]));
+    if (l->opt_i[POSITIONAL] == LLM_POSITIONAL_SINUSOIDAL && !l->host_table) {
+        float *t = llm__malloc((size_t)(ctx * D) * sizeof *t);
+        if (!t) return llm__oom(l->name);
+        for (int64_t p = 0; p < ctx; p++)
+            for (int64_t i = 0; i < D; i++) {
+                double freq = pow(10000.0, -(double)(i & ~(int64_t)1) / (double)D);
+                t[p * D + i] = (float)((i & 1) ? cos((double)p * freq) : sin((double)p * freq));
+            }
+        l->host_table = t;
+    }
+    out->dtype = LLM_DTYPE_F32;
+    out->ndim = 2;
+    out->d[0] = in->d[0];
+    out->d[1] = D;
+    return LLM_OK;
+}
+
+static llm_status temb_backward(llm__graph *g, llm__node *n) {
+    const llm_layer *l = n->layer;
+    llm_backend *be = g->be;
+    llm__val *ids = n->in[0], *y = n->out[0];
+    int64_t B = ids->shape[0], T = ids->shape[1], D = l->opt_i[DIM];
+    LLM__CHECK(be->ops->embedding_backward(be, ids->numel, D, ids->data, y->grad, l->opt_i[MASK_ZERO] ? 0 : -1,
+                                           l->params[0].grad));
+    if (l->opt_i[POSITIONAL] == LLM_POSITIONAL_LEARNED)
+        for (int64_t b = 0; b < B; b++)
+            LLM__CHECK(be->ops->copy_rows(be, T, D, y->grad + b * T * D, D, l->params[1].grad, D, 1));
+    return LLM_OK;
+}
+
+llm_status llm__add_positions(llm_layer *l, llm__graph *g, float *y, int64_t B, int64_t T, int64_t first) {
+    llm_backend *be = g->be;
+    int64_t D = l->opt_i[DIM];
+    const float *pos;
+    if (l->opt_i[POSITIONAL] == LLM_POSITIONAL_NONE) return LLM_OK;
+    if (l->opt_i[POSITIONAL] == LLM_POSITIONAL_LEARNED) {
+        pos = l->params[1].data + first * D;
+    } else {
+        float *dev;
+        LLM__CHECK(llm__graph_alloc(g, (size_t)(T * D) * 4, (void **)&dev));
+        LLM__CHECK(be->ops->copy_h2d(be, dev, l->host_table + first * D, (size_t)(T * D) * 4));
+        pos = dev;
+    }
+    for (int64_t b = 0; b < B; b++) LLM__CHECK(be->ops->copy_rows(be, T, D, pos, D, y + b * T * D, D, 1));
+    return LLM_OK;
+}
+
+static llm_status temb_forward(llm_layer *l, llm__graph *g, llm__val *ids, llm__val **out) {
+    int64_t B = ids->shape[0], T = ids->shape[1], D = l->opt_i[DIM];
+    llm__val *y;
+    LLM__CHECK(llm__graph_val(g, LLM_DTYPE_F32, 3, (int64_t[]){ B, T, D }, &y));
+    y->requires_grad = 1;
+    float *mask = NULL;
+    if (l->opt_i[MASK_ZERO]) {
+        LLM__CHECK(llm__graph_alloc(g, (size_t)ids->numel * 4, (void **)&mask));
+        y->mask = mask;
+    }
+    LLM__CHECK(g->be->ops->embedding_forward(g->be, ids->numel, D, ids->data, l->params[0].data,
+                                             l->opt_i[MASK_ZERO] ? 0 : -1, y->data, mask));
+    LLM__CHECK(llm__add_positions(l, g, y->data, B, T, 0));
+    llm__node *n;
+    LLM__CHECK(llm__graph_node(g, temb_backward, &n));
+    if (n) { n->layer = l; n->in[0] = ids; n->out[0] = y; }
+    *out = y;
+    return LLM_OK;
+}
+
+const llm__layer_vt llm__transformer_embedding_vt = { "transformer_embedding", temb_build, temb_forward, NULL };
+
+llm_layer *llm_layer_transformer_embedding_ex(const llm_transformer_embedding_options *opts) {
+    static const char fn[] = "llm_layer_transformer_embedding_ex";
+    llm_transformer_embedding_options o;
+    llm_transformer_embedding_options_init(&o);
+    if (!opts) return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s: opts is NULL", fn);
+    if (LLM__OPTIONS_MERGE(&o, opts, fn) != LLM_OK)
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s", llm_last_error());
+    if (o.vocab < 2 || o.vocab > INT32_MAX)
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: vocab = %lld must be in [2, 2^31)",
+                                (long long)o.vocab);
+    if (o.context < 1 || o.context > (1 << 20))
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: context = %lld must be in [1, 2^20]",
+                                (long long)o.context);
+    if (o.dim < 1 || o.dim > (1 << 16) || (o.positional == LLM_POSITIONAL_SINUSOIDAL && o.dim % 2))
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT,
+                                "transformer_embedding: dim = %lld must be in [1, 65536] (and even for sinusoidal positions)",
+                                (long long)o.dim);
+    if ((int)o.positional < LLM_POSITIONAL_LEARNED || (int)o.positional > LLM_POSITIONAL_NONE)
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: unknown positional kind %d",
+                                (int)o.positional);
+    if (!(o.init_std >= 0.0f && o.init_std < 1e3f))
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: init_std must be finite and >= 0");
+    llm_layer *l = llm__layer_new(&llm__transformer_embedding_vt);
+    if (l->status != LLM_OK) return l;
+    l->opt_i[VOCAB] = o.vocab;
+    l->opt_i[CONTEXT] = o.context;
+    l->opt_i[DIM] = o.dim;
+    l->opt_i[POSITIONAL] = o.positional;
+    l->opt_i[MASK_ZERO] = o.mask_zero != 0;
+    l->opt_f[0] = o.init_std;
+    return l;
+}
+
+llm_layer *llm_layer_transformer_embedding(int64_t vocab, int64_t context, int64_t dim) {
+    llm_transformer_embedding_options o;
+    llm_transformer_embedding_options_init(&o);
+    o.vocab = vocab;
+    o.context = context;
+    o.dim = dim;
+    return llm_layer_transformer_embedding_ex(&o);
+}
