@@ -8,7 +8,7 @@
 #      failure here): op-by-op parity with the CPU and model-level parity;
 #   3. spam_train for one epoch on data/spam-sample, on the GPU and on the
 #      CPU, and compare;
-#   4. bench/lstm_bench on the GPU (train and inference) and the CPU, and
+#   4. bench/lstm_bench on the GPU (train and inference) and the CPU, bench/gpt_bench, and
 #      PyTorch's cuDNN LSTM (the peer script) on the same GPU if available;
 #   5. print a summary; the exit status is 0 only if everything passed.
 #
@@ -242,11 +242,11 @@ elif in_budget "spam_train"; then
 fi
 
 # ---- 6. benchmarks ----
-bench() { # label args... -> samples_per_s
+bench() { # label args... -> samples_per_s or tokens_per_s
     local label=$1
     shift
     if timeout 180 "$@" >"$OUT/bench-$label.log" 2>&1; then
-        note "bench $label: $(sed -n 's/^samples_per_s=//p' "$OUT/bench-$label.log") samples/s ($(grep -E '^steps=' "$OUT/bench-$label.log"))"
+        note "bench $label: $(sed -n 's/^samples_per_s=\(.*\)/\1 samples\/s/p; s/^tokens_per_s=\(.*\)/\1 tokens\/s/p' "$OUT/bench-$label.log") ($(grep -E '^steps=|^step_ms' "$OUT/bench-$label.log"))"
     else
         fail "bench $label (see $OUT/bench-$label.log)"
     fi
@@ -259,6 +259,7 @@ elif in_budget "the benchmarks"; then
     bench cuda-infer "$LB" --backend cuda --mode infer --steps 50
     bench cuda-train-b256 "$LB" --backend cuda --mode train --batch 256 --steps 20
     bench cpu-train "$LB" --backend cpu --mode train --threads "$JOBS" --steps 10 --warmup 2
+    bench cuda-gpt "$BUILD/bench/gpt_bench" --backend cuda --steps 30
 fi
 PEERS=${PEERS_DIR:-../shared/peers}
 PY=$(command -v python3 || true)
@@ -267,6 +268,7 @@ if [ -f "$PEERS/torch_lstm_bench.py" ] && [ -n "$PY" ] && "$PY" -c 'import torch
         bench torch-cuda-train "$PY" "$PEERS/torch_lstm_bench.py" --device cuda --mode train --steps 50
         bench torch-cuda-infer "$PY" "$PEERS/torch_lstm_bench.py" --device cuda --mode infer --steps 50
         bench torch-cuda-train-b256 "$PY" "$PEERS/torch_lstm_bench.py" --device cuda --mode train --batch 256 --steps 20
+        bench torch-cuda-gpt "$PY" "$PEERS/torch_gpt_bench.py" --device cuda --steps 30
     fi
 else
     note "peer  PyTorch LSTM skipped: needs $PEERS/torch_lstm_bench.py (set PEERS_DIR) and python3 with CUDA torch"
