@@ -262,6 +262,7 @@ elif in_budget "the benchmarks"; then
     bench cuda-gpt "$BUILD/bench/gpt_bench" --backend cuda --steps 30
 fi
 PEERS=${PEERS_DIR:-../shared/peers}
+[ -z "${PEERS_DIR:-}" ] && [ -d gpu-deps/peers ] && PEERS=gpu-deps/peers
 PY=$(command -v python3 || true)
 if [ -f "$PEERS/torch_lstm_bench.py" ] && [ -n "$PY" ] && "$PY" -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
     if in_budget "the PyTorch peer"; then

@@ -53,3 +53,8 @@ mv "$DIR.tmp" "$DIR"
   printf '%s %s\n' "$(dpkg-deb -f "$f" Package)=$(dpkg-deb -f "$f" Version)" "$(sha256sum "$f" | cut -c1-16)"
 done) > "$DIR/MANIFEST"
 echo "gpu-deps: $(find "$DIR" -name '*.deb' | wc -l) packages, $(du -sh "$DIR" | cut -f1) in $DIR/ (list: $DIR/MANIFEST)"
+# the peer benchmark scripts (only the checkout reaches a GPU machine)
+PEERS_SRC=${PEERS_DIR:-../shared/peers}
+if [ -d "$PEERS_SRC" ]; then
+  mkdir -p "$DIR/peers" && cp "$PEERS_SRC"/*.py "$DIR/peers/" && echo "gpu-deps: peer scripts copied to $DIR/peers/"
+fi
