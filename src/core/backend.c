@@ -80,52 +80,54 @@ void *llm__module_try_open(const char *path, char *tried, size_t len, int *fatal
     return h;
 }
 
-static void cuda_load(void) {
+void *llm__module_open(const char *env_var, const char *file, const char *what, const char *hint, char *why,
+                       size_t why_len) {
     char tried[300] = "";
     int fatal = 0;
     void *h = NULL;
-    const char *env = getenv("LLM_CUDA_MODULE");
+    const char *env = getenv(env_var);
     if (env && env[0]) {
         h = llm__module_try_open(env, tried, sizeof tried, &fatal);
-        if (!h) {
-            snprintf(cuda_why, sizeof cuda_why, "CUDA module not loaded: %s%s", fatal ? "" : "LLM_CUDA_MODULE=",
-                     tried);
-            if (!fatal) strncat(cuda_why, " does not exist", sizeof cuda_why - strlen(cuda_why) - 1);
-            return;
-        }
-    } else {
-        char dir[PATH_MAX], path[PATH_MAX + 64];
-        if (llm__self_dir(dir, sizeof dir)) {
-            snprintf(path, sizeof path, "%s/%s", dir, LLM__CUDA_MODULE_FILE);
-            h = llm__module_try_open(path, tried, sizeof tried, &fatal);
-            if (!h && !fatal) {
-                snprintf(path, sizeof path, "%s/../lib/%s", dir, LLM__CUDA_MODULE_FILE);
-                h = llm__module_try_open(path, tried, sizeof tried, &fatal);
-            }
-        }
+        if (!h)
+            snprintf(why, why_len, "%s module not loaded: %s%s%s%s", what, fatal ? "" : env_var, fatal ? "" : "=",
+                     tried, fatal ? "" : " does not exist");
+        return h;
+    }
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    if (llm__self_dir(dir, sizeof dir)) {
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        h = llm__module_try_open(path, tried, sizeof tried, &fatal);
         if (!h && !fatal) {
-            h = dlopen(LLM__CUDA_MODULE_FILE, RTLD_NOW | RTLD_LOCAL);
-            if (!h) {
-                const char *e = dlerror();
-                /* "not found" on the search path is the common case; any other
-                 * error means a module was found and failed */
-                if (e && !strstr(e, "cannot open shared object file")) {
-                    snprintf(tried, sizeof tried, "%s", e);
-                    fatal = 1;
-                }
-            }
-        }
-        if (!h) {
-            if (fatal)
-                snprintf(cuda_why, sizeof cuda_why, "CUDA module not loaded: %s", tried);
-            else
-                snprintf(cuda_why, sizeof cuda_why,
-                         "CUDA module %s not found (looked in %s and the library search path; this "
-                         "libllm was built without it or it was not installed; LLM_CUDA_MODULE can name it)",
-                         LLM__CUDA_MODULE_FILE, tried[0] ? tried : "no directory");
-            return;
+            snprintf(path, sizeof path, "%s/../lib/%s", dir, file);
+            h = llm__module_try_open(path, tried, sizeof tried, &fatal);
         }
     }
+    if (!h && !fatal) {
+        h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            const char *e = dlerror();
+            /* "not found" on the search path is the common case; any other
+             * error means a module was found and failed */
+            if (e && !strstr(e, "cannot open shared object file")) {
+                snprintf(tried, sizeof tried, "%s", e);
+                fatal = 1;
+            }
+        }
+    }
+    if (!h) {
+        if (fatal)
+            snprintf(why, why_len, "%s module not loaded: %s", what, tried);
+        else
+            snprintf(why, why_len, "%s module %s not found (looked in %s and the library search path; %s; %s can name it)",
+                     what, file, tried[0] ? tried : "no directory", hint, env_var);
+    }
+    return h;
+}
+
+static void cuda_load(void) {
+    void *h = llm__module_open("LLM_CUDA_MODULE", LLM__CUDA_MODULE_FILE, "CUDA",
+                               "this libllm was built without it or it was not installed", cuda_why, sizeof cuda_why);
+    if (!h) return;
     llm__cuda_module_init_fn init;
     *(void **)&init = dlsym(h, LLM__CUDA_MODULE_ENTRY);
     if (!init) {

@@ -25,5 +25,11 @@ void llm__cuda_backend_describe(const llm_backend *be, char *buf, size_t len);
  * setting *fatal with the reason in `tried` when it exists but fails). */
 int llm__self_dir(char *dir, size_t len);
 void *llm__module_try_open(const char *path, char *tried, size_t len, int *fatal);
+/* Finds and loads a run-time module (libllm-cuda.so, libllm-mpi.so): the
+ * path in $env_var if set, else `file` next to this library or in ../lib,
+ * else on the library search path. NULL with a message in why when it is
+ * missing or fails to load (`what` names it, `hint` says why it may be missing). */
+void *llm__module_open(const char *env_var, const char *file, const char *what, const char *hint, char *why,
+                       size_t why_len);
 
 #endif

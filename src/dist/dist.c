@@ -29,49 +29,10 @@ static const llm__mpi_host mpi_host = {
 };
 
 static void mpi_load(void) {
-    char tried[400] = "";
-    int fatal = 0;
-    void *h = NULL;
-    const char *env = getenv("LLM_MPI_MODULE");
-    if (env && env[0]) {
-        h = llm__module_try_open(env, tried, sizeof tried, &fatal);
-        if (!h) {
-            snprintf(mpi_why, sizeof mpi_why, "MPI module not loaded: %s%s%s", fatal ? "" : "LLM_MPI_MODULE=",
-                     tried, fatal ? "" : " does not exist");
-            return;
-        }
-    } else {
-        char dir[PATH_MAX], path[PATH_MAX + 64];
-        if (llm__self_dir(dir, sizeof dir)) {
-            snprintf(path, sizeof path, "%s/%s", dir, LLM__MPI_MODULE_FILE);
-            h = llm__module_try_open(path, tried, sizeof tried, &fatal);
-            if (!h && !fatal) {
-                snprintf(path, sizeof path, "%s/../lib/%s", dir, LLM__MPI_MODULE_FILE);
-                h = llm__module_try_open(path, tried, sizeof tried, &fatal);
-            }
-        }
-        if (!h && !fatal) {
-            h = dlopen(LLM__MPI_MODULE_FILE, RTLD_NOW | RTLD_LOCAL);
-            if (!h) {
-                const char *e = dlerror();
-                if (e && !strstr(e, "cannot open shared object file")) {
-                    snprintf(tried, sizeof tried, "%s", e);
-                    fatal = 1;
-                }
-            }
-        }
-        if (!h) {
-            if (fatal)
-                snprintf(mpi_why, sizeof mpi_why, "MPI module not loaded: %s", tried);
-            else
-                snprintf(mpi_why, sizeof mpi_why,
-                         "MPI module %s not found (looked in %s and the library search path; libllm was built "
-                         "without MPI (build it with mpicc present, e.g. Debian's libopenmpi-dev) or the module "
-                         "was not installed; LLM_MPI_MODULE can name it)",
-                         LLM__MPI_MODULE_FILE, tried[0] ? tried : "no folder");
-            return;
-        }
-    }
+    void *h = llm__module_open("LLM_MPI_MODULE", LLM__MPI_MODULE_FILE, "MPI",
+                               "libllm was built without MPI (build it with mpicc present, e.g. Debian's libopenmpi-dev) "
+                               "or the module was not installed", mpi_why, sizeof mpi_why);
+    if (!h) return;
     llm__mpi_module_init_fn init;
     *(void **)&init = dlsym(h, LLM__MPI_MODULE_ENTRY);
     if (!init) {
