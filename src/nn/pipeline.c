@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include "model_internal.h"
 
-llm_status llm_dataset_from_corpus(llm_dataset **out, const llm_text_corpus *corpus, const llm_vocab *vocab,
-                                   const llm_vectorize_options *vectorize) {
-    static const char fn[] = "llm_dataset_from_corpus";
+/* A dataset of the corpus's texts as rows of seq_len ids, encoded with the
+ * word vocabulary or (vocab NULL) the BPE tokenizer, and its labels. */
+static llm_status dataset_from_corpus(llm_dataset **out, const llm_text_corpus *corpus, const llm_vocab *vocab,
+                                      const llm_bpe *bpe, const llm_vectorize_options *vectorize, const char *fn) {
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     *out = NULL;
-    if (!corpus || !vocab) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, corpus ? "vocab" : "corpus");
+    if (!corpus || (!vocab && !bpe))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, corpus ? (vocab ? "bpe" : "vocab") : "corpus");
     llm_vectorize_options vo;
     llm_vectorize_options_init(&vo);
     LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
@@ -21,34 +23,8 @@ llm_status llm_dataset_from_corpus(llm_dataset **out, const llm_text_corpus *cor
         return llm__error(LLM_ERR_OVERFLOW, "%s: %lld x %d ids overflow", fn, (long long)n, vo.seq_len);
     int32_t *ids = llm__malloc(cells * 4), *labels = llm__malloc((size_t)n * 4);
     llm_status s = ids && labels ? LLM_OK : llm__oom(fn);
-    if (s == LLM_OK) s = llm_text_corpus_vectorize(corpus, vocab, &vo, ids, (int64_t)cells, labels, NULL, n);
-    if (s == LLM_OK)
-        s = llm_dataset_from_host(out, LLM_DTYPE_I32, 2, (int64_t[]){n, vo.seq_len}, ids, LLM_DTYPE_I32, 1,
-                                  (int64_t[]){n}, labels);
-    llm__free(ids);
-    llm__free(labels);
-    return s;
-}
-
-llm_status llm_dataset_from_corpus_bpe(llm_dataset **out, const llm_text_corpus *corpus, const llm_bpe *bpe,
-                                       const llm_vectorize_options *vectorize) {
-    static const char fn[] = "llm_dataset_from_corpus_bpe";
-    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out = NULL;
-    if (!corpus || !bpe) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, corpus ? "bpe" : "corpus");
-    llm_vectorize_options vo;
-    llm_vectorize_options_init(&vo);
-    LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
-    int64_t n;
-    LLM__CHECK(llm_text_corpus_count(corpus, &n));
-    if (n < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the corpus is empty", fn);
-    if (vo.seq_len < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: seq_len = %d must be >= 1", fn, vo.seq_len);
-    size_t cells;
-    if (!llm__mul_size((size_t)n, (size_t)vo.seq_len, &cells) || cells > SIZE_MAX / 4)
-        return llm__error(LLM_ERR_OVERFLOW, "%s: %lld x %d ids overflow", fn, (long long)n, vo.seq_len);
-    int32_t *ids = llm__malloc(cells * 4), *labels = llm__malloc((size_t)n * 4);
-    llm_status s = ids && labels ? LLM_OK : llm__oom(fn);
-    for (int64_t i = 0; s == LLM_OK && i < n; i++) {
+    if (s == LLM_OK && vocab) s = llm_text_corpus_vectorize(corpus, vocab, &vo, ids, (int64_t)cells, labels, NULL, n);
+    for (int64_t i = 0; s == LLM_OK && !vocab && i < n; i++) {
         const char *text;
         size_t len;
         s = llm_text_corpus_text(corpus, i, &text, &len);
@@ -61,6 +37,20 @@ llm_status llm_dataset_from_corpus_bpe(llm_dataset **out, const llm_text_corpus 
     llm__free(ids);
     llm__free(labels);
     return s;
+}
+
+llm_status llm_dataset_from_corpus(llm_dataset **out, const llm_text_corpus *corpus, const llm_vocab *vocab,
+                                   const llm_vectorize_options *vectorize) {
+    if (!vocab && out) *out = NULL;
+    if (!vocab) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_dataset_from_corpus: %s is NULL", corpus ? "vocab" : "corpus");
+    return dataset_from_corpus(out, corpus, vocab, NULL, vectorize, "llm_dataset_from_corpus");
+}
+
+llm_status llm_dataset_from_corpus_bpe(llm_dataset **out, const llm_text_corpus *corpus, const llm_bpe *bpe,
+                                       const llm_vectorize_options *vectorize) {
+    if (!bpe && out) *out = NULL;
+    if (!bpe) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_dataset_from_corpus_bpe: %s is NULL", corpus ? "bpe" : "corpus");
+    return dataset_from_corpus(out, corpus, NULL, bpe, vectorize, "llm_dataset_from_corpus_bpe");
 }
 
 void llm__model_release_pipeline(llm_model *m) {
