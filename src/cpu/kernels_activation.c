@@ -20,14 +20,22 @@ static int64_t row_grain(int64_t cols) {
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
+/* GELU, tanh form: 0.5 v (1 + tanh(u)) with u = k (v + a v^3), computed as
+ * v sigmoid(2u) (the same function: 0.5 (1 + tanh(u)) = sigmoid(2u)), one
+ * exponential and no branch, so the loops vectorise. */
 static inline float gelu_tanh(float v) {
-    return 0.5f * v * (1.0f + llm__tanhf(GELU_K * (v + GELU_A * v * v * v)));
+    float u2 = 2.0f * GELU_K * (v + GELU_A * v * v * v);
+    return v / (1.0f + llm__expf(-u2));
 }
 
 static inline float gelu_tanh_grad(float v) {
-    float t = llm__tanhf(GELU_K * (v + GELU_A * v * v * v));
-    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * v * v);
+    float u2 = 2.0f * GELU_K * (v + GELU_A * v * v * v);
+    float s = 1.0f / (1.0f + llm__expf(-u2));
+    return s + v * s * (1.0f - s) * (2.0f * GELU_K) * (1.0f + 3.0f * GELU_A * v * v);
 }
+
+static inline float relu_f(float v) { return v > 0.0f ? v : 0.0f; }
+static inline float identity_f(float v) { return v; }
 
 typedef struct act_ctx {
     int act;
@@ -43,29 +51,19 @@ static void bias_act_chunk(void *p, int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
         const float *x = c->x + r * cols;
         float *y = c->out + r * cols;
-        /* The switch sits outside the column loop so each loop stays simple
-         * enough to vectorise (relu, none) or at least pipeline (the rest). */
+        /* one loop per (activation, bias or not): no test inside a loop, so
+         * each vectorises */
+#define ACT_LOOPS(F)                                                             \
+        if (c->bias) for (int64_t j = 0; j < cols; j++) y[j] = F(x[j] + c->bias[j]); \
+        else for (int64_t j = 0; j < cols; j++) y[j] = F(x[j]);
         switch (c->act) {
-        case LLM__ACT_RELU:
-            for (int64_t j = 0; j < cols; j++) {
-                float v = x[j] + (c->bias ? c->bias[j] : 0.0f);
-                y[j] = v > 0.0f ? v : 0.0f;
-            }
-            break;
-        case LLM__ACT_SIGMOID:
-            for (int64_t j = 0; j < cols; j++)
-                y[j] = llm__sigmoidf(x[j] + (c->bias ? c->bias[j] : 0.0f));
-            break;
-        case LLM__ACT_TANH:
-            for (int64_t j = 0; j < cols; j++) y[j] = llm__tanhf(x[j] + (c->bias ? c->bias[j] : 0.0f));
-            break;
-        case LLM__ACT_GELU:
-            for (int64_t j = 0; j < cols; j++) y[j] = gelu_tanh(x[j] + (c->bias ? c->bias[j] : 0.0f));
-            break;
-        default: /* LLM__ACT_NONE */
-            for (int64_t j = 0; j < cols; j++) y[j] = x[j] + (c->bias ? c->bias[j] : 0.0f);
-            break;
+        case LLM__ACT_RELU: ACT_LOOPS(relu_f) break;
+        case LLM__ACT_SIGMOID: ACT_LOOPS(llm__sigmoidf) break;
+        case LLM__ACT_TANH: ACT_LOOPS(llm__tanhf) break;
+        case LLM__ACT_GELU: ACT_LOOPS(gelu_tanh) break;
+        default: ACT_LOOPS(identity_f) break; /* LLM__ACT_NONE */
         }
+#undef ACT_LOOPS
     }
 }
 
