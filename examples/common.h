@@ -205,6 +205,28 @@ EX_UNUSED static int ex_class_names(const char *prog, const llm_model *model,
     return 0;
 }
 
+/* The decision threshold: the user's --threshold when given, else the
+ * model's "threshold" metadata (spam_train --threshold), else 0.5. Returns 0
+ * or EX_FAILURE after printing why (metadata that is not a number in [0, 1]). */
+EX_UNUSED static int ex_threshold(const char *prog, const llm_model *model, int given,
+                                  double *threshold) {
+    const char *v = NULL;
+    if (given) return 0;
+    *threshold = 0.5;
+    if (llm_model_get_metadata(model, "threshold", &v) != LLM_OK || !v) {
+        llm_clear_error();
+        return 0;
+    }
+    char *end = NULL;
+    double t = strtod(v, &end);
+    if (end == v || *end != '\0' || !(t >= 0 && t <= 1)) {
+        fprintf(stderr, "%s: the model's threshold metadata '%s' is not a number in [0, 1]\n", prog, v);
+        return EX_FAILURE;
+    }
+    *threshold = t;
+    return 0;
+}
+
 /* ---------------------------------------------------------- input */
 
 /* Reads at most max_bytes bytes of a stream into a new NUL-terminated

@@ -374,8 +374,7 @@ int main(int argc, char **argv) {
     if (!o.quiet)
         printf("text: %zu bytes (%zu training, %zu held out); tokenizer: %s, %d ids; %zu + %zu tokens "
                "(%.2f bytes/token); prepared in %.1f s\n", text.len, train_bytes, val_bytes, o.bpe ? "bpe" : "bytes",
-               vocab, n_train, n_val, (double)n_train / (double)train_bytes > 0 ? (double)train_bytes / (double)n_train : 0,
-               ex_now() - t0);
+               vocab, n_train, n_val, (double)train_bytes / (double)n_train, ex_now() - t0);
 
     if (!m) {
         if ((rc = build_model(&o, be, vocab, &m)) || (rc = compile_model(&o, m))) goto out_ids;
@@ -431,8 +430,6 @@ int main(int argc, char **argv) {
         if ((tty && now - last_draw > 0.2) || (!tty && !o.quiet && (step % 50 == 0)) || eval_now) {
             char eta[32];
             fmt_time((double)(o.steps - step) * (double)o.batch * o.ctx / rate, eta, sizeof eta);
-            float lr = 0;
-            (void)lr;
             if (tty) fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.0f tokens/s  ETA %s   ", (long long)step,
                              (long long)o.steps, smooth, rate, eta);
             else if (!o.quiet && !eval_now) printf("step %lld/%lld loss %.4f tokens/s %.0f eta %s\n", (long long)step,
@@ -473,7 +470,9 @@ int main(int argc, char **argv) {
             }
         }
     }
-    if (!rc) {
+    if (!rc && step == start_step) {
+        printf("done: no steps to run (--steps %lld); nothing saved\n", (long long)o.steps);
+    } else if (!rc) {
         double el = ex_now() - t_start;
         printf("done: %lld steps, %.1f s, %.0f tokens/s; last train_loss %.4f; best val_loss %.4f = %.4f bits/byte "
                "(unigram baseline %.4f); model saved to %s\n", (long long)(step - start_step), el,

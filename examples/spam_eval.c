@@ -16,7 +16,7 @@ static const char *prog = "spam_eval";
 typedef struct eval_opts {
     const char *model_path, *data;
     double threshold;
-    int threads, quiet;
+    int threshold_set, threads, quiet;
     llm_backend_kind backend;
 } eval_opts;
 
@@ -30,7 +30,8 @@ static void usage(FILE *f) {
         "being the positive one. At most %zu bytes of each file are read.\n"
         "\n"
         "options (defaults in brackets):\n"
-        "  --threshold T   scores >= T count as the positive class [0.5]\n"
+        "  --threshold T   scores >= T count as the positive class [the model's\n"
+        "                  threshold metadata (spam_train --threshold), else 0.5]\n"
         "  --threads N     CPU threads, 0 = all cores [0]\n"
         "  --backend B     cpu or cuda [cpu]\n"
         "  --quiet         no backend line and no progress display\n"
@@ -49,7 +50,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         if (strcmp(argv[a.i], "-h") == 0 || strcmp(argv[a.i], "--help") == 0) return -1;
         if (ex_arg_match(&a, "--model", &v)) { if (!a.bad) o->model_path = v; }
         else if (ex_arg_match(&a, "--data", &v)) { if (!a.bad) o->data = v; }
-        else if (ex_arg_match(&a, "--threshold", &v)) { if (!a.bad) ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); }
+        else if (ex_arg_match(&a, "--threshold", &v)) { if (!a.bad) ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); o->threshold_set = 1; }
         else if (ex_arg_match(&a, "--threads", &v)) { if (!a.bad) ex_parse_int(&a, "--threads", v, 0, 1024, &n); o->threads = (int)n; }
         else if (ex_arg_match(&a, "--backend", &v)) { if (!a.bad) ex_parse_backend(&a, v, &o->backend); }
         else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
@@ -81,6 +82,8 @@ static int run(const eval_opts *o) {
     if ((s = llm_model_load(&model, be, o->model_path)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
     char names[2][EX_CLASS_NAME_MAX + 1];
     if (ex_class_names(prog, model, names)) goto done;
+    double threshold = o->threshold;
+    if (ex_threshold(prog, model, o->threshold_set, &threshold)) goto done;
 
     /* the files as raw bytes: the model's pipeline reads them as e-mail */
     llm_corpus_options co;
@@ -147,7 +150,7 @@ static int run(const eval_opts *o) {
 
     llm_metrics m;
     llm_metrics_init(&m);
-    if ((s = llm_metrics_binary(scores, labels, n, o->threshold, &m)) != LLM_OK) { ex_fail(prog, s, "computing metrics"); goto done; }
+    if ((s = llm_metrics_binary(scores, labels, n, threshold, &m)) != LLM_OK) { ex_fail(prog, s, "computing metrics"); goto done; }
     llm_clear_error();
     char report[2048];
     if ((s = llm_metrics_format(&m, names[0], names[1], report, sizeof report, NULL)) != LLM_OK) { ex_fail(prog, s, "formatting metrics"); goto done; }

@@ -17,7 +17,7 @@ static const char *prog = "spam_predict";
 typedef struct predict_opts {
     const char *model_path;
     double threshold;
-    int threads, quiet;
+    int threshold_set, threads, quiet;
     llm_backend_kind backend;
     int nfiles;
     char **files;   /* points into argv; room for argc entries */
@@ -32,7 +32,8 @@ static void usage(FILE *f) {
         "message from standard input. At most %zu bytes of each message are read.\n"
         "\n"
         "options (defaults in brackets):\n"
-        "  --threshold T   probabilities >= T give the second class [0.5]\n"
+        "  --threshold T   probabilities >= T give the second class [the model's\n"
+        "                  threshold metadata (spam_train --threshold), else 0.5]\n"
         "  --threads N     CPU threads, 0 = all cores [0]\n"
         "  --backend B     cpu or cuda [cpu]\n"
         "  --verbose       print the backend line first (on stderr)\n"
@@ -57,7 +58,7 @@ static int parse_args(int argc, char **argv, predict_opts *o) {
         if (strcmp(arg, "--") == 0) { only_files = 1; a.i++; continue; }
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) return -1;
         if (ex_arg_match(&a, "--model", &v)) { if (!a.bad) o->model_path = v; }
-        else if (ex_arg_match(&a, "--threshold", &v)) { if (!a.bad) ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); }
+        else if (ex_arg_match(&a, "--threshold", &v)) { if (!a.bad) ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); o->threshold_set = 1; }
         else if (ex_arg_match(&a, "--threads", &v)) { if (!a.bad) ex_parse_int(&a, "--threads", v, 0, 1024, &n); o->threads = (int)n; }
         else if (ex_arg_match(&a, "--backend", &v)) { if (!a.bad) ex_parse_backend(&a, v, &o->backend); }
         else if (ex_arg_match(&a, "--verbose", NULL)) { o->quiet = 0; }
@@ -102,6 +103,8 @@ static int run(const predict_opts *o) {
     if ((s = llm_model_load(&model, be, o->model_path)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
     char names[2][EX_CLASS_NAME_MAX + 1];
     if (ex_class_names(prog, model, names)) goto done;
+    double threshold = o->threshold;
+    if (ex_threshold(prog, model, o->threshold_set, &threshold)) goto done;
 
     int failed = 0, stdin_used = 0;
     int n = o->nfiles > 0 ? o->nfiles : 1;
@@ -121,7 +124,7 @@ static int run(const predict_opts *o) {
                 failed = 1;
                 continue;
             }
-            if (classify(model, "-", text, len, o->threshold, names)) failed = 1;
+            if (classify(model, "-", text, len, threshold, names)) failed = 1;
             free(text);
         } else {
             s = llm_text_read_file(path, EX_MAX_MESSAGE_BYTES, &text, &len);
@@ -130,7 +133,7 @@ static int run(const predict_opts *o) {
                 failed = 1;
                 continue;
             }
-            if (classify(model, path, text, len, o->threshold, names)) failed = 1;
+            if (classify(model, path, text, len, threshold, names)) failed = 1;
             llm_text_free(text);
         }
     }

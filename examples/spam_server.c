@@ -50,6 +50,7 @@ typedef struct server_opts {
     long long backend_threads;  /* the backend's own CPU threads */
     long long max_body;
     double threshold;
+    int threshold_set;          /* --threshold given: it wins over the model's */
     llm_backend_kind backend;
     int verbose;
 } server_opts;
@@ -99,7 +100,8 @@ static void usage(FILE *f) {
         "  --threads N          HTTP worker threads, each running the model [all cores]\n"
         "  --backend-threads N  the backend's CPU threads per model call, 0 = all cores [1]\n"
         "  --max-body BYTES     largest request body, larger ones get 413 [%u]\n"
-        "  --threshold T        probabilities >= T give the second class [0.5]\n"
+        "  --threshold T        probabilities >= T give the second class [the model's\n"
+        "                       stored threshold (spam_train --threshold), else 0.5]\n"
         "  --backend B          cpu or cuda [cpu]\n"
         "  --verbose            log one line per request on stderr\n"
         "  --help               this text\n",
@@ -131,7 +133,7 @@ static int parse_args(int argc, char **argv, server_opts *o) {
         else if (ex_arg_match(&a, "--max-body", &v)) {
             if (!a.bad) ex_parse_int(&a, "--max-body", v, 1, 1ll << 30, &o->max_body);
         }
-        else if (ex_arg_match(&a, "--threshold", &v)) { if (!a.bad) ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); }
+        else if (ex_arg_match(&a, "--threshold", &v)) { if (!a.bad) ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); o->threshold_set = 1; }
         else if (ex_arg_match(&a, "--backend", &v)) { if (!a.bad) ex_parse_backend(&a, v, &o->backend); }
         else if (ex_arg_match(&a, "--verbose", NULL)) { o->verbose = 1; }
         else if (arg[0] == '-') {
@@ -505,6 +507,7 @@ static int run(const server_opts *o, const sigset_t *stop_signals) {
     snprintf(what, sizeof what, "loading %s", o->model_path);
     if ((s = llm_model_load(&sv.model, be, o->model_path)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
     if (ex_class_names(prog, sv.model, sv.names)) goto done;
+    if (ex_threshold(prog, sv.model, o->threshold_set, &sv.threshold)) goto done;
     /* one prediction now, so that a model without a text pipeline or with
        more than one output fails here and not on every request */
     float p;

@@ -16,13 +16,22 @@
 static const char *prog = "spam_train";
 
 typedef struct train_opts {
-    const char *data, *model_path, *keep_headers, *checkpoint, *resume;
+    const char *data, *model_path, *keep_headers, *checkpoint, *resume, *init;
+    int transformer, layers, heads, bpe_vocab, causal, lr_set;
     int epochs, batch, seq, vocab, embed, hidden, threads, patience;
     double lr, val_split, test_split, dropout;
     uint64_t seed;
     llm_backend_kind backend;
-    int gru, bidirectional, quiet, truncate_pre, padding_post, fold;
+    int gru, bidirectional, quiet, truncate_pre, padding_post, padding_set, fold;
+    int distributed;
+    int threshold_mode;  /* 0 none stored, 1 the number below, 2 auto */
+    double threshold;
 } train_opts;
+
+/* data-parallel training over MPI (--distributed, or started by mpirun):
+   every rank runs this program; rank 0 alone prints and writes files */
+static llm_dist *dist;
+static int dist_rank;
 
 #define DEFAULT_HEADERS "From,To,Reply-To,Return-Path,X-Mailer,Content-Type"
 
@@ -51,6 +60,17 @@ static void usage(FILE *f) {
         "  --gru              a GRU instead of the LSTM\n"
         "  --bidirectional    read each message both ways\n"
         "  --dropout R        dropout rate before the output layer [0]\n"
+        "  --arch A           lstm, or transformer: a Transformer encoder over BPE tokens\n"
+        "                     (Embedding+positions -> blocks -> LayerNorm -> mean pool ->\n"
+        "                     Dense(1, sigmoid)), padded post; --embed is its width [lstm]\n"
+        "  --init LM          transformer: start from a language model trained by lm_train\n"
+        "                     (its tokenizer, embedding and blocks; width, heads and\n"
+        "                     layers come from it)\n"
+        "  --layers N         transformer blocks [2]\n"
+        "  --heads N          attention heads [4]\n"
+        "  --bpe-vocab N      transformer without --init: BPE vocabulary trained on the\n"
+        "                     training messages [4096]\n"
+        "  --causal           transformer: causal attention (as a language model) [off]\n"
         "  --patience N       stop after N epochs without improvement, 0 = never [0]\n"
         "  --keep-headers L   comma-separated headers kept as text, 'none' for none\n"
         "                     [" DEFAULT_HEADERS "]\n"
@@ -58,13 +78,20 @@ static void usage(FILE *f) {
         "                     footers, signatures), post the start [pre]\n"
         "  --padding SIDE     where short messages get padding ids [pre]\n"
         "  --fold             fold numbers, URLs and addresses into <num>, <url>, <email>\n"
+        "  --threshold T      decision threshold stored with the model (the default of\n"
+        "                     spam_eval and spam_predict): a number in [0, 1], or auto:\n"
+        "                     the one with the best F1 on the validation part, scored\n"
+        "                     with the kept model (ties: closest to 0.5) [none: 0.5]\n"
         "  --checkpoint PATH  checkpoint written after every epoch [OUT.safetensors.ckpt];\n"
         "                     'none' writes none\n"
         "  --resume CKPT      go on from a checkpoint (same data, seed and options give\n"
         "                     the same result as an uninterrupted run)\n"
         "  --quiet            no progress display and no model summary\n"
+        "  --distributed      data-parallel training over MPI, e.g. mpirun -np 4 %s ...\n"
+        "                     (automatic under mpirun with more than one process);\n"
+        "                     --batch is the global batch, split across the ranks\n"
         "  --help             this text\n",
-        prog);
+        prog, prog);
 }
 
 /* 1 for "pre", 0 for "post"; anything else is a usage error. */
@@ -86,6 +113,7 @@ static int parse_args(int argc, char **argv, train_opts *o) {
      * sender and mailer signals, and keeping the end of long messages keeps
      * list footers and signatures; together +0.01-0.02 F1 for the seed model */
     o->keep_headers = DEFAULT_HEADERS;
+    o->heads = 4; o->bpe_vocab = 4096;
     o->truncate_pre = 1;
     ex_args a = { prog, argc, argv, 1, 0 };
     while (a.i < argc && !a.bad) {
@@ -105,18 +133,32 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         else if (ex_arg_match(&a, "--hidden", &v)) { if (!a.bad) ex_parse_int(&a, "--hidden", v, 1, 65536, &n); o->hidden = (int)n; }
         else if (ex_arg_match(&a, "--threads", &v)) { if (!a.bad) ex_parse_int(&a, "--threads", v, 0, 1024, &n); o->threads = (int)n; }
         else if (ex_arg_match(&a, "--patience", &v)) { if (!a.bad) ex_parse_int(&a, "--patience", v, 0, 100000, &n); o->patience = (int)n; }
-        else if (ex_arg_match(&a, "--lr", &v)) { if (!a.bad) ex_parse_real(&a, "--lr", v, 0, 1, 10, 0, &o->lr); }
+        else if (ex_arg_match(&a, "--lr", &v)) { if (!a.bad) ex_parse_real(&a, "--lr", v, 0, 1, 10, 0, &o->lr); o->lr_set = 1; }
         else if (ex_arg_match(&a, "--val-split", &v)) { if (!a.bad) ex_parse_real(&a, "--val-split", v, 0, 0, 1, 1, &o->val_split); }
         else if (ex_arg_match(&a, "--test-split", &v)) { if (!a.bad) ex_parse_real(&a, "--test-split", v, 0, 0, 1, 1, &o->test_split); }
         else if (ex_arg_match(&a, "--dropout", &v)) { if (!a.bad) ex_parse_real(&a, "--dropout", v, 0, 0, 1, 1, &o->dropout); }
         else if (ex_arg_match(&a, "--seed", &v)) { if (!a.bad) ex_parse_u64(&a, "--seed", v, &o->seed); }
         else if (ex_arg_match(&a, "--backend", &v)) { if (!a.bad) ex_parse_backend(&a, v, &o->backend); }
         else if (ex_arg_match(&a, "--gru", NULL)) { o->gru = 1; }
+        else if (ex_arg_match(&a, "--causal", NULL)) { o->causal = 1; }
+        else if (ex_arg_match(&a, "--init", &v)) { if (!a.bad) o->init = v; }
+        else if (ex_arg_match(&a, "--layers", &v)) { if (!a.bad) ex_parse_int(&a, "--layers", v, 0, 256, &n); o->layers = (int)n; }
+        else if (ex_arg_match(&a, "--heads", &v)) { if (!a.bad) ex_parse_int(&a, "--heads", v, 1, 256, &n); o->heads = (int)n; }
+        else if (ex_arg_match(&a, "--bpe-vocab", &v)) { if (!a.bad) ex_parse_int(&a, "--bpe-vocab", v, 258, 65536, &n); o->bpe_vocab = (int)n; }
+        else if (ex_arg_match(&a, "--arch", &v)) {
+            if (!a.bad && strcmp(v, "transformer") == 0) o->transformer = 1;
+            else if (!a.bad && strcmp(v, "lstm") != 0) { fprintf(stderr, "%s: --arch takes lstm or transformer\n", prog); a.bad = 1; }
+        }
         else if (ex_arg_match(&a, "--bidirectional", NULL)) { o->bidirectional = 1; }
         else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
+        else if (ex_arg_match(&a, "--distributed", NULL)) { o->distributed = 1; }
         else if (ex_arg_match(&a, "--fold", NULL)) { o->fold = 1; }
+        else if (ex_arg_match(&a, "--threshold", &v)) {
+            if (!a.bad && strcmp(v, "auto") == 0) o->threshold_mode = 2;
+            else if (!a.bad) { ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); o->threshold_mode = 1; }
+        }
         else if (ex_arg_match(&a, "--truncate", &v)) { if (!a.bad) o->truncate_pre = parse_side(&a, "--truncate", v); }
-        else if (ex_arg_match(&a, "--padding", &v)) { if (!a.bad) o->padding_post = !parse_side(&a, "--padding", v); }
+        else if (ex_arg_match(&a, "--padding", &v)) { if (!a.bad) o->padding_post = !parse_side(&a, "--padding", v); o->padding_set = 1; }
         else if (argv[a.i][0] == '-') {
             fprintf(stderr, "%s: unknown option '%s'\n", prog, argv[a.i]);
             a.bad = 1;
@@ -125,8 +167,20 @@ static int parse_args(int argc, char **argv, train_opts *o) {
             a.bad = 1;
         }
     }
+    o->layers = o->layers ? o->layers : 2;
+    if (!a.bad && o->init && !o->transformer) { fprintf(stderr, "%s: --init needs --arch transformer\n", prog); a.bad = 1; }
+    if (!a.bad && o->transformer && (o->gru || o->bidirectional)) {
+        fprintf(stderr, "%s: --gru and --bidirectional are for --arch lstm\n", prog);
+        a.bad = 1;
+    }
+    /* a Transformer reads from position 0 and learns slower than the LSTM at 1e-3 */
+    if (o->transformer && !o->lr_set) o->lr = 5e-4;
     if (!a.bad && !o->data) { fprintf(stderr, "%s: --data DIR is required\n", prog); a.bad = 1; }
     if (!a.bad && !o->model_path) { fprintf(stderr, "%s: --model OUT.safetensors is required\n", prog); a.bad = 1; }
+    if (!a.bad && o->threshold_mode == 2 && o->val_split == 0) {
+        fprintf(stderr, "%s: --threshold auto needs a validation part (--val-split > 0)\n", prog);
+        a.bad = 1;
+    }
     if (!a.bad && o->val_split + o->test_split >= 0.95) {
         fprintf(stderr, "%s: --val-split and --test-split leave (almost) nothing to train on\n", prog);
         a.bad = 1;
@@ -211,7 +265,7 @@ static int on_epoch(const llm_progress *p, void *user) {
     if (better) {
         /* the library writes atomically, so an interrupted run never leaves
            a half-written model behind */
-        llm_status s = llm_model_save(st->model, st->o->model_path);
+        llm_status s = dist_rank == 0 ? llm_model_save(st->model, st->o->model_path) : LLM_OK;
         if (s != LLM_OK) {
             printf("\n");
             fflush(stdout);
@@ -248,12 +302,126 @@ static int64_t corpus_count(const llm_text_corpus *c) {
 
 /* The whole program after option parsing; every resource is freed on
  * every path (the examples run under LeakSanitizer in `make asan`). */
+/* Concatenates the training messages (as the e-mail reader gave them) for
+ * training a BPE tokenizer. */
+static llm_status train_bpe(const llm_text_corpus *c, int vocab, llm_bpe **out) {
+    int64_t n = corpus_count(c);
+    size_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *t;
+        if (llm_text_corpus_text(c, i, &t, &len) == LLM_OK) total += len + 1;
+    }
+    char *buf = malloc(total + 1), *p = buf;
+    if (!buf) return LLM_ERR_OUT_OF_MEMORY;
+    for (int64_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *t;
+        if (llm_text_corpus_text(c, i, &t, &len) != LLM_OK) continue;
+        memcpy(p, t, len);
+        p += len;
+        *p++ = '\n';
+    }
+    llm_bpe_train_options bo;
+    llm_bpe_train_options_init(&bo);
+    bo.vocab_size = vocab;
+    llm_status s = llm_bpe_train(out, buf, (size_t)(p - buf), &bo);
+    free(buf);
+    return s;
+}
+
+/* The shape of a language model from lm_train: width, context, blocks, heads. */
+static int lm_shape(const llm_model *lm, int64_t *dim, int64_t *ctx, int *layers, int *heads) {
+    int np = 0;
+    llm_model_num_params(lm, &np);
+    *dim = *ctx = 0;
+    *layers = 0;
+    for (int i = 0; i < np; i++) {
+        const char *name;
+        int nd;
+        int64_t shape[LLM_MAX_DIMS];
+        if (llm_model_param_info(lm, i, &name, &nd, shape) != LLM_OK) continue;
+        if (strcmp(name, "transformer_embedding_0.token") == 0) *dim = shape[1];
+        if (strcmp(name, "transformer_embedding_0.position") == 0) *ctx = shape[0];
+        size_t n = strlen(name);
+        if (n > 10 && strcmp(name + n - 10, ".ln1_gamma") == 0) (*layers)++;
+    }
+    const char *h = NULL;
+    if (llm_model_get_metadata(lm, "lm.heads", &h) == LLM_OK) *heads = atoi(h);
+    if (*dim <= 0 || *ctx <= 0 || *heads <= 0) {
+        fprintf(stderr, "%s: --init: not a language model from lm_train (learned positions, lm.heads metadata)\n", prog);
+        return -1;
+    }
+    return 0;
+}
+
+/* --threshold auto: scores the validation part with the kept model and picks
+ * the threshold with the best F1 there among 0.5 and the midpoints between
+ * consecutive distinct scores (ties: the one closest to 0.5, so it moves off
+ * 0.5 only for a strictly better F1). *f1 and *f1_half are the validation F1
+ * at the chosen threshold and at 0.5. */
+typedef struct scored { float s; int32_t y; } scored;
+static int cmp_scored(const void *a, const void *b) {
+    float x = ((const scored *)a)->s, y = ((const scored *)b)->s;
+    return (x > y) - (x < y);
+}
+static double f1_of(int64_t tp, int64_t fp, int64_t fn) {
+    return tp > 0 ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
+}
+static llm_status choose_threshold(llm_model *model, llm_backend *be, const llm_dataset *val, int seq,
+                                   double *threshold, double *f1, double *f1_half) {
+    int64_t n = 0;
+    llm_status s = llm_dataset_size(val, &n);
+    if (s != LLM_OK) return s;
+    enum { B = 64 };
+    scored *v = malloc((size_t)n * sizeof *v);
+    int32_t *x = malloc((size_t)B * (size_t)seq * sizeof *x);
+    float out[B];
+    if (!v || !x) { free(v); free(x); return LLM_ERR_OUT_OF_MEMORY; }
+    for (int64_t i = 0; i < n && s == LLM_OK; i += B) {
+        int64_t b = n - i < B ? n - i : B;
+        for (int64_t j = 0; j < b && s == LLM_OK; j++)
+            s = llm_dataset_get(val, i + j, x + j * seq, (size_t)seq * sizeof *x, &v[i + j].y, sizeof v[i + j].y);
+        llm_tensor *in = NULL, *pred = NULL;
+        int64_t shape[2] = { b, seq };
+        if (s == LLM_OK) s = llm_tensor_from_host(&in, be, LLM_DTYPE_I32, 2, shape, x, (size_t)(b * seq) * sizeof *x);
+        if (s == LLM_OK) s = llm_model_predict(model, in, &pred);
+        if (s == LLM_OK) s = llm_tensor_to_host(pred, out, (size_t)b * sizeof *out);
+        for (int64_t j = 0; j < b && s == LLM_OK; j++) v[i + j].s = out[j];
+        llm_tensor_free(pred);
+        llm_tensor_free(in);
+    }
+    free(x);
+    if (s != LLM_OK) { free(v); return s; }
+    qsort(v, (size_t)n, sizeof *v, cmp_scored);
+    int64_t pos = 0, tp_half = 0, fp_half = 0;
+    for (int64_t i = 0; i < n; i++) {
+        pos += v[i].y == 1;
+        if ((double)v[i].s >= 0.5) { tp_half += v[i].y == 1; fp_half += v[i].y != 1; }
+    }
+    *threshold = 0.5;
+    *f1 = *f1_half = f1_of(tp_half, fp_half, pos - tp_half);
+    /* sweep: a threshold between v[k] and v[k + 1] calls v[k + 1 ..] positive */
+    int64_t tp = pos, fp = n - pos;
+    for (int64_t k = 0; k + 1 < n; k++) {
+        tp -= v[k].y == 1;
+        fp -= v[k].y != 1;
+        if (!(v[k].s < v[k + 1].s)) continue;
+        double t = ((double)v[k].s + (double)v[k + 1].s) / 2, f = f1_of(tp, fp, pos - tp);
+        if (f > *f1 || (f == *f1 && fabs(t - 0.5) < fabs(*threshold - 0.5))) { *threshold = t; *f1 = f; }
+    }
+    free(v);
+    return LLM_OK;
+}
+
 static int run(const train_opts *o) {
     int rc = EX_FAILURE;
     llm_status s;
     llm_backend *be = NULL;
     llm_text_corpus *all = NULL, *rest = NULL, *test = NULL, *train = NULL, *val = NULL;
     llm_vocab *vocab = NULL;
+    llm_bpe *bpe = NULL;
+    llm_model *lm = NULL;
     llm_dataset *train_ds = NULL, *val_ds = NULL, *test_ds = NULL;
     llm_model *model = NULL;
     llm_optimizer *adam = NULL;
@@ -320,11 +488,29 @@ static int run(const train_opts *o) {
     else if (o->test_split > 0) fprintf(stderr, "%s: warning: too few messages for a test part; no test metrics\n", prog);
 
     const llm_vocab *use_vocab = NULL;
+    const llm_bpe *use_bpe = NULL;
+    int64_t tf_dim = o->embed, tf_ctx = o->seq;
+    int tf_layers = o->layers, tf_heads = o->heads;
+    int seq = o->seq;
     if (o->resume) {
         /* the checkpoint holds the model, its vocabulary and the training state */
         snprintf(what, sizeof what, "loading checkpoint %s", o->resume);
         if ((s = llm_model_load_checkpoint(&model, be, o->resume)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
-        if ((s = llm_model_vocab(model, &use_vocab)) != LLM_OK) { ex_fail(prog, s, "the checkpoint's vocabulary"); goto done; }
+        if (llm_model_vocab(model, &use_vocab) != LLM_OK &&
+            (s = llm_model_tokenizer(model, &use_bpe)) != LLM_OK) { ex_fail(prog, s, "the checkpoint's vocabulary"); goto done; }
+    } else if (o->transformer && o->init) {
+        snprintf(what, sizeof what, "loading the language model %s", o->init);
+        if ((s = llm_model_load(&lm, be, o->init)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
+        if ((s = llm_model_tokenizer(lm, &use_bpe)) != LLM_OK) { ex_fail(prog, s, "the language model's tokenizer"); goto done; }
+        if (lm_shape(lm, &tf_dim, &tf_ctx, &tf_layers, &tf_heads)) goto done;
+        if (seq > tf_ctx) {
+            fprintf(stderr, "%s: note: --seq %d is longer than the language model's context; using %lld\n", prog, seq,
+                    (long long)tf_ctx);
+            seq = (int)tf_ctx;
+        }
+    } else if (o->transformer) {
+        if ((s = train_bpe(train, o->bpe_vocab, &bpe)) != LLM_OK) { ex_fail(prog, s, "training the BPE tokenizer"); goto done; }
+        use_bpe = bpe;
     } else {
         llm_vocab_options vopt;
         llm_vocab_options_init(&vopt);
@@ -336,32 +522,56 @@ static int run(const train_opts *o) {
         use_vocab = vocab;
     }
     int32_t vsize = 0;
-    llm_vocab_size(use_vocab, &vsize);
+    if (use_vocab) llm_vocab_size(use_vocab, &vsize);
+    else llm_bpe_vocab_size(use_bpe, &vsize);
 
     llm_vectorize_options vec;
     llm_vectorize_options_init(&vec);
-    vec.seq_len = o->seq;
+    vec.seq_len = seq;
     vec.truncation = o->truncate_pre ? LLM_SEQ_PRE : LLM_SEQ_POST;
-    vec.padding = o->padding_post ? LLM_SEQ_POST : LLM_SEQ_PRE;
-    if ((s = llm_dataset_from_corpus(&train_ds, train, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the training part"); goto done; }
-    if (n_val > 0 && (s = llm_dataset_from_corpus(&val_ds, val, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the validation part"); goto done; }
-    if (n_test > 0 && (s = llm_dataset_from_corpus(&test_ds, test, use_vocab, &vec)) != LLM_OK) { ex_fail(prog, s, "vectorizing the test part"); goto done; }
-    printf("vocabulary: %d ids; %d ids per message; data ready in %.1fs\n", (int)vsize, o->seq, ex_now() - t0);
+    /* a Transformer's positions count from the first token: pad after it */
+    vec.padding = o->padding_post || (use_bpe && !o->padding_set) ? LLM_SEQ_POST : LLM_SEQ_PRE;
+#define VECTORIZE(ds, part) (use_bpe ? llm_dataset_from_corpus_bpe(ds, part, use_bpe, &vec) : llm_dataset_from_corpus(ds, part, use_vocab, &vec))
+    if ((s = VECTORIZE(&train_ds, train)) != LLM_OK) { ex_fail(prog, s, "vectorizing the training part"); goto done; }
+    if (n_val > 0 && (s = VECTORIZE(&val_ds, val)) != LLM_OK) { ex_fail(prog, s, "vectorizing the validation part"); goto done; }
+    if (n_test > 0 && (s = VECTORIZE(&test_ds, test)) != LLM_OK) { ex_fail(prog, s, "vectorizing the test part"); goto done; }
+#undef VECTORIZE
+    printf("%s: %d ids; %d ids per message; data ready in %.1fs\n", use_bpe ? "tokenizer (BPE)" : "vocabulary",
+           (int)vsize, seq, ex_now() - t0);
 
     if (!model) {
         /* the model */
         if ((s = llm_model_sequential(&model, be)) != LLM_OK) { ex_fail(prog, s, "creating the model"); goto done; }
         if ((s = llm_model_set_seed(model, o->seed)) != LLM_OK) { ex_fail(prog, s, "seeding the model"); goto done; }
-        if ((s = llm_model_add(model, llm_layer_embedding(vsize, o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
-        llm_layer *rnn = o->gru ? llm_layer_gru(o->hidden, LLM_RETURN_LAST) : llm_layer_lstm(o->hidden, LLM_RETURN_LAST);
-        if (o->bidirectional) rnn = llm_layer_bidirectional(rnn);
-        if ((s = llm_model_add(model, rnn)) != LLM_OK) { ex_fail(prog, s, "adding the recurrent layer"); goto done; }
+        if (o->transformer) {
+            llm_transformer_embedding_options te;
+            llm_transformer_embedding_options_init(&te);
+            te.vocab = vsize;
+            te.context = tf_ctx;
+            te.dim = tf_dim;
+            if ((s = llm_model_add(model, llm_layer_transformer_embedding_ex(&te))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
+            for (int i = 0; i < tf_layers; i++) {
+                llm_transformer_block_options tb;
+                llm_transformer_block_options_init(&tb);
+                tb.heads = tf_heads;
+                tb.causal = o->causal;
+                if ((s = llm_model_add(model, llm_layer_transformer_block_ex(&tb))) != LLM_OK) { ex_fail(prog, s, "adding a block"); goto done; }
+            }
+            if ((s = llm_model_add(model, llm_layer_layernorm(1e-5f))) != LLM_OK ||
+                (s = llm_model_add(model, llm_layer_global_pool(LLM_POOL_AVERAGE))) != LLM_OK) { ex_fail(prog, s, "adding the pooling"); goto done; }
+        } else {
+            if ((s = llm_model_add(model, llm_layer_embedding(vsize, o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
+            llm_layer *rnn = o->gru ? llm_layer_gru(o->hidden, LLM_RETURN_LAST) : llm_layer_lstm(o->hidden, LLM_RETURN_LAST);
+            if (o->bidirectional) rnn = llm_layer_bidirectional(rnn);
+            if ((s = llm_model_add(model, rnn)) != LLM_OK) { ex_fail(prog, s, "adding the recurrent layer"); goto done; }
+        }
         if (o->dropout > 0 && (s = llm_model_add(model, llm_layer_dropout((float)o->dropout))) != LLM_OK) { ex_fail(prog, s, "adding dropout"); goto done; }
         if ((s = llm_model_add(model, llm_layer_dense(1, LLM_ACT_SIGMOID))) != LLM_OK) { ex_fail(prog, s, "adding the output layer"); goto done; }
         if ((s = llm_optimizer_adam(&adam, (float)o->lr)) != LLM_OK) { ex_fail(prog, s, "creating the optimizer"); goto done; }
         if ((s = llm_model_compile(model, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_ACCURACY)) != LLM_OK) { ex_fail(prog, s, "compiling"); goto done; }
 
         /* what prediction needs to read raw mail, saved with the weights */
+        if (use_bpe && (s = llm_model_set_tokenizer(model, use_bpe)) != LLM_OK) { ex_fail(prog, s, "attaching the tokenizer"); goto done; }
         if ((s = llm_model_set_text_pipeline(model, vocab, &vec, &eo)) != LLM_OK) { ex_fail(prog, s, "attaching the text pipeline"); goto done; }
         char class_names[2 * EX_CLASS_NAME_MAX + 2];
         snprintf(class_names, sizeof class_names, "%s,%s", names[0], names[1]);
@@ -370,8 +580,13 @@ static int run(const train_opts *o) {
         snprintf(made_by, sizeof made_by, "spam_train (libllm %s)", llm_version_string());
         if ((s = llm_model_set_metadata(model, "created_by", made_by)) != LLM_OK) { ex_fail(prog, s, "setting created_by"); goto done; }
 
-        int64_t sample_shape[1] = { o->seq };
+        int64_t sample_shape[1] = { seq };
         if ((s = llm_model_build(model, LLM_DTYPE_I32, 1, sample_shape)) != LLM_OK) { ex_fail(prog, s, "building the model"); goto done; }
+        if (lm) {
+            int copied = 0;
+            if ((s = llm_model_copy_weights(model, lm, &copied)) != LLM_OK) { ex_fail(prog, s, "copying the pretrained weights"); goto done; }
+            printf("initialised %d parameter tensors from %s\n", copied, o->init);
+        }
     }
     if (!o->quiet) {
         size_t need = 0;
@@ -404,6 +619,7 @@ static int run(const train_opts *o) {
     fo.on_batch = on_batch;
     fo.on_epoch = on_epoch;
     fo.user = &st;
+    fo.dist = dist;
     /* the same monitor as the saving in on_epoch, so that the model in
        memory at the end (used for the test part) is the one in the file */
     fo.early_stopping = val_ds ? LLM_MONITOR_VAL_LOSS : LLM_MONITOR_LOSS;
@@ -450,7 +666,24 @@ static int run(const train_opts *o) {
        the file gets exactly those */
     int kept = st.best_epoch;
     llm_history_best_epoch(hist, &kept);
-    if (!interrupted && (s = llm_model_save(model, o->model_path)) != LLM_OK) { ex_fail(prog, s, "saving the kept model"); goto done; }
+    if (o->threshold_mode && !interrupted) {
+        /* %.9g keeps a midpoint strictly between the two float scores it
+           separates, so the stored text classifies as the value chosen here */
+        double t = o->threshold, f1 = NAN, f1_half = NAN;
+        if (o->threshold_mode == 2 && !val_ds)
+            fprintf(stderr, "%s: warning: no validation part for --threshold auto; none stored (0.5)\n", prog);
+        else if (o->threshold_mode == 2 && (s = choose_threshold(model, be, val_ds, seq, &t, &f1, &f1_half)) != LLM_OK) { ex_fail(prog, s, "scoring the validation part"); goto done; }
+        char tbuf[32];
+        snprintf(tbuf, sizeof tbuf, "%.9g", t);
+        if (o->threshold_mode == 1 || val_ds) {
+            if ((s = llm_model_set_metadata(model, "threshold", tbuf)) != LLM_OK) { ex_fail(prog, s, "setting threshold"); goto done; }
+            if (o->threshold_mode == 2)
+                printf("threshold: %s (validation F1 %.4f; %.4f at 0.5)\n", tbuf, f1, f1_half);
+            else
+                printf("threshold: %s\n", tbuf);
+        }
+    }
+    if (!interrupted && dist_rank == 0 && (s = llm_model_save(model, o->model_path)) != LLM_OK) { ex_fail(prog, s, "saving the kept model"); goto done; }
     printf("kept epoch %d in %s\n", kept + 1, o->model_path);
 
     if (test_ds && !interrupted) {
@@ -475,6 +708,8 @@ done:
     llm_dataset_free(val_ds);
     llm_dataset_free(test_ds);
     llm_vocab_free(vocab);
+    llm_bpe_free(bpe);
+    llm_model_free(lm);
     llm_text_corpus_free(train);
     llm_text_corpus_free(val);
     llm_text_corpus_free(rest);
@@ -489,5 +724,19 @@ int main(int argc, char **argv) {
     int r = parse_args(argc, argv, &o);
     if (r == -1) { usage(stdout); return 0; }
     if (r != 0) { usage(stderr); return EX_USAGE; }
-    return run(&o);
+    int launched = 0;
+    llm_dist_launched(&launched);
+    if (o.distributed || launched > 1) {
+        llm_status s = llm_dist_init(&dist, &argc, &argv);
+        if (s != LLM_OK) return ex_fail(prog, s, "starting distributed training");
+        llm_dist_rank(dist, &dist_rank);
+        if (dist_rank > 0) { o.quiet = 1; if (!freopen("/dev/null", "w", stdout)) return EX_FAILURE; }
+        /* the cores of a node shared among the ranks on it */
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        long cores = sysconf(_SC_NPROCESSORS_ONLN), per = local ? atol(local) : 1;
+        if (o.threads == 0 && per > 0 && cores > 0) o.threads = cores / per > 1 ? (int)(cores / per) : 1;
+    }
+    int rc = run(&o);
+    llm_dist_free(dist); /* after a failed collective: MPI is left as it is (see llm/dist.h) */
+    return rc;
 }

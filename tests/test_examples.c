@@ -276,6 +276,10 @@ START_TEST(train_bad_options) {
         { { D, M, "--threads", "x" }, "whole number" },
         { { D, M, "--backend", "tpu" }, "cpu or cuda" },
         { { D, M, "--gru=1" }, "takes no value" },
+        { { D, M, "--threshold" }, "needs a value" },
+        { { D, M, "--threshold", "best" }, "wants a number" },
+        { { D, M, "--threshold", "1.5" }, "out of range" },
+        { { D, M, "--threshold", "auto", "--val-split", "0" }, "needs a validation part" },
     };
     check_bad_cases("spam_train", cases, sizeof cases / sizeof cases[0]);
 }
@@ -475,6 +479,108 @@ START_TEST(tools_bad_model_file) {
 }
 END_TEST
 
+/* A copy of model `from` with its "threshold" metadata set to value. */
+static void copy_with_threshold(const char *from, const char *to, const char *value) {
+    llm_backend *be = NULL;
+    llm_model *m = NULL;
+    ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
+    ck_assert_int_eq(llm_model_load(&m, be, from), LLM_OK);
+    ck_assert_int_eq(llm_model_set_metadata(m, "threshold", value), LLM_OK);
+    ck_assert_int_eq(llm_model_save(m, to), LLM_OK);
+    llm_model_free(m);
+    llm_backend_free(be);
+}
+
+/* The "threshold" line of spam_eval's report. */
+static double eval_threshold(const char *out) {
+    const char *t = strstr(out, "\nthreshold ");
+    ck_assert_msg(t != NULL, "no threshold line:\n%s", out);
+    return strtod(t + strlen("\nthreshold "), NULL);
+}
+
+/* spam_train --threshold stores the decision threshold in the model (auto:
+ * the best F1 on the validation part); spam_eval and spam_predict use it
+ * unless --threshold says otherwise. */
+START_TEST(train_threshold) {
+    char model[512], m0[512], bad[512];
+    path_in(model, sizeof model, "auto.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", model, TINY, "--threshold", "auto");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^threshold: [0-9.e-]+ \\(validation F1 [0-9.]+; [0-9.]+ at 0\\.5\\)$"),
+                  "%s", r.out);
+    double printed = strtod(strstr(r.out, "threshold: ") + strlen("threshold: "), NULL);
+    run_free(&r);
+
+    /* in the saved file */
+    llm_backend *be = NULL;
+    llm_model *m = NULL;
+    const char *v = NULL;
+    ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
+    ck_assert_int_eq(llm_model_load(&m, be, model), LLM_OK);
+    ck_assert_int_eq(llm_model_get_metadata(m, "threshold", &v), LLM_OK);
+    char *end = NULL;
+    double stored = strtod(v, &end);
+    ck_assert_msg(*end == '\0' && stored >= 0 && stored <= 1, "threshold metadata '%s'", v);
+    ck_assert_msg(stored == printed, "stored %s, printed %g", v, printed);
+    llm_model_free(m);
+    llm_backend_free(be);
+
+    /* spam_eval's default; an explicit --threshold wins */
+    RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES, "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(fabs(eval_threshold(r.out) - stored) <= 5e-5, "stored %g:\n%s", stored, r.out);
+    run_free(&r);
+    char *other = stored < 0.5 ? "0.9" : "0.1";
+    RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES, "--quiet", "--threshold", other);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(fabs(eval_threshold(r.out) - atof(other)) < 1e-9, "%s", r.out);
+    run_free(&r);
+
+    /* a stored 0 calls everything spam, in both tools, unless overridden */
+    path_in(m0, sizeof m0, "zero.safetensors");
+    copy_with_threshold(model, m0, "0");
+    RUN(&r, "spam_eval", "--model", m0, "--data", FIXTURES, "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "recall=1.0000") != NULL && eval_threshold(r.out) == 0, "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", m0, HAM1);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^" HAM1 "\tspam\t"), "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", m0, "--threshold", "1", HAM1);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^" HAM1 "\tham\t"), "%s", r.out);
+    run_free(&r);
+
+    /* a number given to spam_train is stored as given */
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", model, TINY, "--threshold", "0.3");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^threshold: 0\\.3$"), "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES, "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(eval_threshold(r.out) == 0.3, "%s", r.out);
+    run_free(&r);
+
+    /* metadata that is not a threshold: a clean failure */
+    path_in(bad, sizeof bad, "bad.safetensors");
+    copy_with_threshold(model, bad, "high");
+    RUN(&r, "spam_eval", "--model", bad, "--data", FIXTURES, "--quiet");
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "threshold metadata 'high'") != NULL, "%s", r.err);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", bad, HAM1);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+    /* ... unless the user gives one */
+    RUN(&r, "spam_predict", "--model", bad, "--threshold", "0.5", HAM1);
+    ASSERT_EXIT(&r, 0);
+    run_free(&r);
+}
+END_TEST
+
 /* ------------------------------------------------------------ end to end */
 
 /* Trained once for the whole test case (an unchecked fixture runs in the
@@ -636,6 +742,99 @@ START_TEST(e2e_predict_missing_file) {
 }
 END_TEST
 
+/* ---- language models: lm_train, lm_generate, spam_train --arch transformer ---- */
+
+/* Writes ~40 KB of template sentences (subject, verb, object drawn by a
+ * fixed generator): structure within and between words for a language
+ * model to learn. */
+static void write_lm_text(const char *path) {
+    static const char *subj[] = { "the nation", "our people", "the congress", "every family", "this union" };
+    static const char *verb[] = { "will build", "must protect", "can defend", "shall renew", "will honor" };
+    static const char *obj[] = { "a better future", "the common peace", "our great land", "the free world" };
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    uint64_t s = 7;
+    for (int i = 0; i < 1200; i++) {
+        uint64_t r[3];
+        for (int k = 0; k < 3; k++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            r[k] = s >> 33;
+        }
+        fprintf(f, "%s %s %s.%s", subj[r[0] % 5], verb[r[1] % 5], obj[r[2] % 4], i % 4 == 3 ? "\n" : " ");
+    }
+    fclose(f);
+}
+
+START_TEST(language_model_programs) {
+    char dir[] = "/tmp/llm_lm_programs_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char text[256], lm[256], cls[256];
+    snprintf(text, sizeof text, "%s/text.txt", dir);
+    snprintf(lm, sizeof lm, "%s/lm.safetensors", dir);
+    snprintf(cls, sizeof cls, "%s/cls.safetensors", dir);
+    write_lm_text(text);
+    run_result r;
+
+    /* pretraining learns: the best validation bits per byte end below the unigram baseline */
+    RUN(&r, "lm_train", "--data", text, "--model", lm, "--ctx", "32", "--dim", "16", "--layers", "1", "--heads",
+        "2", "--batch", "8", "--steps", "400", "--eval-every", "100", "--lr", "1e-2", "--checkpoint", "none",
+        "--threads", "1", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    const char *done = strstr(r.out, "bits/byte (unigram baseline ");
+    ck_assert_msg(done != NULL, "no summary line:\n%s", r.out);
+    const char *eq = done;
+    while (eq > r.out && *eq != '=') eq--;
+    double bpb = atof(eq + 1), unigram = atof(done + strlen("bits/byte (unigram baseline "));
+    ck_assert_msg(bpb > 0 && bpb < 0.9 * unigram, "validation %.3f bits/byte vs unigram %.3f", bpb, unigram);
+    run_free(&r);
+
+    /* generation: the prompt first, then tokens; the same seed gives the same text */
+    RUN(&r, "lm_generate", "--model", lm, "--prompt", "the state", "--tokens", "30", "--seed", "3", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strncmp(r.out, "the state", 9) == 0 && strlen(r.out) > 12, "output: %s", r.out);
+    char *first = strdup(r.out);
+    run_free(&r);
+    RUN(&r, "lm_generate", "--model", lm, "--prompt", "the state", "--tokens", "30", "--seed", "3", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_str_eq(r.out, first);
+    free(first);
+    run_free(&r);
+
+    /* bad input: a clean failure or a usage error */
+    RUN(&r, "lm_generate", "--model", text, "--prompt", "x");
+    ASSERT_EXIT(&r, 1);
+    run_free(&r);
+    RUN(&r, "lm_generate", "--model", lm, "--top-p", "0");
+    ASSERT_EXIT(&r, 2);
+    run_free(&r);
+    RUN(&r, "lm_train", "--data", text);
+    ASSERT_EXIT(&r, 2);
+    run_free(&r);
+    RUN(&r, "lm_train", "--data", dir, "--model", lm); /* a folder without class folders of mail */
+    ck_assert_msg(r.sig == 0 && r.code == 1, "exit %d: %s", r.code, r.err);
+    run_free(&r);
+
+    /* fine-tuning: the transformer classifier starts from the language model */
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", cls, "--arch", "transformer", "--init", lm, "--epochs",
+        "1", "--threads", "1", "--checkpoint", "none", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "initialised") != NULL, "no initialisation line:\n%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", cls, FIXTURES "/spam/spam-1-00194.eml");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "spam-1-00194.eml\t") != NULL, "output: %s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", cls, "--init", lm);
+    ASSERT_EXIT(&r, 2); /* --init needs --arch transformer */
+    run_free(&r);
+
+    unlink(text);
+    unlink(lm);
+    unlink(cls);
+    rmdir(dir);
+}
+END_TEST
+
 Suite *suite_examples(void) {
     Suite *s = suite_create("examples");
     TCase *opts = tcase_create("options");
@@ -656,6 +855,7 @@ Suite *suite_examples(void) {
     tcase_add_test(data, train_odd_files);
     tcase_add_test(data, train_unwritable_model);
     tcase_add_test(data, tools_bad_model_file);
+    tcase_add_test(data, train_threshold);
     suite_add_tcase(s, data);
 
     TCase *e2e = tcase_create("end_to_end");
@@ -668,5 +868,10 @@ Suite *suite_examples(void) {
     tcase_add_test(e2e, e2e_predict_stdin);
     tcase_add_test(e2e, e2e_predict_missing_file);
     suite_add_tcase(s, e2e);
+
+    TCase *lm = tcase_create("language_models");
+    tcase_set_timeout(lm, 300);
+    tcase_add_test(lm, language_model_programs);
+    suite_add_tcase(s, lm);
     return s;
 }
