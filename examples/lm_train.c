@@ -22,7 +22,7 @@ typedef struct lm_opts {
     const char *data[16];
     int n_data;
     const char *model_path, *checkpoint, *resume;
-    int ctx, dim, layers, heads, batch, bpe_vocab, threads, quiet, eval_every, ckpt_every, bpe;
+    int ctx, dim, layers, heads, batch, bpe_vocab, threads, quiet, eval_every, ckpt_every, bpe, distributed;
     int64_t steps, warmup, eval_tokens;
     double lr, min_lr, weight_decay, clip, val_fraction, dropout, time_limit;
     uint64_t seed;
@@ -52,6 +52,9 @@ static void usage(FILE *f) {
         "  --checkpoint-every 500\n"
         "  --resume CKPT        go on from a checkpoint (same data and options)\n"
         "  --time-limit SEC     stop (and evaluate, save) after this much training time\n"
+        "  --distributed        data-parallel over MPI (automatic under mpirun with more than\n"
+        "                       one process): --batch is the global batch, split across the\n"
+        "                       ranks; rank 0 evaluates, prints and saves\n"
         "  --seed 1  --threads N  --backend cpu|cuda  --quiet  --help\n",
         prog);
 }
@@ -99,6 +102,7 @@ static int parse_args(int argc, char **argv, lm_opts *o) {
             else if (strcmp(v, "bytes") != 0) { fprintf(stderr, "%s: --tokenizer takes bytes or bpe\n", prog); a.bad = 1; }
         }
         else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
+        else if (ex_arg_match(&a, "--distributed", NULL)) { o->distributed = 1; }
         else {
             fprintf(stderr, "%s: %s '%s'\n", prog, argv[a.i][0] == '-' ? "unknown option" : "unexpected argument", argv[a.i]);
             a.bad = 1;
@@ -199,6 +203,12 @@ static double unigram_bits(const int32_t *train, size_t nt, const int32_t *val, 
 }
 
 /* ---------------------------------------------------------- training */
+
+/* data-parallel training over MPI: every rank runs this program on the same
+ * text with the same options, samples the same global batches and trains on
+ * its slice of each; rank 0 alone validates, prints and writes files */
+static llm_dist *dist;
+static int dist_rank, dist_size = 1;
 
 static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int sig) { (void)sig; interrupted = 1; }
@@ -309,12 +319,33 @@ int main(int argc, char **argv) {
     int rc = parse_args(argc, argv, &o);
     if (rc < 0) { usage(stdout); return 0; }
     if (rc) { usage(stderr); return rc; }
+    int launched = 0;
+    llm_dist_launched(&launched);
+    if (o.distributed || launched > 1) {
+        if (o.time_limit > 0) {
+            fprintf(stderr, "%s: --time-limit would stop the ranks at different steps; use --steps\n", prog);
+            return EX_USAGE;
+        }
+        llm_status ds = llm_dist_init(&dist, &argc, &argv);
+        if (ds != LLM_OK) return ex_fail(prog, ds, "starting distributed training");
+        llm_dist_rank(dist, &dist_rank);
+        llm_dist_size(dist, &dist_size);
+        if (o.batch < dist_size) {
+            fprintf(stderr, "%s: --batch %d is smaller than the %d ranks\n", prog, o.batch, dist_size);
+            llm_dist_free(dist);
+            return EX_USAGE;
+        }
+        if (dist_rank > 0) { o.quiet = 1; if (!freopen("/dev/null", "w", stdout)) return EX_FAILURE; }
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        long cores = sysconf(_SC_NPROCESSORS_ONLN), per = local ? atol(local) : 1;
+        if (o.threads == 0 && per > 0 && cores > 0) o.threads = cores / per > 1 ? (int)(cores / per) : 1;
+    }
     char ckpt_default[4096];
     if (!o.checkpoint) {
         snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.model_path);
         o.checkpoint = ckpt_default;
     }
-    if (strcmp(o.checkpoint, "none") == 0) o.checkpoint = NULL;
+    if (strcmp(o.checkpoint, "none") == 0 || dist_rank > 0) o.checkpoint = NULL;
     int tty = isatty(STDERR_FILENO) && !o.quiet;
 
     text_buf text = { 0 };
@@ -385,6 +416,7 @@ int main(int argc, char **argv) {
             goto out_ids;
         }
     }
+    if (dist && (s = llm_dist_sync_model(dist, m)) != LLM_OK) { rc = ex_fail(prog, s, "starting distributed training"); goto out_ids; }
     int64_t nparams = 0;
     llm_model_param_count(m, &nparams);
     if (!o.quiet) {
@@ -399,7 +431,9 @@ int main(int argc, char **argv) {
 
     int32_t *hx = malloc((size_t)o.batch * (size_t)o.ctx * sizeof *hx), *hy = malloc((size_t)o.batch * (size_t)o.ctx * sizeof *hy);
     llm_tensor *x = NULL, *y = NULL;
-    int64_t shape[2] = { o.batch, o.ctx };
+    /* this rank's rows [row0, row0 + rows) of every global batch */
+    int64_t row0 = (int64_t)o.batch * dist_rank / dist_size, rows = (int64_t)o.batch * (dist_rank + 1) / dist_size - row0;
+    int64_t shape[2] = { rows, o.ctx };
     if (!hx || !hy) { fprintf(stderr, "%s: out of memory\n", prog); rc = EX_FAILURE; goto out_train; }
     memset(hx, 0, (size_t)o.batch * (size_t)o.ctx * sizeof *hx);
     if ((s = llm_tensor_zeros(&x, be, LLM_DTYPE_I32, 2, shape)) != LLM_OK ||
@@ -411,12 +445,14 @@ int main(int argc, char **argv) {
     double best = INFINITY, train_loss = NAN, smooth = NAN, last_val = NAN;
     double t_start = ex_now(), last_draw = 0;
     int64_t step = start_step, tokens = 0;
-    size_t bytes = (size_t)o.batch * (size_t)o.ctx * sizeof *hx;
+    size_t bytes = (size_t)rows * (size_t)o.ctx * sizeof *hx;
+    const int32_t *lx = hx + row0 * o.ctx, *ly = hy + row0 * o.ctx;
     while (step < o.steps && !interrupted && !(o.time_limit > 0 && ex_now() - t_start > o.time_limit)) {
         sample_batch(train_ids, n_train, o.ctx, o.batch, o.seed, step, hx, hy);
         float loss = 0;
-        if ((s = llm_tensor_copy_from_host(x, hx, bytes)) != LLM_OK || (s = llm_tensor_copy_from_host(y, hy, bytes)) != LLM_OK ||
-            (s = llm_model_train_on_batch(m, x, y, &loss, NULL)) != LLM_OK) {
+        if ((s = llm_tensor_copy_from_host(x, lx, bytes)) != LLM_OK || (s = llm_tensor_copy_from_host(y, ly, bytes)) != LLM_OK ||
+            (s = dist ? llm_dist_train_on_batch(dist, m, x, y, o.batch, &loss)
+                      : llm_model_train_on_batch(m, x, y, &loss, NULL)) != LLM_OK) {
             if (tty) fputc('\n', stderr);
             rc = ex_fail(prog, s, "training step");
             break;
@@ -426,7 +462,7 @@ int main(int argc, char **argv) {
         train_loss = loss;
         smooth = isnan(smooth) ? loss : 0.95 * smooth + 0.05 * loss;
         double now = ex_now(), el = now - t_start, rate = (double)tokens / (el > 0 ? el : 1e-9);
-        int eval_now = step % o.eval_every == 0 || step == o.steps;
+        int eval_now = dist_rank == 0 && (step % o.eval_every == 0 || step == o.steps);
         if ((tty && now - last_draw > 0.2) || (!tty && !o.quiet && (step % 50 == 0)) || eval_now) {
             char eta[32];
             fmt_time((double)(o.steps - step) * (double)o.batch * o.ctx / rate, eta, sizeof eta);
@@ -458,7 +494,7 @@ int main(int argc, char **argv) {
             }
         }
     }
-    if (!rc && step > start_step && step % o.eval_every != 0) {
+    if (!rc && dist_rank == 0 && step > start_step && step % o.eval_every != 0) {
         /* stopped early (time limit, Ctrl-C): score and keep what we have */
         if (tty) fputc('\n', stderr);
         if (!(rc = validate(m, val, &last_val))) {
@@ -494,5 +530,6 @@ out:
     llm_model_free(m);
     llm_backend_free(be);
     free(text.p);
+    llm_dist_free(dist);
     return rc;
 }

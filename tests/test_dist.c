@@ -361,6 +361,60 @@ START_TEST(equivalent_to_one_process) {
 }
 END_TEST
 
+/* lm_train's own loop (llm_dist_sync_model + llm_dist_train_on_batch): two
+ * ranks at a global batch of 8 end with the weights and validation loss of
+ * one process. */
+static double best_val_loss(const char *out) {
+    const char *p = strstr(out, "best val_loss ");
+    ck_assert_msg(p != NULL, "no summary line in:\n%s", out);
+    return atof(p + strlen("best val_loss "));
+}
+
+START_TEST(lm_train_distributed_matches_one_process) {
+    char *dir = make_tmpdir();
+    char text[4200], one[4200], two[4200], bin[4200];
+    snprintf(text, sizeof text, "%s/text.txt", dir);
+    snprintf(one, sizeof one, "%s/one.safetensors", dir);
+    snprintf(two, sizeof two, "%s/two.safetensors", dir);
+    snprintf(bin, sizeof bin, "%s/lm_train", tu_bin_dir());
+    FILE *f = fopen(text, "w");
+    ck_assert_ptr_nonnull(f);
+    uint64_t st = 3;
+    for (int i = 0; i < 6000; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        static const char *w[] = { "peace ", "union ", "the ", "of ", "nation ", "we ", "will ", "build.\n" };
+        fputs(w[(st >> 33) % 8], f);
+    }
+    fclose(f);
+    run_result r;
+#define LM_ARGS "--data", text, "--ctx", "16", "--dim", "16", "--layers", "1", "--heads", "2", "--batch", "8", \
+        "--steps", "40", "--eval-every", "20", "--lr", "3e-3", "--checkpoint", "none", "--threads", "1", "--quiet"
+    { char *argv[] = { bin, LM_ARGS, "--model", one, NULL }; run(&r, 120, NULL, argv); }
+    ck_assert_msg(r.code == 0, "one process: exit %d\n%s", r.code, r.out);
+    double v1 = best_val_loss(r.out);
+    { char *argv[] = { MPI_ARGS("2"), bin, LM_ARGS, "--model", two, "--distributed", NULL }; run(&r, 120, NULL, argv); }
+    ck_assert_msg(r.code == 0, "two ranks: exit %d\n%s", r.code, r.out);
+    double v2 = best_val_loss(r.out);
+#undef LM_ARGS
+    ck_assert_msg(fabs(v1 - v2) <= 1e-4 * fabs(v1), "validation loss %.7f (one process) vs %.7f (two ranks)", v1, v2);
+    llm_backend *be = NULL;
+    ck_assert_ok(llm_backend_create(&be, LLM_BACKEND_CPU, NULL));
+    llm_model *a = NULL, *b = NULL;
+    ck_assert_ok(llm_model_load(&a, be, one));
+    ck_assert_ok(llm_model_load(&b, be, two));
+    static float wa[258 * 16], wb[258 * 16];
+    ck_assert_ok(llm_model_get_param(a, "transformer_embedding_0.token", wa, sizeof wa));
+    ck_assert_ok(llm_model_get_param(b, "transformer_embedding_0.token", wb, sizeof wb));
+    double worst = 0;
+    for (size_t i = 0; i < sizeof wa / sizeof wa[0]; i++) worst = fmax(worst, fabs((double)wa[i] - wb[i]));
+    ck_assert_msg(worst <= 1e-5, "token table differs by %g", worst);
+    llm_model_free(a);
+    llm_model_free(b);
+    llm_backend_free(be);
+    rm_tmpdir(dir);
+}
+END_TEST
+
 START_TEST(one_rank_without_mpirun_is_a_plain_fit) {
     char *plain = make_tmpdir(), *single = make_tmpdir();
     run_result r;
@@ -520,6 +574,7 @@ Suite *suite_dist(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, equivalent_to_one_process);
     tcase_add_test(tc, one_rank_without_mpirun_is_a_plain_fit);
+    tcase_add_test(tc, lm_train_distributed_matches_one_process);
     tcase_add_test(tc, different_setups_fail_fast);
     tcase_add_test(tc, one_callback_stops_every_rank);
     tcase_add_test(tc, local_failure_fails_every_rank);

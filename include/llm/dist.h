@@ -36,6 +36,9 @@
 
 LLM_EXTERN_C_BEGIN
 
+typedef struct llm_model llm_model;
+typedef struct llm_tensor llm_tensor;
+
 typedef struct llm_dist llm_dist;
 
 /* Joins the MPI job this process was started in: calls MPI_Init_thread
@@ -75,6 +78,24 @@ LLM_API llm_status llm_dist_launched(int *world_size);
 /* Frees the handle: the duplicated communicator, and MPI_Finalize when
  * llm_dist_init called MPI_Init (not after a failed collective, see above).
  * NULL is allowed. Collective when MPI is finalised. */
+/* Data parallelism in a loop of your own (llm_model_train_on_batch style,
+ * as lm_train does) instead of llm_model_fit:
+ *
+ * llm_dist_sync_model copies rank 0's weights and optimizer state to every
+ * rank; call it on every rank once the model is built and compiled.
+ *
+ * llm_dist_train_on_batch is one optimizer step on a global batch of
+ * global_batch rows of which x, y hold this rank's share (the shares of all
+ * ranks must add up to global_batch; a rank may have none only if it passes
+ * tensors of 0 rows). Every rank calls it with the same global_batch. The
+ * gradient of the global batch's mean loss is summed across ranks before
+ * the update, so the weights stay identical everywhere and equal (within
+ * float rounding) one process training on the whole batch; *loss (may be
+ * NULL) gets the global mean loss. A failure on any rank fails all. */
+LLM_API llm_status llm_dist_sync_model(llm_dist *dist, llm_model *model);
+LLM_API llm_status llm_dist_train_on_batch(llm_dist *dist, llm_model *model, const llm_tensor *x,
+                                           const llm_tensor *y, int64_t global_batch, float *loss);
+
 LLM_API void llm_dist_free(llm_dist *dist);
 
 LLM_EXTERN_C_END

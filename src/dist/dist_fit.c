@@ -208,3 +208,61 @@ llm_status llm__dist_check_sync(llm__dist_fit *f, llm_model *m, int epoch, const
              "identical on every rank); copying rank 0's", fn, epoch + 1);
     return bcast_state(f, m, fn);
 }
+
+/* ---- a loop of the caller's own (include/llm/dist.h) ---- */
+
+static llm_status dist_usable(const llm_dist *d, const char *fn) {
+    if (!d->healthy)
+        return llm__error(LLM_ERR_DISTRIBUTED, "%s: the distributed handle is unusable after an earlier failure: %s",
+                          fn, d->broken);
+    return LLM_OK;
+}
+
+llm_status llm_dist_sync_model(llm_dist *d, llm_model *m) {
+    static const char fn[] = "llm_dist_sync_model";
+    if (!d || !m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    LLM__CHECK(dist_usable(d, fn));
+    llm__dist_fit f;
+    memset(&f, 0, sizeof f);
+    f.d = d;
+    llm_status local = m->built && m->compiled ? LLM_OK
+                                               : llm__error(LLM_ERR_STATE, "%s: build and compile the model first", fn);
+    if (local == LLM_OK && !on_host(m) && !(f.stage = llm__malloc((size_t)m->n_scalars * 4))) local = llm__oom(fn);
+    snprintf(f.what, sizeof f.what, "%s: start", fn);
+    llm_status s = llm__dist_agree(&f, local, NULL, f.what);
+    if (s == LLM_OK) {
+        /* the same number of parameters everywhere, or the broadcast would mismatch */
+        double v[2] = { (double)m->n_scalars, -(double)m->n_scalars };
+        snprintf(f.what, sizeof f.what, "%s: comparing the models", fn);
+        s = llm__dist_allreduce(d, v, 2, LLM__MPI_F64, LLM__MPI_MAX, f.what);
+        if (s == LLM_OK && v[0] != -v[1])
+            s = llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the ranks' models differ in size (%.0f to %.0f parameters)",
+                           fn, -v[1], v[0]);
+    }
+    if (s == LLM_OK) s = bcast_state(&f, m, fn);
+    llm__free(f.stage);
+    return s;
+}
+
+llm_status llm_dist_train_on_batch(llm_dist *d, llm_model *m, const llm_tensor *x, const llm_tensor *y,
+                                   int64_t global_batch, float *loss) {
+    static const char fn[] = "llm_dist_train_on_batch";
+    if (!d || !m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    LLM__CHECK(dist_usable(d, fn));
+    llm__dist_fit f;
+    memset(&f, 0, sizeof f);
+    f.d = d;
+    int64_t B = 0;
+    llm_status local = global_batch >= 1 ? llm__model_stage_tensors(m, x, y, fn, &B)
+                                         : llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: global_batch = %lld", fn,
+                                                      (long long)global_batch);
+    if (local == LLM_OK && !on_host(m) && !(f.stage = llm__malloc((size_t)m->n_scalars * 4))) local = llm__oom(fn);
+    /* each rank's rows get their own dropout masks; rank 0's are those of one process */
+    m->dropout_stream = (uint64_t)d->rank;
+    double l = 0, c = 0;
+    llm_status s = llm__dist_step(&f, m, local, local == LLM_OK ? B : 0, global_batch, &l, &c, fn);
+    m->dropout_stream = 0;
+    llm__free(f.stage);
+    if (s == LLM_OK && loss) *loss = (float)l;
+    return s;
+}

@@ -595,8 +595,8 @@ llm_status llm__infer_run(llm_model *m, llm__infer_ctx *c, int64_t B) {
 
 /* ---- batch entry points on tensors ---- */
 
-static llm_status batch_from_tensors(llm_model *m, const llm_tensor *x, const llm_tensor *y, const char *fn,
-                                     int64_t *B) {
+llm_status llm__model_stage_tensors(llm_model *m, const llm_tensor *x, const llm_tensor *y, const char *fn,
+                                   int64_t *B) {
     if (!m || !x || !y) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (!m->compiled) return llm__error(LLM_ERR_STATE, "%s: compile the model first (llm_model_compile)", fn);
     int64_t xs[LLM_MAX_DIMS], ys[LLM_MAX_DIMS], nx, ny;
@@ -630,7 +630,7 @@ static llm_status batch_from_tensors(llm_model *m, const llm_tensor *x, const ll
 llm_status llm_model_compute_gradients(llm_model *m, const llm_tensor *x, const llm_tensor *y, float *loss_out) {
     static const char fn[] = "llm_model_compute_gradients";
     int64_t B;
-    LLM__CHECK(batch_from_tensors(m, x, y, fn, &B));
+    LLM__CHECK(llm__model_stage_tensors(m, x, y, fn, &B));
     double l;
     LLM__CHECK(llm__model_step(m, m->hx, m->hy, B, 0, &l, NULL));
     if (loss_out) *loss_out = (float)l;
@@ -641,7 +641,7 @@ llm_status llm_model_train_on_batch(llm_model *m, const llm_tensor *x, const llm
                                     float *accuracy) {
     static const char fn[] = "llm_model_train_on_batch";
     int64_t B;
-    LLM__CHECK(batch_from_tensors(m, x, y, fn, &B));
+    LLM__CHECK(llm__model_stage_tensors(m, x, y, fn, &B));
     double l, correct;
     LLM__CHECK(llm__model_step(m, m->hx, m->hy, B, 1, &l, &correct));
     if (loss_out) *loss_out = (float)l;

@@ -85,6 +85,10 @@ llm_status llm__model_ensure_built(llm_model *m, llm_dtype dt, int ndim, const i
 llm_status llm__model_ensure_built_locked(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn);
 /* Makes the host staging buffers hold `batch` examples. */
 llm_status llm__model_stage(llm_model *m, int64_t batch);
+/* Checks a batch's tensors against the compiled model and stages them in
+ * m->hx / m->hy (targets converted for the loss); *B gets the batch size. */
+llm_status llm__model_stage_tensors(llm_model *m, const llm_tensor *x, const llm_tensor *y, const char *fn,
+                                   int64_t *B);
 /* Validates host inputs (token range, finiteness). */
 llm_status llm__model_check_inputs(const llm_model *m, const void *x, int64_t B, const char *fn);
 /* Validates host targets for the compiled loss and converts them in place
