@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <llm/llm.h>
 
 #define EX_UNUSED __attribute__((unused))
@@ -224,6 +225,36 @@ EX_UNUSED static int ex_threshold(const char *prog, const llm_model *model, int 
         return EX_FAILURE;
     }
     *threshold = t;
+    return 0;
+}
+
+/* ---------------------------------------------------------- MPI */
+
+/* Whether this run is distributed: asked for (--distributed) or launched by
+ * mpirun with more than one process. */
+EX_UNUSED static int ex_dist_wanted(int requested) {
+    int launched = 0;
+    llm_dist_launched(&launched);
+    return requested || launched > 1;
+}
+
+/* Starts data-parallel training over MPI: ranks other than 0 become quiet
+ * (stdout to /dev/null), and a thread count left at 0 becomes the node's
+ * cores shared among the ranks on it (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE).
+ * Returns 0 or EX_FAILURE after printing why. */
+EX_UNUSED static int ex_dist_start(const char *prog, int *argc, char ***argv, int *threads, int *quiet,
+                                   llm_dist **dist, int *rank, int *size) {
+    llm_status s = llm_dist_init(dist, argc, argv);
+    if (s != LLM_OK) return ex_fail(prog, s, "starting distributed training");
+    llm_dist_rank(*dist, rank);
+    llm_dist_size(*dist, size);
+    if (*rank > 0) {
+        *quiet = 1;
+        if (!freopen("/dev/null", "w", stdout)) return EX_FAILURE;
+    }
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), per = local ? atol(local) : 1;
+    if (*threads == 0 && per > 0 && cores > 0) *threads = cores / per > 1 ? (int)(cores / per) : 1;
     return 0;
 }
 

@@ -319,26 +319,20 @@ int main(int argc, char **argv) {
     int rc = parse_args(argc, argv, &o);
     if (rc < 0) { usage(stdout); return 0; }
     if (rc) { usage(stderr); return rc; }
-    int launched = 0;
-    llm_dist_launched(&launched);
-    if (o.distributed || launched > 1) {
+    if (ex_dist_wanted(o.distributed)) {
         if (o.time_limit > 0) {
             fprintf(stderr, "%s: --time-limit would stop the ranks at different steps; use --steps\n", prog);
             return EX_USAGE;
         }
-        llm_status ds = llm_dist_init(&dist, &argc, &argv);
-        if (ds != LLM_OK) return ex_fail(prog, ds, "starting distributed training");
-        llm_dist_rank(dist, &dist_rank);
-        llm_dist_size(dist, &dist_size);
+        if (ex_dist_start(prog, &argc, &argv, &o.threads, &o.quiet, &dist, &dist_rank, &dist_size)) {
+            llm_dist_free(dist);
+            return EX_FAILURE;
+        }
         if (o.batch < dist_size) {
             fprintf(stderr, "%s: --batch %d is smaller than the %d ranks\n", prog, o.batch, dist_size);
             llm_dist_free(dist);
             return EX_USAGE;
         }
-        if (dist_rank > 0) { o.quiet = 1; if (!freopen("/dev/null", "w", stdout)) return EX_FAILURE; }
-        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-        long cores = sysconf(_SC_NPROCESSORS_ONLN), per = local ? atol(local) : 1;
-        if (o.threads == 0 && per > 0 && cores > 0) o.threads = cores / per > 1 ? (int)(cores / per) : 1;
     }
     char ckpt_default[4096];
     if (!o.checkpoint) {

@@ -724,17 +724,11 @@ int main(int argc, char **argv) {
     int r = parse_args(argc, argv, &o);
     if (r == -1) { usage(stdout); return 0; }
     if (r != 0) { usage(stderr); return EX_USAGE; }
-    int launched = 0;
-    llm_dist_launched(&launched);
-    if (o.distributed || launched > 1) {
-        llm_status s = llm_dist_init(&dist, &argc, &argv);
-        if (s != LLM_OK) return ex_fail(prog, s, "starting distributed training");
-        llm_dist_rank(dist, &dist_rank);
-        if (dist_rank > 0) { o.quiet = 1; if (!freopen("/dev/null", "w", stdout)) return EX_FAILURE; }
-        /* the cores of a node shared among the ranks on it */
-        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-        long cores = sysconf(_SC_NPROCESSORS_ONLN), per = local ? atol(local) : 1;
-        if (o.threads == 0 && per > 0 && cores > 0) o.threads = cores / per > 1 ? (int)(cores / per) : 1;
+    int dist_size = 1;
+    if (ex_dist_wanted(o.distributed) &&
+        ex_dist_start(prog, &argc, &argv, &o.threads, &o.quiet, &dist, &dist_rank, &dist_size)) {
+        llm_dist_free(dist);
+        return EX_FAILURE;
     }
     int rc = run(&o);
     llm_dist_free(dist); /* after a failed collective: MPI is left as it is (see llm/dist.h) */

@@ -167,6 +167,7 @@ llm_status llm_dist_launched(int *world_size) {
 void llm_dist_free(llm_dist *d) {
     if (!d) return;
     mpi_mod.release(d->comm, d->healthy, d->owns_mpi);
+    llm__free(d->stage);
     llm__free(d);
 }
 

@@ -27,6 +27,22 @@
  * f->stage after a copy. */
 static int on_host(const llm_model *m) { return m->be->kind == LLM_BACKEND_CPU; }
 
+/* f->stage for a model on a device backend: the handle's host buffer, grown
+ * once to the model's size and reused by every later step. */
+static llm_status stage_for(llm__dist_fit *f, const llm_model *m, const char *fn) {
+    llm_dist *d = f->d;
+    f->stage = NULL;
+    if (on_host(m)) return LLM_OK;
+    if (d->stage_floats < (size_t)m->n_scalars) {
+        float *p = llm__realloc(d->stage, (size_t)m->n_scalars * 4);
+        if (!p) return llm__oom(fn);
+        d->stage = p;
+        d->stage_floats = (size_t)m->n_scalars;
+    }
+    f->stage = d->stage;
+    return LLM_OK;
+}
+
 static llm_status bcast_param_buffer(llm__dist_fit *f, llm_model *m, float *buf, const char *what) {
     size_t bytes = (size_t)m->n_scalars * 4;
     if (on_host(m)) return llm__dist_bcast(f->d, buf, bytes, 0, what);
@@ -84,10 +100,7 @@ llm_status llm__dist_fit_begin(llm__dist_fit *f, llm_dist *d, llm_status local_s
                                const llm_dataset *val, int64_t batch, const llm_fit_options *o, const char *fn) {
     memset(f, 0, sizeof *f);
     f->d = d;
-    if (local_s == LLM_OK && !on_host(m)) {
-        f->stage = llm__malloc((size_t)m->n_scalars * 4);
-        if (!f->stage) local_s = llm__oom(fn);
-    }
+    if (local_s == LLM_OK) local_s = stage_for(f, m, fn);
     snprintf(f->what, sizeof f->what, "%s: start of distributed training", fn);
     llm_status s = llm__dist_agree(f, local_s, NULL, f->what);
     if (s != LLM_OK) { llm__dist_fit_end(f, m); return s; }
@@ -135,7 +148,6 @@ llm_status llm__dist_fit_begin(llm__dist_fit *f, llm_dist *d, llm_status local_s
 }
 
 void llm__dist_fit_end(llm__dist_fit *f, llm_model *m) {
-    llm__free(f->stage);
     f->stage = NULL;
     m->dropout_stream = 0;
 }
@@ -227,7 +239,7 @@ llm_status llm_dist_sync_model(llm_dist *d, llm_model *m) {
     f.d = d;
     llm_status local = m->built && m->compiled ? LLM_OK
                                                : llm__error(LLM_ERR_STATE, "%s: build and compile the model first", fn);
-    if (local == LLM_OK && !on_host(m) && !(f.stage = llm__malloc((size_t)m->n_scalars * 4))) local = llm__oom(fn);
+    if (local == LLM_OK) local = stage_for(&f, m, fn);
     snprintf(f.what, sizeof f.what, "%s: start", fn);
     llm_status s = llm__dist_agree(&f, local, NULL, f.what);
     if (s == LLM_OK) {
@@ -240,7 +252,6 @@ llm_status llm_dist_sync_model(llm_dist *d, llm_model *m) {
                            fn, -v[1], v[0]);
     }
     if (s == LLM_OK) s = bcast_state(&f, m, fn);
-    llm__free(f.stage);
     return s;
 }
 
@@ -256,13 +267,12 @@ llm_status llm_dist_train_on_batch(llm_dist *d, llm_model *m, const llm_tensor *
     llm_status local = global_batch >= 1 ? llm__model_stage_tensors(m, x, y, fn, &B)
                                          : llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: global_batch = %lld", fn,
                                                       (long long)global_batch);
-    if (local == LLM_OK && !on_host(m) && !(f.stage = llm__malloc((size_t)m->n_scalars * 4))) local = llm__oom(fn);
+    if (local == LLM_OK) local = stage_for(&f, m, fn);
     /* each rank's rows get their own dropout masks; rank 0's are those of one process */
     m->dropout_stream = (uint64_t)d->rank;
     double l = 0, c = 0;
     llm_status s = llm__dist_step(&f, m, local, local == LLM_OK ? B : 0, global_batch, &l, &c, fn);
     m->dropout_stream = 0;
-    llm__free(f.stage);
     if (s == LLM_OK && loss) *loss = (float)l;
     return s;
 }

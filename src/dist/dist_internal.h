@@ -15,6 +15,8 @@ struct llm_dist {
     int healthy;         /* 0 once a collective failed: nothing more is sent */
     double timeout_s;    /* per collective; 0 = none */
     char broken[384];    /* the failure that made it unusable */
+    float *stage;        /* host copy of weights / gradients for non-CPU backends, kept across steps */
+    size_t stage_floats;
 };
 
 /* Collectives on host memory through the module, with the handle's timeout.
@@ -31,7 +33,7 @@ void llm__dist_slice(const llm_dist *d, int64_t n, int64_t *off, int64_t *len);
 
 typedef struct llm__dist_fit {
     llm_dist *d;
-    float *stage;        /* host copy of weights / gradients when the backend is not the CPU */
+    float *stage;        /* d->stage when the backend is not the CPU (owned by d), else NULL */
     int any_on_batch;    /* some rank has an on_batch callback: agree on stopping after every batch */
     char what[160];
 } llm__dist_fit;

@@ -44,6 +44,10 @@ llm_status llm__layer_param(llm_layer *l, const char *name, int ndim, int64_t d0
     return LLM_OK;
 }
 
+int64_t llm__layer_input_vocab(const llm_layer *l) {
+    return l && (l->vt == &llm__embedding_vt || l->vt == &llm__transformer_embedding_vt) ? l->opt_i[0] : 0;
+}
+
 void llm__shape_str(const llm__shape *s, char *buf, size_t len) {
     size_t off = 0;
     off += (size_t)snprintf(buf + off, len - off, "(batch");

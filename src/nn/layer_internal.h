@@ -79,6 +79,10 @@ extern const llm__layer_vt llm__lstm_vt, llm__gru_vt, llm__embedding_vt;
 extern const llm__layer_vt llm__transformer_embedding_vt, llm__transformer_block_vt, llm__attention_vt,
     llm__lm_head_vt;
 
+/* The number of token ids a layer reads when it is an embedding of either
+ * kind (its opt_i[0]), else 0. */
+int64_t llm__layer_input_vocab(const llm_layer *l);
+
 /* Shape helpers for error messages. */
 void llm__shape_str(const llm__shape *s, char *buf, size_t len);
 

@@ -140,8 +140,7 @@ llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *
     m->in_elems = numel;
     m->out_elems = 1;
     for (int i = 0; i < cur.ndim; i++) m->out_elems *= cur.d[i];
-    m->vocab_limit = m->layers[0]->vt == &llm__embedding_vt || m->layers[0]->vt == &llm__transformer_embedding_vt
-                         ? m->layers[0]->opt_i[0] : 0;
+    m->vocab_limit = llm__layer_input_vocab(m->layers[0]);
 
     int cap = 0;
     for (int i = 0; i < m->n_layers; i++) {

@@ -68,6 +68,15 @@ void llm__model_release_pipeline(llm_model *m) {
     m->n_meta = m->cap_meta = 0;
 }
 
+/* Every id the text pipeline can produce must be one the first layer reads. */
+static llm_status check_vocab_fits(const llm_model *m, int32_t vsize, const char *what, const char *fn) {
+    int64_t reads = m->n_layers > 0 ? llm__layer_input_vocab(m->layers[0]) : 0;
+    if (reads > 0 && reads < vsize)
+        return llm__error(LLM_ERR_SHAPE, "%s: the %s has %d ids but the embedding only %lld", fn, what, vsize,
+                          (long long)reads);
+    return LLM_OK;
+}
+
 static llm_status copy_vocab(const llm_vocab *v, llm_vocab **out) {
     size_t need;
     LLM__CHECK(llm_vocab_serialize(v, NULL, 0, &need));
@@ -99,10 +108,7 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
         return llm__error(LLM_ERR_SHAPE, "%s: the model takes other input than int32 ids [%d]", fn, vo.seq_len);
     int32_t vsize;
     LLM__CHECK(vocab ? llm_vocab_size(vocab, &vsize) : llm_bpe_vocab_size(m->bpe, &vsize));
-    if (m->n_layers > 0 && (m->layers[0]->vt == &llm__embedding_vt || m->layers[0]->vt == &llm__transformer_embedding_vt) &&
-        m->layers[0]->opt_i[0] < vsize)
-        return llm__error(LLM_ERR_SHAPE, "%s: the %s has %d ids but the embedding only %lld", fn,
-                          vocab ? "vocabulary" : "tokenizer", vsize, (long long)m->layers[0]->opt_i[0]);
+    LLM__CHECK(check_vocab_fits(m, vsize, vocab ? "vocabulary" : "tokenizer", fn));
     llm_vocab *copy = NULL;
     if (vocab) LLM__CHECK(copy_vocab(vocab, &copy));
     char *headers = NULL;
@@ -124,10 +130,7 @@ llm_status llm_model_set_tokenizer(llm_model *m, const llm_bpe *bpe) {
     if (!m || !bpe) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     int32_t vsize;
     LLM__CHECK(llm_bpe_vocab_size(bpe, &vsize));
-    if (m->n_layers > 0 && (m->layers[0]->vt == &llm__embedding_vt || m->layers[0]->vt == &llm__transformer_embedding_vt) &&
-        m->layers[0]->opt_i[0] < vsize)
-        return llm__error(LLM_ERR_SHAPE, "%s: the tokenizer has %d ids but the embedding only %lld", fn, vsize,
-                          (long long)m->layers[0]->opt_i[0]);
+    LLM__CHECK(check_vocab_fits(m, vsize, "tokenizer", fn));
     size_t need;
     LLM__CHECK(llm_bpe_serialize(bpe, NULL, 0, &need));
     char *buf = llm__malloc(need + 1);
