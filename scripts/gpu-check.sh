@@ -4,13 +4,15 @@
 #   1. build libllm, the CUDA module, the examples, the benchmarks and the
 #      tests (warnings as errors; retried without if only a newer compiler's
 #      new warnings stop it);
-#   2. run every test suite with the CUDA backend required (a skipped GPU is a
-#      failure here): op-by-op parity with the CPU and model-level parity;
+#   2. run the GPU test suites with the CUDA backend required (a skipped GPU
+#      is a failure here): op-by-op parity with the CPU and model-level parity;
 #   3. spam_train for one epoch on data/spam-sample, on the GPU and on the
 #      CPU, and compare;
 #   4. bench/lstm_bench on the GPU (train and inference) and the CPU, bench/gpt_bench, and
 #      PyTorch's cuDNN LSTM (the peer script) on the same GPU if available;
-#   5. print a summary; the exit status is 0 only if everything passed.
+#   5. compute-sanitizer (memcheck) on the model-level parity runs, then every
+#      test suite with this build, while the time budget lasts;
+#   6. print a summary; the exit status is 0 only if everything passed.
 #
 # Self-sufficient on a GPU machine without a package registry: when the
 # system lacks OpenBLAS, Check, cJSON or libmicrohttpd, the .deb files that
@@ -47,9 +49,9 @@ finish() {
     } | tee "$OUT/report.txt"
     if [ -n "${GPU_CHECK_LOGS_TO:-}" ]; then
         mkdir -p "$GPU_CHECK_LOGS_TO"
-        for f in report.txt build.log tests.log spam-cuda.log spam-cpu.log bench-cuda-train.log bench-cuda-infer.log; do
-            [ -f "$OUT/$f" ] && cp "$OUT/$f" "$GPU_CHECK_LOGS_TO/gpu-check-$f"
-        done
+        cp "$OUT/report.txt" "$GPU_CHECK_LOGS_TO/gpu-check-report.txt"
+        (cd "$OUT" && tar -czf "$GPU_CHECK_LOGS_TO/gpu-check-logs.tar.gz" --exclude=cublas --exclude='*.safetensors' \
+            --exclude=deps_probe ./*.log ./*.txt 2>/dev/null)
     fi
     exit "${1:-$FAILED}"
 }
@@ -199,16 +201,27 @@ note "device $DEVICE"
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
     >"$OUT/nvidia-smi.txt" 2>&1 && note "       nvidia-smi: $(head -1 "$OUT/nvidia-smi.txt")"
 
-# ---- 4. the test suites, GPU required ----
-say "running the test suites (log: $OUT/tests.log)"
-T0=$(date +%s)
-(cd tests && LLM_BIN_DIR="../$BUILD/bin" LLM_TEST_REQUIRE_CUDA=1 timeout 360 "../$BUILD/tests/run_tests") >"$OUT/tests.log" 2>&1
-rc=$?
-line=$(grep -E '^[0-9]+%: Checks:' "$OUT/tests.log" | tail -1)
-note "tests ${line:-no Check summary} (exit $rc, $(( $(date +%s) - T0 )) s)"
-[ "$rc" = 0 ] || { fail "tests (see $OUT/tests.log)"; grep -E ':[EF]:' "$OUT/tests.log" | head -20; }
-if grep -q "skipping target 'cuda'" "$OUT/tests.log"; then fail "tests: backend_ops skipped the CUDA target"; fi
-grep -E '^gpu parity' "$OUT/tests.log" | sed 's/^/      /' >>"$SUMMARY"
+# ---- 4. the GPU test suites, GPU required ----
+# First the suites that run on the GPU (op-by-op parity in backend_ops, device
+# and model-level parity in gpu); the CPU-only suites come last (step 8).
+run_suites() { # log timeout [suite] -> Check's exit status
+    local log=$1 limit=$2
+    (cd tests && LLM_BIN_DIR="../$BUILD/bin" LLM_TEST_REQUIRE_CUDA=1 ${3:+CK_RUN_SUITE=$3} \
+        timeout "$limit" "../$BUILD/tests/run_tests") >"$OUT/$log" 2>&1
+}
+say "running the GPU test suites (log: $OUT/tests-gpu.log)"
+: >"$OUT/tests-gpu.log"
+for suite in gpu backend_ops; do
+    T0=$(date +%s)
+    run_suites "tests-$suite.log" 300 "$suite"
+    rc=$?
+    cat "$OUT/tests-$suite.log" >>"$OUT/tests-gpu.log"
+    line=$(grep -E '^[0-9]+%: Checks:' "$OUT/tests-$suite.log" | tail -1)
+    note "tests $suite: ${line:-no Check summary} (exit $rc, $(( $(date +%s) - T0 )) s)"
+    [ "$rc" = 0 ] || { fail "tests $suite (see $OUT/tests-$suite.log)"; grep -E ':[EF]:' "$OUT/tests-$suite.log" | head -40 | tee -a "$SUMMARY"; }
+done
+if grep -q "skipping target 'cuda'" "$OUT/tests-gpu.log"; then fail "tests: backend_ops skipped the CUDA target"; fi
+grep -E '^gpu parity|^backend_ops .*cuda' "$OUT/tests-gpu.log" | sed 's/^/      /' >>"$SUMMARY"
 
 # ---- 5. spam_train, one epoch, GPU and CPU ----
 spam() { # backend -> log
@@ -273,6 +286,39 @@ if [ -f "$PEERS/torch_lstm_bench.py" ] && [ -n "$PY" ] && "$PY" -c 'import torch
     fi
 else
     note "peer  PyTorch LSTM skipped: needs $PEERS/torch_lstm_bench.py (set PEERS_DIR) and python3 with CUDA torch"
+fi
+
+
+# ---- 7. compute-sanitizer on the model-level parity runs ----
+CS=""
+for c in "$(command -v compute-sanitizer 2>/dev/null)" "${NVCC%/nvcc}/compute-sanitizer"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then CS=$c; break; fi
+done
+if [ -z "$CS" ]; then
+    note "sanitizer skipped: no compute-sanitizer beside $NVCC or on PATH"
+elif in_budget "compute-sanitizer"; then
+    T0=$(date +%s)
+    (cd tests && LLM_BIN_DIR="../$BUILD/bin" LLM_TEST_REQUIRE_CUDA=1 CK_RUN_SUITE=gpu CK_RUN_CASE=parity CK_FORK=no \
+        timeout 150 "$CS" --tool memcheck --leak-check full --error-exitcode 9 "../$BUILD/tests/run_tests") \
+        >"$OUT/sanitizer.log" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ]; then
+        note "sanitizer memcheck on the gpu parity case: clean ($(( $(date +%s) - T0 )) s)"
+    else
+        fail "compute-sanitizer memcheck (exit $rc, see $OUT/sanitizer.log)"
+        grep -E '^=========' "$OUT/sanitizer.log" | head -12 | tee -a "$SUMMARY"
+    fi
+fi
+
+# ---- 8. the CPU test suites, with this build ----
+if in_budget "the CPU test suites"; then
+    say "running every test suite (log: $OUT/tests.log)"
+    T0=$(date +%s)
+    run_suites tests.log 360
+    rc=$?
+    line=$(grep -E '^[0-9]+%: Checks:' "$OUT/tests.log" | tail -1)
+    note "tests all suites: ${line:-no Check summary} (exit $rc, $(( $(date +%s) - T0 )) s)"
+    [ "$rc" = 0 ] || { fail "tests (see $OUT/tests.log)"; grep -E ':[EF]:' "$OUT/tests.log" | head -20 | tee -a "$SUMMARY"; }
 fi
 
 finish
