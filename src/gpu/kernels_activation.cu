@@ -22,14 +22,16 @@ static __device__ __forceinline__ float act_apply(int act, float v) {
     case LLM__ACT_RELU: return v > 0.0f ? v : 0.0f;
     case LLM__ACT_SIGMOID: return sigmoid_stable(v);
     case LLM__ACT_TANH: return tanhf(v);
-    case LLM__ACT_GELU: return 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_A * v * v * v)));
+    case LLM__ACT_GELU: return v / (1.0f + expf(-2.0f * GELU_K * (v + GELU_A * v * v * v)));
     default: return v;
     }
 }
 
+/* GELU in the CPU's form, v sigmoid(2u) with u = k (v + a v^3) (equal to
+ * 0.5 v (1 + tanh u)); its derivative has no 1 - tanh^2 cancellation. */
 static __device__ __forceinline__ float gelu_grad(float v) {
-    float t = tanhf(GELU_K * (v + GELU_A * v * v * v));
-    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * v * v);
+    float s = 1.0f / (1.0f + expf(-2.0f * GELU_K * (v + GELU_A * v * v * v)));
+    return s + v * s * (1.0f - s) * (2.0f * GELU_K) * (1.0f + 3.0f * GELU_A * v * v);
 }
 
 __global__ static void bias_act_kernel(int act, int64_t rows, int64_t cols, const float *x,
