@@ -55,6 +55,30 @@ typedef struct llm__lstm_step_grad {
     float *dgates;       int64_t ld_dgates;/* out [B, 4H] gradient w.r.t. gate pre-activations (0 for padded rows) */
 } llm__lstm_step_grad;
 
+/* A whole LSTM layer's recurrence, all T steps in one call (the optional
+ * sequence slots). Layout batch-major [B, T, X]; the steps run t = 0..T-1,
+ * or T-1..0 when reverse. Forward computes, step by step, exactly what the
+ * per-step path does (gh = h_{t-1} W_hh^T, then lstm_step_forward). Backward
+ * does what the per-step backward loop does (lstm_step_backward, then
+ * dh += dgates W_hh for all but the last step run). */
+typedef struct llm__lstm_sequence {
+    int B, T, H, reverse;
+    const float *W_hh;   /* [4H, H] */
+    const float *mask;   /* [B, T] 1 = real step, 0 = padding; NULL = all real */
+    /* forward */
+    const float *xw;     /* [B, T, 4H] x W_ih^T + bias */
+    float *gates;        /* out [B, T, 4H] activated i, f, g, o (backward: in) */
+    float *c;            /* out [B, T, H] cell states (backward: in) */
+    float *h;            /* out [B, T, H] hidden states */
+    float *hprev;        /* out [B, T, H] the state entering each step; the first step's entry
+                            is left as it is (zero-filled by the caller); NULL = not wanted */
+    /* backward */
+    const float *dy;     /* [B, T, H] gradient from the outputs, NULL = none */
+    float *dh;           /* [B, H] in: dL/dh after the last step; clobbered */
+    float *dc;           /* [B, H] in: zeros; clobbered */
+    float *dgates;       /* out [B, T, 4H] gradient w.r.t. the gate pre-activations */
+} llm__lstm_sequence;
+
 /* One GRU step, PyTorch semantics (gate order r, z, n; reset applied after
  * the recurrent product: n = tanh(xn + r * (W_hn h + b_hn))). */
 typedef struct llm__gru_step {
@@ -200,6 +224,11 @@ typedef struct llm__backend_ops {
     llm_status (*lstm_step_backward)(llm_backend *be, const llm__lstm_step_grad *s);
     llm_status (*gru_step_forward)(llm_backend *be, const llm__gru_step *s);
     llm_status (*gru_step_backward)(llm_backend *be, const llm__gru_step_grad *s);
+    /* Optional: the whole recurrence in one call (see llm__lstm_sequence).
+     * *done = 0 (with LLM_OK) when this backend cannot take these sizes; the
+     * core then runs the per-step slots. */
+    llm_status (*lstm_sequence_forward)(llm_backend *be, const llm__lstm_sequence *s, int *done);
+    llm_status (*lstm_sequence_backward)(llm_backend *be, const llm__lstm_sequence *s, int *done);
 
     /* ---- attention (see llm__attention) ---- */
     llm_status (*attention_forward)(llm_backend *be, const llm__attention *a);

@@ -1329,6 +1329,218 @@ static void rnn_parity(int gru) {
 START_TEST(lstm_step_parity) { rnn_parity(0); }
 END_TEST
 
+/* ---- a whole LSTM recurrence: the sequence slots (CUDA's persistent
+ * kernel) or, where a backend has none, the per-step loop of
+ * src/nn/recurrent.c; both against a double-precision recurrence ---- */
+
+typedef struct lseq {
+    int B, T, H, reverse, masked, with_dy;
+    float *W, *xw, *mask, *dy, *dh0;
+    float *gates, *c; /* the reference forward's, as floats, for backward */
+} lseq;
+
+static void lseq_build(lseq *q, int B, int T, int H, int reverse, int masked, int with_dy, uint64_t seed) {
+    memset(q, 0, sizeof *q);
+    q->B = B, q->T = T, q->H = H, q->reverse = reverse, q->masked = masked, q->with_dy = with_dy;
+    q->W = hrand((int64_t)4 * H * H, seed, -0.4f, 0.4f);
+    q->xw = hrand((int64_t)B * T * 4 * H, seed + 1, -1.5f, 1.5f);
+    q->dh0 = hrand((int64_t)B * H, seed + 2, -1.0f, 1.0f);
+    if (with_dy) q->dy = hrand((int64_t)B * T * H, seed + 3, -1.0f, 1.0f);
+    if (masked) {
+        /* row b: pre-padded by b % (T + 1) steps (all padding when b % (T + 1) == T),
+         * and every fifth row with a hole in the middle */
+        q->mask = hf((int64_t)B * T);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++)
+                q->mask[b * T + t] = t >= b % (T + 1) && !(b % 5 == 4 && t == T / 2) ? 1.0f : 0.0f;
+    }
+}
+
+static void lseq_free(lseq *q) {
+    free(q->W); free(q->xw); free(q->mask); free(q->dy); free(q->dh0); free(q->gates); free(q->c);
+}
+
+static int lseq_real(const lseq *q, int b, int t) { return !q->mask || q->mask[b * q->T + t] != 0.0f; }
+
+/* gates | c | h | hprev, in double */
+static void lseq_ref_forward(lseq *q, double *ref) {
+    const int B = q->B, T = q->T, H = q->H;
+    const int64_t BT = (int64_t)B * T;
+    double *gates = ref, *c = gates + BT * 4 * H, *h = c + BT * H, *hprev = h + BT * H;
+    for (int64_t i = 0; i < BT * H; i++) hprev[i] = 0.0;
+    double *hp = hd(H), *cp = hd(H);
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < H; j++) hp[j] = cp[j] = 0.0;
+        for (int step = 0; step < T; step++) {
+            int t = q->reverse ? T - 1 - step : step, tn = q->reverse ? t - 1 : t + 1;
+            int64_t bt = (int64_t)b * T + t;
+            double *g = gates + bt * 4 * H;
+            if (!lseq_real(q, b, t)) {
+                for (int j = 0; j < 4 * H; j++) g[j] = 0.0;
+            } else {
+                for (int r = 0; r < 4 * H; r++) {
+                    double a = q->xw[bt * 4 * H + r];
+                    for (int k = 0; k < H; k++) a += (double)q->W[(int64_t)r * H + k] * hp[k];
+                    g[r] = r >= 2 * H && r < 3 * H ? tanh(a) : ref_sigmoid(a);
+                }
+                for (int j = 0; j < H; j++) {
+                    cp[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];
+                    hp[j] = g[3 * H + j] * tanh(cp[j]);
+                }
+            }
+            for (int j = 0; j < H; j++) {
+                c[bt * H + j] = cp[j];
+                h[bt * H + j] = hp[j];
+                if (step < T - 1) hprev[((int64_t)b * T + tn) * H + j] = hp[j];
+            }
+        }
+    }
+    free(hp);
+    free(cp);
+    /* the backward check starts from these, rounded to float */
+    q->gates = hf(BT * 4 * H);
+    q->c = hf(BT * H);
+    for (int64_t i = 0; i < BT * 4 * H; i++) q->gates[i] = (float)gates[i];
+    for (int64_t i = 0; i < BT * H; i++) q->c[i] = (float)c[i];
+}
+
+static int lseq_cuda_expected(dev *d) { return d->be->kind == LLM_BACKEND_CUDA; }
+
+static void run_lseq_forward(dev *d, const void *p, float *out) {
+    const lseq *q = p;
+    const int B = q->B, T = q->T, H = q->H, GH = 4 * H;
+    const int64_t BT = (int64_t)B * T;
+    float *W = dput(d, q->W, (int64_t)GH * H), *xw = dput(d, q->xw, BT * GH);
+    float *mask = q->mask ? dput(d, q->mask, BT) : NULL;
+    float *gates = dput_const(d, SENT, BT * GH), *c = dput_const(d, SENT, BT * H);
+    float *h = dput_const(d, SENT, BT * H), *hprev = dput(d, NULL, BT * H);
+    int done = 0;
+    if (OPS(d)->lstm_sequence_forward) {
+        llm__lstm_sequence a = { .B = B, .T = T, .H = H, .reverse = q->reverse, .W_hh = W, .mask = mask,
+                                 .xw = xw, .gates = gates, .c = c, .h = h, .hprev = hprev };
+        ck_assert_ok(OPS(d)->lstm_sequence_forward(d->be, &a, &done));
+    }
+    if (lseq_cuda_expected(d)) ck_assert_msg(done, "the CUDA sequence kernel declined B=%d H=%d", B, H);
+    float *gh = done ? NULL : dalloc(d, (size_t)B * GH * 4);
+    for (int s = 0; !done && s < T; s++) {
+        int t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1, tn = q->reverse ? t - 1 : t + 1;
+        ck_assert_ok(OPS(d)->sgemm(d->be, 0, 1, B, GH, H, 1.0f, hprev + (int64_t)t * H, T * H, W, H, 0.0f, gh, GH));
+        llm__lstm_step a = {
+            .B = B, .H = H, .xw = xw + (int64_t)t * GH, .ld_xw = (int64_t)T * GH, .gh = gh,
+            .h_prev = s ? h + (int64_t)tp * H : NULL, .ld_hprev = (int64_t)T * H,
+            .c_prev = s ? c + (int64_t)tp * H : NULL, .ld_cprev = (int64_t)T * H,
+            .mask = mask ? mask + t : NULL, .ld_mask = T,
+            .gates = gates + (int64_t)t * GH, .ld_gates = (int64_t)T * GH,
+            .c = c + (int64_t)t * H, .ld_c = (int64_t)T * H, .h = h + (int64_t)t * H, .ld_h = (int64_t)T * H,
+            .h2 = s < T - 1 ? hprev + (int64_t)tn * H : NULL, .ld_h2 = (int64_t)T * H,
+        };
+        ck_assert_ok(OPS(d)->lstm_step_forward(d->be, &a));
+    }
+    dget(d, out, gates, BT * GH);
+    dget(d, out + BT * GH, c, BT * H);
+    dget(d, out + BT * (GH + H), h, BT * H);
+    dget(d, out + BT * (GH + 2 * H), hprev, BT * H);
+}
+
+/* dgates, in double, from the float forward */
+static void lseq_ref_backward(const lseq *q, double *ref) {
+    const int B = q->B, T = q->T, H = q->H;
+    double *dh = hd(H), *dc = hd(H), *dhn = hd(H);
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < H; j++) dh[j] = q->dh0[b * H + j], dc[j] = 0.0;
+        for (int step = T - 1; step >= 0; step--) {
+            int t = q->reverse ? T - 1 - step : step, tp = q->reverse ? t + 1 : t - 1;
+            int64_t bt = (int64_t)b * T + t;
+            double *dg = ref + bt * 4 * H;
+            const float *g = q->gates + bt * 4 * H;
+            for (int j = 0; j < H; j++) {
+                double dhj = dh[j] + (q->dy ? q->dy[bt * H + j] : 0.0);
+                if (!lseq_real(q, b, t)) {
+                    dg[j] = dg[H + j] = dg[2 * H + j] = dg[3 * H + j] = 0.0;
+                    dhn[j] = dhj;
+                    continue;
+                }
+                double i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+                double tc = tanh((double)q->c[bt * H + j]);
+                double cp = step ? q->c[((int64_t)b * T + tp) * H + j] : 0.0;
+                double dct = dc[j] + dhj * o * (1 - tc * tc);
+                dc[j] = dct * f;
+                dg[j] = dct * gg * i * (1 - i);
+                dg[H + j] = dct * cp * f * (1 - f);
+                dg[2 * H + j] = dct * i * (1 - gg * gg);
+                dg[3 * H + j] = dhj * tc * o * (1 - o);
+                dhn[j] = 0.0;
+            }
+            for (int k = 0; k < H; k++) {
+                double a = dhn[k];
+                for (int r = 0; r < 4 * H; r++) a += dg[r] * q->W[(int64_t)r * H + k];
+                dh[k] = a;
+            }
+        }
+    }
+    free(dh);
+    free(dc);
+    free(dhn);
+}
+
+static void run_lseq_backward(dev *d, const void *p, float *out) {
+    const lseq *q = p;
+    const int B = q->B, T = q->T, H = q->H, GH = 4 * H;
+    const int64_t BT = (int64_t)B * T;
+    float *W = dput(d, q->W, (int64_t)GH * H), *mask = q->mask ? dput(d, q->mask, BT) : NULL;
+    float *gates = dput(d, q->gates, BT * GH), *c = dput(d, q->c, BT * H);
+    float *dy = q->dy ? dput(d, q->dy, BT * H) : NULL, *dh = dput(d, q->dh0, (int64_t)B * H);
+    float *dc = dput(d, NULL, (int64_t)B * H), *dg = dput_const(d, SENT, BT * GH);
+    int done = 0;
+    if (OPS(d)->lstm_sequence_backward) {
+        llm__lstm_sequence a = { .B = B, .T = T, .H = H, .reverse = q->reverse, .W_hh = W, .mask = mask,
+                                 .gates = gates, .c = c, .dy = dy, .dh = dh, .dc = dc, .dgates = dg };
+        ck_assert_ok(OPS(d)->lstm_sequence_backward(d->be, &a, &done));
+    }
+    if (lseq_cuda_expected(d)) ck_assert_msg(done, "the CUDA sequence kernel declined B=%d H=%d", B, H);
+    for (int s = T - 1; !done && s >= 0; s--) {
+        int t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1;
+        llm__lstm_step_grad a = {
+            .B = B, .H = H, .gates = gates + (int64_t)t * GH, .ld_gates = (int64_t)T * GH,
+            .c = c + (int64_t)t * H, .ld_c = (int64_t)T * H,
+            .c_prev = s ? c + (int64_t)tp * H : NULL, .ld_cprev = (int64_t)T * H,
+            .mask = mask ? mask + t : NULL, .ld_mask = T,
+            .dy = dy ? dy + (int64_t)t * H : NULL, .ld_dy = (int64_t)T * H,
+            .dh_next = dh, .dc = dc, .dgates = dg + (int64_t)t * GH, .ld_dgates = (int64_t)T * GH,
+        };
+        ck_assert_ok(OPS(d)->lstm_step_backward(d->be, &a));
+        if (s) ck_assert_ok(OPS(d)->sgemm(d->be, 0, 0, B, H, GH, 1.0f, dg + (int64_t)t * GH, T * GH, W, H, 1.0f, dh, H));
+    }
+    dget(d, out, dg, BT * GH);
+}
+
+START_TEST(lstm_sequence_matches_recurrence) {
+    /* {B, T, H}: one of each; a batch over two row groups with H not a
+     * multiple of the kernel's 8 units; the spam model's H = 128 */
+    static const int shapes[][3] = { { 1, 1, 1 }, { 37, 6, 20 }, { 70, 5, 128 } };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int variant = 0; variant < 4; variant++) {
+            int reverse = variant & 1, masked = variant >> 1, with_dy = variant != 1;
+            lseq q;
+            lseq_build(&q, shapes[si][0], shapes[si][1], shapes[si][2], reverse, masked, with_dy,
+                       7100 + 10 * si + (uint64_t)variant);
+            const int64_t BT = (int64_t)q.B * q.T, nf = BT * 7 * q.H, nb = BT * 4 * q.H;
+            double *ref = hd(nf);
+            lseq_ref_forward(&q, ref);
+            char what[96];
+            snprintf(what, sizeof what, "lstm sequence forward B=%d T=%d H=%d reverse=%d masked=%d", q.B, q.T,
+                     q.H, reverse, masked);
+            check_targets(what, run_lseq_forward, &q, nf, ref, 1e-5, 1e-4, 0);
+            lseq_ref_backward(&q, ref);
+            snprintf(what, sizeof what, "lstm sequence backward B=%d T=%d H=%d reverse=%d masked=%d dy=%d", q.B,
+                     q.T, q.H, reverse, masked, with_dy);
+            check_targets(what, run_lseq_backward, &q, nb, ref, 1e-5, 1e-4, 0);
+            free(ref);
+            lseq_free(&q);
+        }
+}
+END_TEST
+
 START_TEST(gru_step_parity) { rnn_parity(1); }
 END_TEST
 
@@ -2420,7 +2632,7 @@ Suite *suite_backend_ops(void) {
         { "layernorm", { layernorm_forward_backward } },
         { "embedding", { embedding_repeated_ids_and_pad } },
         { "recurrent", { lstm_step_parity, gru_step_parity, lstm_backward_matches_finite_differences,
-                         gru_backward_matches_finite_differences } },
+                         gru_backward_matches_finite_differences, lstm_sequence_matches_recurrence } },
         { "attention", { attention_against_reference, attention_threads_bit_identical } },
         { "pool", { pool_avg_max_masked, pool_max_ties_pick_first_real_step } },
         { "loss", { losses_against_reference, losses_extreme_inputs, losses_match_finite_differences } },

@@ -198,6 +198,8 @@ static const llm__backend_ops gpu_ops = {
     .lstm_step_backward = llm__gpu_lstm_step_backward,
     .gru_step_forward = llm__gpu_gru_step_forward,
     .gru_step_backward = llm__gpu_gru_step_backward,
+    .lstm_sequence_forward = llm__gpu_lstm_sequence_forward,
+    .lstm_sequence_backward = llm__gpu_lstm_sequence_backward,
     .attention_forward = llm__gpu_attention_forward,
     .attention_backward = llm__gpu_attention_backward,
     .pool_forward = llm__gpu_pool_forward,
@@ -348,7 +350,7 @@ static void gpu_describe(const llm_backend *be, char *buf, size_t len) {
 
 static int same_layout(const llm__cuda_layout *a, const llm__cuda_layout *b) {
     return a->ops == b->ops && a->backend == b->backend && a->options == b->options &&
-           a->lstm_step == b->lstm_step && a->lstm_grad == b->lstm_grad && a->gru_step == b->gru_step &&
+           a->lstm_step == b->lstm_step && a->lstm_grad == b->lstm_grad && a->lstm_seq == b->lstm_seq && a->gru_step == b->gru_step &&
            a->gru_grad == b->gru_grad && a->opt_update == b->opt_update && a->version == b->version;
 }
 

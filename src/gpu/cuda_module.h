@@ -35,13 +35,14 @@ extern "C" {
 
 /* Sizes both sides must agree on. */
 typedef struct llm__cuda_layout {
-    size_t ops, backend, options, lstm_step, lstm_grad, gru_step, gru_grad, opt_update;
+    size_t ops, backend, options, lstm_step, lstm_grad, lstm_seq, gru_step, gru_grad, opt_update;
     int version; /* LLM_VERSION_NUMBER */
 } llm__cuda_layout;
 
 #define LLM__CUDA_LAYOUT_INIT                                                                      \
     { sizeof(llm__backend_ops), sizeof(struct llm_backend), sizeof(llm_backend_options),          \
-      sizeof(llm__lstm_step), sizeof(llm__lstm_step_grad), sizeof(llm__gru_step),                 \
+      sizeof(llm__lstm_step), sizeof(llm__lstm_step_grad), sizeof(llm__lstm_sequence),             \
+      sizeof(llm__gru_step),                                                                      \
       sizeof(llm__gru_step_grad), sizeof(llm__opt_update), LLM_VERSION_NUMBER }
 
 /* What libllm gives the module. error() records the thread's last error

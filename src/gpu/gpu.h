@@ -183,6 +183,9 @@ llm_status llm__gpu_embedding_backward(llm_backend *be, int64_t n, int64_t dim, 
 /* kernels_recurrent.cu */
 llm_status llm__gpu_lstm_step_forward(llm_backend *be, const llm__lstm_step *s);
 llm_status llm__gpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_grad *s);
+/* kernels_lstm_sequence.cu */
+llm_status llm__gpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_sequence *s, int *done);
+llm_status llm__gpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequence *s, int *done);
 llm_status llm__gpu_gru_step_forward(llm_backend *be, const llm__gru_step *s);
 llm_status llm__gpu_gru_step_backward(llm_backend *be, const llm__gru_step_grad *s);
 

@@ -3,7 +3,9 @@
  * Forward: the input projection for all steps in one GEMM, then per step one
  * recurrent GEMM and one fused gate kernel. Backward runs the steps in
  * reverse with the same pattern and accumulates the weight gradients in one
- * GEMM each at the end. Layout is batch-major [B, T, X]; step t of X is the
+ * GEMM each at the end. A backend may instead run an LSTM's whole recurrence
+ * in one call (the optional sequence slots: the CUDA backend's persistent
+ * kernel, where per-step launches would cost more than the work). Layout is batch-major [B, T, X]; step t of X is the
  * strided matrix X + t*width with row stride T*width. */
 #include <stdio.h>
 #include "ops.h"
@@ -77,7 +79,16 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     if (lstm) LLM__CHECK(llm__graph_alloc_zero(g, bh, (void **)&dc));
     else LLM__CHECK(llm__graph_alloc(g, (size_t)(B * T * G * H) * 4, (void **)&dx2));
 
-    for (int64_t s = T - 1; s >= 0; s--) {
+    int done = 0;
+    if (lstm && op->lstm_sequence_backward) {
+        llm__lstm_sequence q = {
+            .B = (int)B, .T = (int)T, .H = (int)H, .reverse = back, .W_hh = Whh->data, .mask = mask,
+            .gates = (float *)gates, .c = (float *)cs, /* read only, backward */
+            .dy = seq ? y->grad : NULL, .dh = dh_next, .dc = dc, .dgates = dx1,
+        };
+        LLM__CHECK(op->lstm_sequence_backward(be, &q, &done));
+    }
+    for (int64_t s = T - 1; !done && s >= 0; s--) {
         int64_t t = back ? T - 1 - s : s, tp = back ? t + 1 : t - 1;
         const float *dy = seq ? y->grad + t * H : NULL;
         if (lstm) {
@@ -148,7 +159,15 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
     LLM__CHECK(op->sgemm(be, 0, 1, BT, GH, (int)E, 1.0f, x->data, (int)E, Wih->data, (int)E, 0.0f, xw, GH));
     LLM__CHECK(op->bias_act_forward(be, LLM_ACT_NONE, BT, GH, xw, l->params[2].data, xw));
 
-    for (int64_t s = 0; s < T; s++) {
+    int done = 0;
+    if (lstm && op->lstm_sequence_forward) {
+        llm__lstm_sequence q = {
+            .B = (int)B, .T = (int)T, .H = (int)H, .reverse = back, .W_hh = Whh->data, .mask = mask,
+            .xw = xw, .gates = gates, .c = cs, .h = hs, .hprev = hprev,
+        };
+        LLM__CHECK(op->lstm_sequence_forward(be, &q, &done));
+    }
+    for (int64_t s = 0; !done && s < T; s++) {
         int64_t t = back ? T - 1 - s : s, tp = back ? t + 1 : t - 1, tn = back ? t - 1 : t + 1;
         LLM__CHECK(op->sgemm(be, 0, 1, (int)B, GH, (int)H, 1.0f, hprev + t * H, (int)(T * H),
                              Whh->data, (int)H, 0.0f, gh, GH));
