@@ -206,22 +206,22 @@ command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_vers
 # and model-level parity in gpu); the CPU-only suites come last (step 8).
 run_suites() { # log timeout [suite] -> Check's exit status
     local log=$1 limit=$2
-    (cd tests && LLM_BIN_DIR="../$BUILD/bin" LLM_TEST_REQUIRE_CUDA=1 ${3:+CK_RUN_SUITE=$3} \
+    (cd tests && env LLM_BIN_DIR="../$BUILD/bin" LLM_TEST_REQUIRE_CUDA=1 ${3:+CK_RUN_SUITE=$3} \
         timeout "$limit" "../$BUILD/tests/run_tests") >"$OUT/$log" 2>&1
 }
-say "running the GPU test suites (log: $OUT/tests-gpu.log)"
-: >"$OUT/tests-gpu.log"
+say "running the GPU test suites (log: $OUT/tests-gpu-suites.log)"
+: >"$OUT/tests-gpu-suites.log"
 for suite in gpu backend_ops; do
     T0=$(date +%s)
     run_suites "tests-$suite.log" 300 "$suite"
     rc=$?
-    cat "$OUT/tests-$suite.log" >>"$OUT/tests-gpu.log"
+    cat "$OUT/tests-$suite.log" >>"$OUT/tests-gpu-suites.log"
     line=$(grep -E '^[0-9]+%: Checks:' "$OUT/tests-$suite.log" | tail -1)
     note "tests $suite: ${line:-no Check summary} (exit $rc, $(( $(date +%s) - T0 )) s)"
     [ "$rc" = 0 ] || { fail "tests $suite (see $OUT/tests-$suite.log)"; grep -E ':[EF]:' "$OUT/tests-$suite.log" | head -40 | tee -a "$SUMMARY"; }
 done
-if grep -q "skipping target 'cuda'" "$OUT/tests-gpu.log"; then fail "tests: backend_ops skipped the CUDA target"; fi
-grep -E '^gpu parity|^backend_ops .*cuda' "$OUT/tests-gpu.log" | sed 's/^/      /' >>"$SUMMARY"
+if grep -q "skipping target 'cuda'" "$OUT/tests-gpu-suites.log"; then fail "tests: backend_ops skipped the CUDA target"; fi
+grep -E '^gpu parity|^backend_ops .*cuda' "$OUT/tests-gpu-suites.log" | sed 's/^/      /' >>"$SUMMARY"
 
 # ---- 5. spam_train, one epoch, GPU and CPU ----
 spam() { # backend -> log
@@ -265,6 +265,8 @@ bench() { # label args... -> samples_per_s or tokens_per_s
     fi
 }
 LB=$BUILD/bench/lstm_bench
+# a GPT of a size where the GPU's arithmetic, not launch latency, sets the pace
+GPT_LARGE="--vocab 256 --ctx 256 --dim 512 --layers 6 --heads 8 --batch 32"
 if [ ! -x "$LB" ]; then
     fail "bench: no $LB"
 elif in_budget "the benchmarks"; then
@@ -273,6 +275,7 @@ elif in_budget "the benchmarks"; then
     bench cuda-train-b256 "$LB" --backend cuda --mode train --batch 256 --steps 20
     bench cpu-train "$LB" --backend cpu --mode train --threads "$JOBS" --steps 10 --warmup 2
     bench cuda-gpt "$BUILD/bench/gpt_bench" --backend cuda --steps 30
+    bench cuda-gpt-large "$BUILD/bench/gpt_bench" --backend cuda $GPT_LARGE --steps 20
 fi
 PEERS=${PEERS_DIR:-../shared/peers}
 [ -z "${PEERS_DIR:-}" ] && [ -d gpu-deps/peers ] && PEERS=gpu-deps/peers
@@ -283,6 +286,7 @@ if [ -f "$PEERS/torch_lstm_bench.py" ] && [ -n "$PY" ] && "$PY" -c 'import torch
         bench torch-cuda-infer "$PY" "$PEERS/torch_lstm_bench.py" --device cuda --mode infer --steps 50
         bench torch-cuda-train-b256 "$PY" "$PEERS/torch_lstm_bench.py" --device cuda --mode train --batch 256 --steps 20
         bench torch-cuda-gpt "$PY" "$PEERS/torch_gpt_bench.py" --device cuda --steps 30
+        bench torch-cuda-gpt-large "$PY" "$PEERS/torch_gpt_bench.py" --device cuda $GPT_LARGE --steps 20
     fi
 else
     note "peer  PyTorch LSTM skipped: needs $PEERS/torch_lstm_bench.py (set PEERS_DIR) and python3 with CUDA torch"
