@@ -32,20 +32,27 @@ static __device__ __forceinline__ float sigm(float v) {
     return e / (1.0f + e);
 }
 
-/* forward shared memory: W [4 * U][H + 1] (gate g of unit u in row g * U + u), h [RB][H + 1] */
+/* Rows of the shared-memory tiles are padded to a multiple of 4 floats plus 4:
+ * the dot products read them as float4 (a quarter of the shared-memory
+ * instructions), and the +4 puts the 8 units' rows that a warp reads at
+ * once in different banks. */
+static __host__ __device__ __forceinline__ int seq_ld(int n) { return ((n + 3) & ~3) + 4; }
+
+/* forward shared memory: W [4 * U][ld] (gate g of unit u in row g * U + u), h [RB][ld] */
 __global__ static void __launch_bounds__(SEQ_THREADS) lstm_seq_forward_kernel(llm__lstm_sequence s) {
-    extern __shared__ float sm[];
-    const int H = s.H, B = s.B, T = s.T, LD = H + 1;
+    extern __shared__ float4 sm4[];
+    float *sm = (float *)sm4;
+    const int H = s.H, B = s.B, T = s.T, H4 = (H + 3) & ~3, LD = seq_ld(H);
     const int64_t G4 = 4 * (int64_t)H;
     float *w = sm, *hs = sm + 4 * SEQ_U * LD;
     const int tid = threadIdx.x, u = tid % SEQ_U, rb = tid / SEQ_U;
     const int j0 = blockIdx.x * SEQ_U, j = j0 + u;
-    for (int i = tid; i < 4 * SEQ_U * H; i += SEQ_THREADS) {
-        int k = i % H, r = i / H, g = r / SEQ_U, jj = j0 + r % SEQ_U;
-        w[r * LD + k] = jj < H ? s.W_hh[((int64_t)g * H + jj) * H + k] : 0.0f;
+    for (int i = tid; i < 4 * SEQ_U * H4; i += SEQ_THREADS) {
+        int k = i % H4, r = i / H4, g = r / SEQ_U, jj = j0 + r % SEQ_U;
+        w[r * LD + k] = jj < H && k < H ? s.W_hh[((int64_t)g * H + jj) * H + k] : 0.0f;
     }
-    const float *w0 = w + u * LD, *w1 = w + (SEQ_U + u) * LD, *w2 = w + (2 * SEQ_U + u) * LD,
-                *w3 = w + (3 * SEQ_U + u) * LD;
+    const float4 *w0 = (const float4 *)(w + u * LD), *w1 = (const float4 *)(w + (SEQ_U + u) * LD),
+                 *w2 = (const float4 *)(w + (2 * SEQ_U + u) * LD), *w3 = (const float4 *)(w + (3 * SEQ_U + u) * LD);
     cg::grid_group grid = cg::this_grid();
     for (int step = 0; step < T; step++) {
         const int t = s.reverse ? T - 1 - step : step;
@@ -53,26 +60,26 @@ __global__ static void __launch_bounds__(SEQ_THREADS) lstm_seq_forward_kernel(ll
         for (int b0 = blockIdx.y * SEQ_RB; b0 < B; b0 += gridDim.y * SEQ_RB) {
             const int rows = B - b0 < SEQ_RB ? B - b0 : SEQ_RB;
             __syncthreads(); /* the weights are in; the last group's readers are done */
-            for (int i = tid; i < rows * H; i += SEQ_THREADS) {
-                int r = i / H, k = i % H;
-                hs[r * LD + k] = step ? __ldcg(&s.h[((int64_t)(b0 + r) * T + tp) * H + k]) : 0.0f;
+            for (int i = tid; i < rows * H4; i += SEQ_THREADS) {
+                int r = i / H4, k = i % H4;
+                hs[r * LD + k] = step && k < H ? __ldcg(&s.h[((int64_t)(b0 + r) * T + tp) * H + k]) : 0.0f;
             }
             __syncthreads();
             if (rb >= rows || j >= H) continue;
             const int64_t b = b0 + rb, bt = b * T + t;
-            const float *hr = hs + rb * LD;
+            const float4 *h4 = (const float4 *)(hs + rb * LD);
             float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             if (step)
-#pragma unroll 4
-                for (int k = 0; k < H; k++) {
-                    float hv = hr[k];
-                    a0 = fmaf(w0[k], hv, a0);
-                    a1 = fmaf(w1[k], hv, a1);
-                    a2 = fmaf(w2[k], hv, a2);
-                    a3 = fmaf(w3[k], hv, a3);
+#pragma unroll 2
+                for (int k = 0; k < H4 / 4; k++) {
+                    float4 hv = h4[k], x0 = w0[k], x1 = w1[k], x2 = w2[k], x3 = w3[k];
+                    a0 = fmaf(x0.x, hv.x, a0), a0 = fmaf(x0.y, hv.y, a0), a0 = fmaf(x0.z, hv.z, a0), a0 = fmaf(x0.w, hv.w, a0);
+                    a1 = fmaf(x1.x, hv.x, a1), a1 = fmaf(x1.y, hv.y, a1), a1 = fmaf(x1.z, hv.z, a1), a1 = fmaf(x1.w, hv.w, a1);
+                    a2 = fmaf(x2.x, hv.x, a2), a2 = fmaf(x2.y, hv.y, a2), a2 = fmaf(x2.z, hv.z, a2), a2 = fmaf(x2.w, hv.w, a2);
+                    a3 = fmaf(x3.x, hv.x, a3), a3 = fmaf(x3.y, hv.y, a3), a3 = fmaf(x3.z, hv.z, a3), a3 = fmaf(x3.w, hv.w, a3);
                 }
             float *gates = s.gates + bt * G4;
-            float cp = step ? s.c[(b * T + tp) * H + j] : 0.0f, hp = hr[j], cv, hv;
+            float cp = step ? s.c[(b * T + tp) * H + j] : 0.0f, hp = hs[rb * LD + j], cv, hv;
             if (s.mask && s.mask[bt] == 0.0f) {
                 cv = cp;
                 hv = hp;
@@ -96,10 +103,11 @@ __global__ static void __launch_bounds__(SEQ_THREADS) lstm_seq_forward_kernel(ll
     }
 }
 
-/* backward shared memory: W^T [U][4H + 1] (column j0 + u of W_hh), dgates [RB][4H + 1] */
+/* backward shared memory: W^T [U][ld] (column j0 + u of W_hh), dgates [RB][ld] */
 __global__ static void __launch_bounds__(SEQ_THREADS) lstm_seq_backward_kernel(llm__lstm_sequence s) {
-    extern __shared__ float sm[];
-    const int H = s.H, B = s.B, T = s.T, G4 = 4 * H, LD = G4 + 1;
+    extern __shared__ float4 sm4[];
+    float *sm = (float *)sm4;
+    const int H = s.H, B = s.B, T = s.T, G4 = 4 * H, LD = seq_ld(G4);
     float *wt = sm, *dgs = sm + SEQ_U * LD;
     const int tid = threadIdx.x, u = tid % SEQ_U, rb = tid / SEQ_U;
     const int j0 = blockIdx.x * SEQ_U, j = j0 + u;
@@ -107,7 +115,7 @@ __global__ static void __launch_bounds__(SEQ_THREADS) lstm_seq_backward_kernel(l
         int uu = i % SEQ_U, r = i / SEQ_U;
         wt[uu * LD + r] = j0 + uu < H ? s.W_hh[(int64_t)r * H + j0 + uu] : 0.0f;
     }
-    const float *wr = wt + u * LD;
+    const float4 *wr = (const float4 *)(wt + u * LD);
     cg::grid_group grid = cg::this_grid();
     for (int step = T - 1; step >= 0; step--) {
         const int t = s.reverse ? T - 1 - step : step, tp = s.reverse ? t + 1 : t - 1;
@@ -146,10 +154,13 @@ __global__ static void __launch_bounds__(SEQ_THREADS) lstm_seq_backward_kernel(l
             }
             __syncthreads();
             if (rb >= rows || j >= H) continue;
-            const float *dr = dgs + rb * LD;
+            const float4 *dr = (const float4 *)(dgs + rb * LD);
             float acc = 0.0f;
 #pragma unroll 4
-            for (int q = 0; q < G4; q++) acc = fmaf(dr[q], wr[q], acc);
+            for (int q = 0; q < G4 / 4; q++) {
+                float4 a = dr[q], x = wr[q];
+                acc = fmaf(a.x, x.x, acc), acc = fmaf(a.y, x.y, acc), acc = fmaf(a.z, x.z, acc), acc = fmaf(a.w, x.w, acc);
+            }
             s.dh[(int64_t)(b0 + rb) * H + j] += acc;
         }
         /* no barrier here: the next gate-gradient pass reads only this
@@ -205,11 +216,11 @@ static llm_status seq_launch(llm_backend *be, const void *kernel, size_t smem, c
 }
 
 llm_status llm__gpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_sequence *s, int *done) {
-    size_t smem = (size_t)(4 * SEQ_U + SEQ_RB) * (size_t)(s->H + 1) * sizeof(float);
+    size_t smem = (size_t)(4 * SEQ_U + SEQ_RB) * (size_t)seq_ld(s->H) * sizeof(float);
     return seq_launch(be, (const void *)lstm_seq_forward_kernel, smem, s, done, "lstm_sequence_forward");
 }
 
 llm_status llm__gpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequence *s, int *done) {
-    size_t smem = (size_t)(SEQ_U + SEQ_RB) * (size_t)(4 * (int64_t)s->H + 1) * sizeof(float);
+    size_t smem = (size_t)(SEQ_U + SEQ_RB) * (size_t)seq_ld(4 * s->H) * sizeof(float);
     return seq_launch(be, (const void *)lstm_seq_backward_kernel, smem, s, done, "lstm_sequence_backward");
 }
