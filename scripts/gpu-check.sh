@@ -274,6 +274,7 @@ elif in_budget "the benchmarks"; then
     bench cuda-infer "$LB" --backend cuda --mode infer --steps 50
     bench cuda-train-b256 "$LB" --backend cuda --mode train --batch 256 --steps 20
     bench cpu-train "$LB" --backend cpu --mode train --threads "$JOBS" --steps 10 --warmup 2
+    bench cpu-train-t4 "$LB" --backend cpu --mode train --threads 4 --steps 10 --warmup 2
     bench cuda-gpt "$BUILD/bench/gpt_bench" --backend cuda --steps 30
     bench cuda-gpt-large "$BUILD/bench/gpt_bench" --backend cuda $GPT_LARGE --steps 20
 fi
@@ -287,6 +288,9 @@ if [ -f "$PEERS/torch_lstm_bench.py" ] && [ -n "$PY" ] && "$PY" -c 'import torch
         bench torch-cuda-train-b256 "$PY" "$PEERS/torch_lstm_bench.py" --device cuda --mode train --batch 256 --steps 20
         bench torch-cuda-gpt "$PY" "$PEERS/torch_gpt_bench.py" --device cuda --steps 30
         bench torch-cuda-gpt-large "$PY" "$PEERS/torch_gpt_bench.py" --device cuda $GPT_LARGE --steps 20
+        # the CPU side by side too, on this machine's cores
+        bench torch-cpu-train "$PY" "$PEERS/torch_lstm_bench.py" --device cpu --mode train --threads "$JOBS" --steps 10 --warmup 2
+        bench torch-cpu-train-t4 "$PY" "$PEERS/torch_lstm_bench.py" --device cpu --mode train --threads 4 --steps 10 --warmup 2
     fi
 else
     note "peer  PyTorch LSTM skipped: needs $PEERS/torch_lstm_bench.py (set PEERS_DIR) and python3 with CUDA torch"

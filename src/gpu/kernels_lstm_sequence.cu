@@ -154,14 +154,18 @@ __global__ static void __launch_bounds__(SEQ_THREADS) lstm_seq_backward_kernel(l
             }
             __syncthreads();
             if (rb >= rows || j >= H) continue;
+            /* four partial sums over quarters of the 4H products: four
+             * independent FMA chains instead of one 4H long */
             const float4 *dr = (const float4 *)(dgs + rb * LD);
-            float acc = 0.0f;
-#pragma unroll 4
-            for (int q = 0; q < G4 / 4; q++) {
-                float4 a = dr[q], x = wr[q];
-                acc = fmaf(a.x, x.x, acc), acc = fmaf(a.y, x.y, acc), acc = fmaf(a.z, x.z, acc), acc = fmaf(a.w, x.w, acc);
-            }
-            s.dh[(int64_t)(b0 + rb) * H + j] += acc;
+            float acc[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+#pragma unroll
+            for (int gi = 0; gi < 4; gi++)
+                for (int q = gi * H / 4; q < (gi + 1) * H / 4; q++) {
+                    float4 a = dr[q], x = wr[q];
+                    acc[gi] = fmaf(a.x, x.x, acc[gi]), acc[gi] = fmaf(a.y, x.y, acc[gi]);
+                    acc[gi] = fmaf(a.z, x.z, acc[gi]), acc[gi] = fmaf(a.w, x.w, acc[gi]);
+                }
+            s.dh[(int64_t)(b0 + rb) * H + j] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
         }
         /* no barrier here: the next gate-gradient pass reads only this
          * thread's own dh, dc and the forward's values, and writes dgates of
