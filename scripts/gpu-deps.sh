@@ -58,3 +58,10 @@ PEERS_SRC=${PEERS_DIR:-../shared/peers}
 if [ -d "$PEERS_SRC" ]; then
   mkdir -p "$DIR/peers" && cp "$PEERS_SRC"/*.py "$DIR/peers/" && echo "gpu-deps: peer scripts copied to $DIR/peers/"
 fi
+# the SpamAssassin corpus, packed, for gpu-check's full-corpus GPU run
+CORPUS_SRC=${CORPUS_DIR:-../shared/data/spamassassin}
+if [ -d "$CORPUS_SRC/train" ]; then
+  mkdir -p gpu-data
+  tar -czf gpu-data/spamassassin.tar.gz -C "$(dirname "$CORPUS_SRC")" "$(basename "$CORPUS_SRC")" &&
+    echo "gpu-deps: corpus packed into gpu-data/spamassassin.tar.gz (carry gpu-data too)"
+fi
