@@ -526,8 +526,11 @@ static int run(const server_opts *o, const sigset_t *stop_signals) {
         fprintf(stderr, "%s: cannot resolve --host %s: %s\n", prog, o->host, gai ? gai_strerror(gai) : "no address");
         goto done;
     }
-    /* ITC: needed by MHD_quiesce_daemon */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* ITC: needed by MHD_quiesce_daemon. poll(), not epoll: with a thread
+       pool on epoll, quiescing races with a worker that has taken the listen
+       socket out of its own epoll set, and libmicrohttpd 0.9.75 then aborts
+       ("Failed to remove listen FD from epoll set", seen in the tests). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[3] = { { MHD_OPTION_CONNECTION_TIMEOUT, SERVER_CONNECTION_TIMEOUT_S, NULL } };
     int nopts = 1;
