@@ -26,6 +26,11 @@ double llm__cpu_det_reduce(llm_backend *be, int64_t n, int64_t item_cost, llm__r
                            const void *ctx);
 
 /* kernels_elementwise.c */
+/* kernels_gemm_small.c: C = alpha A B^T + beta C (A [m, k], B [n, k]) for
+ * m up to LLM__GEMM_SMALL_M, where it beats OpenBLAS's packing GEMM */
+#define LLM__GEMM_SMALL_M 4
+void llm__cpu_gemm_small_m(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                           float beta, float *c, int ldc);
 llm_status llm__cpu_fill(llm_backend *be, int64_t n, float value, float *x);
 llm_status llm__cpu_fill_i32(llm_backend *be, int64_t n, int32_t value, int32_t *x);
 llm_status llm__cpu_axpy(llm_backend *be, int64_t n, float alpha, const float *x, float *y);

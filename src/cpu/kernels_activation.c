@@ -84,8 +84,12 @@ static void linear_chunk(void *p, int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t r0 = blk * c->block, r1 = r0 + c->block < c->rows ? r0 + c->block : c->rows;
         float *z = c->z ? c->z : c->y;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)c->out, (int)c->in, 1.0f,
-                    c->x + r0 * c->in, (int)c->in, c->W, (int)c->in, 0.0f, z + r0 * c->out, (int)c->out);
+        if (c->rows <= LLM__GEMM_SMALL_M) /* a token or two: decoding */
+            llm__cpu_gemm_small_m((int)(r1 - r0), (int)c->out, (int)c->in, 1.0f, c->x + r0 * c->in, (int)c->in,
+                                  c->W, (int)c->in, 0.0f, z + r0 * c->out, (int)c->out);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)c->out, (int)c->in, 1.0f,
+                        c->x + r0 * c->in, (int)c->in, c->W, (int)c->in, 0.0f, z + r0 * c->out, (int)c->out);
         act_ctx a = { .act = LLM__ACT_NONE, .cols = c->out, .x = z, .bias = c->b, .out = z };
         if (c->z) {
             if (c->b) bias_act_chunk(&a, r0, r1);
