@@ -14,7 +14,9 @@
 #include "fastmath.h"
 #include "simd.h"
 
-#define RNN_GRAIN 8192 /* state elements (B * H) per chunk at least */
+#ifndef RNN_GRAIN
+#define RNN_GRAIN 2048 /* state elements (B * H) per chunk at least */
+#endif
 
 static int64_t rnn_grain(int H) {
     return H >= RNN_GRAIN ? 1 : RNN_GRAIN / (H > 0 ? H : 1);
@@ -67,19 +69,13 @@ static void lstm_forward_chunk(void *p, int64_t begin, int64_t end) {
         tanh_sum(xw + 2 * H, gh + 2 * H, gates + 2 * H, H);
         sigmoid_sum(xw + 3 * H, gh + 3 * H, gates + 3 * H, H);
         const float *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
-        if (cp) {
-            for (int64_t j = 0; j < H; j++) {
-                float cv = gf[j] * cp[j] + gi[j] * gg[j];
-                c[j] = cv;
-                h[j] = go[j] * llm__tanhf(cv);
-            }
-        } else { /* first step: c_prev = 0 */
-            for (int64_t j = 0; j < H; j++) {
-                float cv = gi[j] * gg[j];
-                c[j] = cv;
-                h[j] = go[j] * llm__tanhf(cv);
-            }
-        }
+        /* c, then h in a loop of its own: with both in one loop GCC needs more
+         * run-time alias checks than it will version for, and runs it scalar */
+        if (cp)
+            for (int64_t j = 0; j < H; j++) c[j] = gf[j] * cp[j] + gi[j] * gg[j];
+        else /* first step: c_prev = 0 */
+            for (int64_t j = 0; j < H; j++) c[j] = gi[j] * gg[j];
+        for (int64_t j = 0; j < H; j++) h[j] = go[j] * llm__tanhf(c[j]);
         if (h2) memcpy(h2, h, (size_t)H * sizeof *h2);
     }
 }
