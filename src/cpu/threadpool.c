@@ -2,9 +2,14 @@
  *
  * One job at a time: the caller publishes (fn, ctx, n, chunks) under the
  * mutex, bumps a generation counter and broadcasts; every worker wakes, runs
- * its chunk (if it has one) and counts itself done. Workers sleep on the
- * condition variable between jobs, so an idle pool costs nothing and never
- * steals cores from OpenBLAS.
+ * its chunk (if it has one) and counts itself done.
+ *
+ * Between jobs a worker first spins for up to LLM_POOL_SPIN_US watching the
+ * generation, and only then sleeps on the condition variable; the caller
+ * likewise spins before sleeping while it waits for the others. A recurrent
+ * layer hands out a job every few tens of microseconds (a step's GEMM, its
+ * gates), and waking a sleeping thread costs about as much as such a job on
+ * a virtual CPU; an idle pool still costs nothing after the spin.
  *
  * Chunk c of a job covers [n*c/chunks, n*(c+1)/chunks) (computed without
  * overflow), which depends only on n, grain and the thread count: a kernel
@@ -16,6 +21,7 @@
  * chunk keeps results independent of which thread ran which element. The
  * caller's own floating-point mode is restored before llm__pool_for returns. */
 #include <pthread.h>
+#include <time.h>
 #include "threadpool.h"
 #include "../core/internal.h"
 
@@ -40,7 +46,7 @@ struct llm__pool {
     pthread_cond_t work_cv;  /* a new generation or shutdown */
     pthread_cond_t done_cv;  /* pending reached 0 */
     uint64_t generation;
-    int pending;        /* workers with a chunk in the current job still running */
+    uint64_t pending;   /* workers with a chunk in the current job still running */
     int shutdown;
 
     /* the current job */
@@ -49,6 +55,44 @@ struct llm__pool {
     int64_t n;
     int chunks;
 };
+
+#ifndef LLM_POOL_SPIN_US
+#define LLM_POOL_SPIN_US 100
+#endif
+
+/* generation, pending and shutdown change under mu, and are also read
+ * without it by the spinning threads: atomically, both ways */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+
+static inline void cpu_relax(void) {
+#if defined(__SSE2__)
+    _mm_pause();
+#endif
+}
+
+static int64_t mono_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Spins while *word == value (for the caller: while *word != 0, with
+ * until_zero), stopping early when *stop is set, for LLM_POOL_SPIN_US at
+ * most; the caller then takes the lock and checks again. */
+static void spin(const uint64_t *word, uint64_t value, int until_zero, const int *stop) {
+    int64_t start = 0;
+    for (unsigned i = 1;; i++) {
+        uint64_t w = LOAD(*word);
+        if ((until_zero ? w == 0 : w != value) || (stop && LOAD(*stop))) return;
+        cpu_relax();
+        if ((i & 31) == 0) {
+            int64_t now = mono_ns();
+            if (!start) start = now;
+            else if (now - start > (int64_t)LLM_POOL_SPIN_US * 1000) return;
+        }
+    }
+}
 
 /* Bounds of chunk c of `chunks` over [0, n), balanced to within one item. */
 static void chunk_bounds(int64_t n, int chunks, int c, int64_t *begin, int64_t *end) {
@@ -80,10 +124,15 @@ static void *worker_main(void *arg) {
     uint64_t seen = 0;
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (pool->generation == seen && !pool->shutdown)
+        if (LOAD(pool->generation) == seen && !LOAD(pool->shutdown)) {
+            pthread_mutex_unlock(&pool->mu);
+            spin(&pool->generation, seen, 0, &pool->shutdown);
+            pthread_mutex_lock(&pool->mu);
+        }
+        while (LOAD(pool->generation) == seen && !LOAD(pool->shutdown))
             pthread_cond_wait(&pool->work_cv, &pool->mu);
-        if (pool->shutdown) break;
-        seen = pool->generation;
+        if (LOAD(pool->shutdown)) break;
+        seen = LOAD(pool->generation);
         if (w->index >= pool->chunks) continue; /* no chunk for us in this job */
         llm__pool_fn fn = pool->fn;
         void *ctx = pool->ctx;
@@ -94,7 +143,9 @@ static void *worker_main(void *arg) {
         fn(ctx, begin, end);
 
         pthread_mutex_lock(&pool->mu);
-        if (--pool->pending == 0) pthread_cond_signal(&pool->done_cv);
+        uint64_t left = LOAD(pool->pending) - 1;
+        STORE(pool->pending, left);
+        if (left == 0) pthread_cond_signal(&pool->done_cv);
     }
     pthread_mutex_unlock(&pool->mu);
     return NULL;
@@ -102,7 +153,7 @@ static void *worker_main(void *arg) {
 
 static void stop_workers(llm__pool *pool) {
     pthread_mutex_lock(&pool->mu);
-    pool->shutdown = 1;
+    STORE(pool->shutdown, 1);
     pthread_cond_broadcast(&pool->work_cv);
     pthread_mutex_unlock(&pool->mu);
     for (int i = 0; i < pool->started; i++) pthread_join(pool->workers[i].thread, NULL);
@@ -195,8 +246,8 @@ void llm__pool_for(llm__pool *pool, int64_t n, int64_t grain, llm__pool_fn fn, v
     pool->ctx = ctx;
     pool->n = n;
     pool->chunks = (int)chunks;
-    pool->pending = (int)chunks - 1;
-    pool->generation++;
+    STORE(pool->pending, (uint64_t)chunks - 1);
+    STORE(pool->generation, LOAD(pool->generation) + 1);
     pthread_cond_broadcast(&pool->work_cv);
     pthread_mutex_unlock(&pool->mu);
 
@@ -204,8 +255,9 @@ void llm__pool_for(llm__pool *pool, int64_t n, int64_t grain, llm__pool_fn fn, v
     chunk_bounds(n, (int)chunks, 0, &begin, &end);
     fn(ctx, begin, end);
 
+    spin(&pool->pending, 0, 1, NULL);
     pthread_mutex_lock(&pool->mu);
-    while (pool->pending > 0) pthread_cond_wait(&pool->done_cv, &pool->mu);
+    while (LOAD(pool->pending) > 0) pthread_cond_wait(&pool->done_cv, &pool->mu);
     pthread_mutex_unlock(&pool->mu);
     pthread_mutex_unlock(&pool->call_mu);
     restore_csr(csr);
