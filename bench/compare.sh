@@ -8,6 +8,8 @@
 # shapes. Usage: bench/compare.sh [ROUNDS]   (after `make bench`)
 #   PEERS=dir   the peer scripts (default ../shared/peers)
 #   QUICK=1     fewer steps (a smoke run, not a measurement)
+# The last rows: peak resident memory (RSS) of an LSTM training run of each,
+# and the training step's share of OpenBLAS's sgemm rate.
 set -eu
 ROUNDS=${1:-3}
 PEERS=${PEERS:-../shared/peers}
@@ -47,6 +49,14 @@ for w in lstm_train lstm_infer32 lstm_infer1 gpt_train lstm_train_1t gpt_train_1
     *) awk -v w="$w" -v o="$o" -v p="$p" 'BEGIN { printf "%-28s %14.1f %14.1f %7.2fx\n", w, o, p, o / p }' ;;
     esac
 done
+# peak resident memory of one LSTM training run each (KiB, from getrusage of
+# the child), and libllm's as a fraction of PyTorch's
+rss() { "$PY" -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"; }
+ro=$(rss "$BIN/lstm_bench" --mode train $T)
+rp=$(cd "$PEERS" && rss "$PY" torch_lstm_bench.py --mode train $P)
+awk -v o="$ro" -v p="$rp" 'BEGIN { printf "%-28s %11.1f MB %11.1f MB %7.2fx\n", "lstm_train peak RSS", o / 1024, p / 1024, o / p }'
 # FLOPs of one LSTM training sample (seq 200, E 64, H 128): forward 2*T*4H*(E+H),
 # backward twice that (input and weight gradients); OpenBLAS's rate at the
 # step's shape [32 x 192] x [192 x 512] on this machine
