@@ -464,9 +464,10 @@ static void ref_gemm(const gemm_case *g, double *c) {
     }
 }
 
-static void gemm_check(int ta, int tb, int m, int n, int k, int batch, uint64_t seed) {
+static void gemm_check_ex(int ta, int tb, int m, int n, int k, int batch, float beta, int deterministic,
+                          uint64_t seed) {
     gemm_case g = { .ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch,
-                    .alpha = 0.75f, .beta = -0.5f };
+                    .alpha = 0.75f, .beta = beta };
     /* leading dimensions larger than needed: the kernel must honour them */
     g.lda = (ta ? m : k) + 3;
     g.ldb = (tb ? k : n) + 2;
@@ -488,12 +489,28 @@ static void gemm_check(int ta, int tb, int m, int n, int k, int batch, uint64_t 
     char what[96];
     snprintf(what, sizeof what, "sgemm%s ta=%d tb=%d m=%d n=%d k=%d", batch ? "_batched" : "", ta,
              tb, m, n, k);
-    check_targets(what, run_gemm, &g, g.nc, ref, 2e-6 * (k + 1), 1e-5, 0);
+    check_targets(what, run_gemm, &g, g.nc, ref, 2e-6 * (k + 1), 1e-5, deterministic);
     free(ref);
     free(g.a);
     free(g.b);
     free(g.c0);
 }
+
+static void gemm_check(int ta, int tb, int m, int n, int k, int batch, uint64_t seed) {
+    gemm_check_ex(ta, tb, m, n, k, batch, -0.5f, 0, seed);
+}
+
+/* The CPU's own kernel for A B^T with up to 4 rows of A (batch-1 steps,
+ * decoding): rows of B not a multiple of its 4, k not of its 8, beta 0 and
+ * not, and big enough that 2 threads split B; the same bits on 1 and 2. */
+START_TEST(sgemm_small_m) {
+    for (int m = 1; m <= 5; m++)
+        for (int bz = 0; bz < 2; bz++) {
+            gemm_check_ex(0, 1, m, 515, 131, 0, bz ? 0.0f : -0.5f, 1, 150 + (uint64_t)m * 2 + bz);
+            gemm_check_ex(0, 1, m, 6, 9, 0, bz ? 0.0f : -0.5f, 1, 170 + (uint64_t)m * 2 + bz);
+        }
+}
+END_TEST
 
 START_TEST(sgemm_all_transposes) {
     static const int shapes[][3] = { { 1, 1, 1 }, { 7, 13, 5 }, { 13, 7, 1 }, { 97, 130, 300 } };
@@ -2623,7 +2640,7 @@ Suite *suite_backend_ops(void) {
     struct { const char *name; const TTest *tests[8]; } groups[] = {
         { "threadpool", { pool_splits_contiguously, pool_rejects_bad_arguments, pool_create_free_cycles } },
         { "memory", { vtable_is_complete, memory_ops } },
-        { "blas", { sgemm_all_transposes, sgemm_batched_all_transposes, linear_forward_fused } },
+        { "blas", { sgemm_all_transposes, sgemm_batched_all_transposes, sgemm_small_m, linear_forward_fused } },
         { "elementwise", { elementwise_ops, copy_rows_strided, dropout_matches_counter_rng,
                            dropout_statistics_and_reuse } },
         { "activation", { bias_act_forward_all, act_backward_all,

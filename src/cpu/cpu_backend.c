@@ -78,6 +78,18 @@ static void gemm_chunk(void *p, int64_t begin, int64_t end) {
     }
 }
 
+#ifndef LLM_CPU_SMALL_MT_MIN
+#define LLM_CPU_SMALL_MT_MIN (32.0 * 1024)
+#endif
+
+/* groups [begin, end) of 4 rows of B, for llm__cpu_gemm_small_m */
+static void small_m_chunk(void *p, int64_t begin, int64_t end) {
+    const gemm_job *j = p;
+    int r0 = (int)begin * 4, r1 = (int)end * 4 < j->n ? (int)end * 4 : j->n;
+    llm__cpu_gemm_small_m(j->m, r1 - r0, j->k, j->alpha, j->a, j->lda, j->b + (size_t)r0 * j->ldb, j->ldb,
+                          j->beta, j->c + r0, j->ldc);
+}
+
 static llm_status cpu_sgemm(llm_backend *be, int ta, int tb, int m, int n, int k, float alpha,
                             const float *a, int lda, const float *b, int ldb, float beta,
                             float *c, int ldc) {
@@ -87,14 +99,16 @@ static llm_status cpu_sgemm(llm_backend *be, int ta, int tb, int m, int n, int k
             for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
         return LLM_OK;
     }
-    if (!ta && tb && m <= LLM__GEMM_SMALL_M) {
-        /* single-threaded: waking the pool for a few microseconds of work
-         * costs more than it saves */
-        llm__cpu_gemm_small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return LLM_OK;
-    }
     gemm_job j = { ta, tb, m, n, k, lda, ldb, ldc, m >= n, 1, alpha, beta, a, b, c };
     int threads = be && be->impl ? llm__pool_threads(llm__cpu_pool(be)) : 1;
+    if (!ta && tb && m <= LLM__GEMM_SMALL_M) {
+        /* bound by reading B: its rows, in groups of 4, split over the threads */
+        if (threads > 1 && (double)n * k >= LLM_CPU_SMALL_MT_MIN)
+            llm__pool_for(llm__cpu_pool(be), (n + 3) / 4, 1, small_m_chunk, &j);
+        else
+            llm__cpu_gemm_small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return LLM_OK;
+    }
     int len = j.split_m ? m : n;
     if (threads > 1 && (double)m * n * k >= LLM_CPU_GEMM_MT_MIN && len >= 32 * threads) {
         j.parts = threads;
