@@ -188,9 +188,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
 
 # One runner holds every suite so `make test` ends with one Check summary.
 # suite_dist runs $(BUILD)/tests/dist_worker under mpirun, with the MPI module.
-$(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC) | $(BUILD)/tests/dist_worker $(MPI_MODULE)
+$(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC) | $(BUILD)/tests/dist_worker $(BUILD)/tests/libfake_blas_core.so $(MPI_MODULE)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LIB_LIBS) $(LDFLAGS)
+# preloaded by test_examples to play a CPU that OpenBLAS does not know (no
+# sanitizer: it is loaded ahead of everything)
+$(BUILD)/tests/libfake_blas_core.so: tests/shim/fake_blas_core.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $<
 $(BUILD)/tests/dist_worker: $(BUILD)/obj/tests/dist/dist_worker.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <llm/llm.h>
+#include "../examples/common.h"
 
 #define CHECK(call) do { llm_status s_ = (call); if (s_ != LLM_OK) { \
     fprintf(stderr, "%s: %s\n", llm_status_string(s_), llm_last_error()); return 1; } } while (0)
@@ -43,6 +44,7 @@ static int on_batch(const llm_progress *p, void *user) {
 }
 
 int main(int argc, char **argv) {
+    ex_fast_blas(argv); /* before anything else: it may start the program again */
     int vocab = arg_int(argc, argv, "--vocab", 20000), embed = arg_int(argc, argv, "--embed", 64);
     int hidden = arg_int(argc, argv, "--hidden", 128), seq = arg_int(argc, argv, "--seq", 200);
     int batch = arg_int(argc, argv, "--batch", 32), steps = arg_int(argc, argv, "--steps", 30);

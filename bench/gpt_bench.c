@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <llm/llm.h>
+#include "../examples/common.h"
 
 #define CHECK(call) do { llm_status s_ = (call); if (s_ != LLM_OK) { \
     fprintf(stderr, "%s: %s\n", llm_status_string(s_), llm_last_error()); return 1; } } while (0)
@@ -30,6 +31,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    ex_fast_blas(argv); /* before anything else: it may start the program again */
     int vocab = arg_int(argc, argv, "--vocab", 256), ctx = arg_int(argc, argv, "--ctx", 128);
     int dim = arg_int(argc, argv, "--dim", 128), layers = arg_int(argc, argv, "--layers", 4);
     int heads = arg_int(argc, argv, "--heads", 4), batch = arg_int(argc, argv, "--batch", 16);

@@ -47,6 +47,36 @@ EX_UNUSED static double ex_now(void) {
 
 /* ---------------------------------------------------------- options */
 
+/* Debian's OpenBLAS 0.3.21 does not know CPUs newer than itself and falls
+ * back to its generic SSE3 kernels on them (GEMM ~6x slower); it reads
+ * OPENBLAS_CORETYPE only while it loads. When libllm reports that, the
+ * program runs itself again, once, with the core named: SkylakeX on a CPU
+ * with AVX-512, else Haswell. An OPENBLAS_CORETYPE of the user's, or
+ * LLM_KEEP_BLAS_CORE=1, is left alone. Call first thing in main(). */
+EX_UNUSED static void ex_fast_blas(char **argv) {
+#if defined(__x86_64__) && defined(__linux__)
+    if (getenv("OPENBLAS_CORETYPE") || getenv("LLM_KEEP_BLAS_CORE")) return;
+    llm_backend_options o;
+    llm_backend_options_init(&o);
+    o.threads = 1;
+    llm_backend *be = NULL;
+    if (llm_backend_create(&be, LLM_BACKEND_CPU, &o) != LLM_OK) return;
+    char d[512] = "";
+    llm_backend_describe(be, d, sizeof d, NULL);
+    llm_backend_free(be);
+    if (!strstr(d, "set OPENBLAS_CORETYPE")) return;
+    const char *core = __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
+    if (setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+    fprintf(stderr, "%s: OpenBLAS chose its generic kernels for this CPU: running again with OPENBLAS_CORETYPE=%s "
+            "(LLM_KEEP_BLAS_CORE=1 keeps them)\n", argv[0], core);
+    fflush(stderr);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* could not: carry on as we are */
+#else
+    (void)argv;
+#endif
+}
+
 /* Walks argv. ex_arg_match() recognises "--name VALUE" and "--name=VALUE"
  * (or a bare "--name" flag when value is NULL). */
 typedef struct ex_args {

@@ -36,6 +36,7 @@ static int print_token(int32_t token, void *user) {
 }
 
 int main(int argc, char **argv) {
+    ex_fast_blas(argv); /* before anything else: it may start the program again */
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
     long long tokens = 200, top_k = 40, threads = 0;
     double temperature = 0.8, top_p = 0.95;

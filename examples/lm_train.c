@@ -315,6 +315,7 @@ static void fmt_time(double s, char *buf, size_t n) {
 }
 
 int main(int argc, char **argv) {
+    ex_fast_blas(argv); /* before anything else: it may start the program again */
     lm_opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc < 0) { usage(stdout); return 0; }

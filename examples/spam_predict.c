@@ -147,6 +147,7 @@ done:
 }
 
 int main(int argc, char **argv) {
+    ex_fast_blas(argv); /* before anything else: it may start the program again */
     predict_opts o;
     o.files = calloc((size_t)argc + 1, sizeof *o.files);
     if (!o.files) { fprintf(stderr, "%s: out of memory\n", prog); return EX_FAILURE; }

@@ -581,6 +581,7 @@ done:
 }
 
 int main(int argc, char **argv) {
+    ex_fast_blas(argv); /* before anything else: it may start the program again */
     /* SIGINT and SIGTERM are blocked in every thread (the backend's and
        microhttpd's inherit the mask) and taken by sigwait in run(). */
     sigset_t stop;

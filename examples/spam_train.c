@@ -720,6 +720,7 @@ done:
 }
 
 int main(int argc, char **argv) {
+    ex_fast_blas(argv); /* before anything else: it may start the program again */
     train_opts o;
     int r = parse_args(argc, argv, &o);
     if (r == -1) { usage(stdout); return 0; }

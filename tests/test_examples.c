@@ -323,6 +323,44 @@ START_TEST(help_exits_zero) {
 }
 END_TEST
 
+/* On a CPU that OpenBLAS does not know (played by a preloaded
+ * openblas_get_corename that says "Prescott"), a program runs itself again
+ * once with OPENBLAS_CORETYPE named, then does its work; an
+ * OPENBLAS_CORETYPE of the user's is left alone. */
+START_TEST(generic_blas_core_reexec) {
+    if (!__builtin_cpu_supports("avx2")) {
+        printf("examples: generic_blas_core_reexec not run: this CPU has no AVX2, so libllm rightly keeps "
+               "OpenBLAS's generic kernels\n");
+        return;
+    }
+    char shim[8192];
+    snprintf(shim, sizeof shim, "%s/../tests/libfake_blas_core.so", tu_bin_dir());
+    ck_assert_msg(access(shim, R_OK) == 0, "%s is missing (make builds it with run_tests)", shim);
+    ck_assert_int_eq(setenv("LD_PRELOAD", shim, 1), 0);
+    /* the shim is not instrumented: under ASan it comes ahead of the runtime */
+    char asan[1024];
+    const char *old = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old ? old : "", old && *old ? ":" : "");
+    ck_assert_int_eq(setenv("ASAN_OPTIONS", asan, 1), 0);
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("LLM_KEEP_BLAS_CORE");
+    const char *want = __builtin_cpu_supports("avx512f") ? "OPENBLAS_CORETYPE=SkylakeX" : "OPENBLAS_CORETYPE=Haswell";
+    run_result r;
+    RUN(&r, "spam_predict", "--help");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "usage:") != NULL, "spam_predict --help after the restart: %s", r.out);
+    const char *hit = strstr(r.err, want);
+    ck_assert_msg(hit && !strstr(hit + 1, "running again"), "expected one restart with %s, stderr: %s", want, r.err);
+    run_free(&r);
+    /* the user's choice, or LLM_KEEP_BLAS_CORE, is kept */
+    ck_assert_int_eq(setenv("LLM_KEEP_BLAS_CORE", "1", 1), 0);
+    RUN(&r, "spam_predict", "--help");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(!strstr(r.err, "running again"), "restarted despite LLM_KEEP_BLAS_CORE: %s", r.err);
+    run_free(&r);
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad data */
 
 static char *dir_;   /* a fresh temp folder for each test of the case */
@@ -843,6 +881,7 @@ Suite *suite_examples(void) {
     tcase_add_test(opts, eval_bad_options);
     tcase_add_test(opts, predict_bad_options);
     tcase_add_test(opts, help_exits_zero);
+    tcase_add_test(opts, generic_blas_core_reexec);
     suite_add_tcase(s, opts);
 
     TCase *data = tcase_create("bad_data");
