@@ -30,7 +30,8 @@ enum {
 typedef struct llm__lstm_step {
     int B, H;
     const float *xw;     int64_t ld_xw;    /* [B, 4H] x_t W_ih^T + bias */
-    const float *gh;                        /* [B, 4H] contiguous: h_{t-1} W_hh^T */
+    const float *gh;                        /* [B, 4H] contiguous: h_{t-1} W_hh^T; NULL when
+                                               xw already holds x_t W_ih^T + bias + h_{t-1} W_hh^T */
     const float *h_prev; int64_t ld_hprev; /* [B, H], NULL = zero state */
     const float *c_prev; int64_t ld_cprev; /* [B, H], NULL = zero state */
     const float *mask;   int64_t ld_mask;  /* [B] 1 = real step, 0 = padding (state carried over); NULL = all real */

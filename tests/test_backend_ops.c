@@ -1062,7 +1062,8 @@ END_TEST
 /* Recurrent steps                                                           */
 /* ------------------------------------------------------------------------ */
 
-enum { RNN_HPREV = 1, RNN_CPREV = 2, RNN_MASK = 4, RNN_H2 = 8, RNN_DY = 16 };
+enum { RNN_HPREV = 1, RNN_CPREV = 2, RNN_MASK = 4, RNN_H2 = 8, RNN_DY = 16,
+       RNN_NOGH = 32 /* LSTM: gh already added into xw, passed as NULL */ };
 
 /* One LSTM or GRU step with every input, strides larger than needed, and the
  * forward's outputs (from the double reference) for the backward. */
@@ -1139,6 +1140,12 @@ static void rnn_build(rnn_sc *s, int gru, int B, int H, int flags, uint64_t seed
     s->ld_dgh = 3 * H + 1;
     s->xw = hrand(B * s->ld_xw, seed, -2, 2);
     s->gh = hrand((int64_t)B * s->G * H, seed + 1, -1, 1);
+    if ((flags & RNN_NOGH) && !gru)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t r = 0; r < 4 * H; r++) {
+                s->xw[b * s->ld_xw + r] += s->gh[b * 4 * H + r];
+                s->gh[b * 4 * H + r] = 0.0f; /* the reference adds it as 0 */
+            }
     if (flags & RNN_HPREV) s->hprev = hrand(B * s->ld_hprev, seed + 2, -1, 1);
     if ((flags & RNN_CPREV) && !gru) s->cprev = hrand(B * s->ld_cprev, seed + 3, -2, 2);
     if (flags & RNN_MASK) {
@@ -1187,7 +1194,8 @@ static void run_rnn_forward(dev *d, const void *p, float *out) {
     float *h = dput_const(d, SENT, B * s->ld_h), *h2 = dput_const(d, SENT, B * s->ld_h2);
     int use_h2 = s->flags & RNN_H2;
     if (!s->gru) {
-        llm__lstm_step st = { .B = B, .H = H, .xw = xw, .ld_xw = s->ld_xw, .gh = gh, .h_prev = hp,
+        llm__lstm_step st = { .B = B, .H = H, .xw = xw, .ld_xw = s->ld_xw,
+                              .gh = (s->flags & RNN_NOGH) ? NULL : gh, .h_prev = hp,
                               .ld_hprev = s->ld_hprev, .c_prev = cp, .ld_cprev = s->ld_cprev,
                               .mask = mask, .ld_mask = s->ld_mask, .gates = gates,
                               .ld_gates = s->ld_gates, .c = c, .ld_c = s->ld_c, .h = h,
@@ -1318,6 +1326,7 @@ static const int k_rnn_flags[] = {
     RNN_HPREV | RNN_CPREV | RNN_MASK | RNN_H2 | RNN_DY,
     RNN_MASK | RNN_DY,                                  /* NULL prev states with padding */
     RNN_HPREV | RNN_MASK | RNN_H2,                      /* h_prev only (c_prev NULL) */
+    RNN_HPREV | RNN_CPREV | RNN_MASK | RNN_NOGH,        /* LSTM: the recurrent product in xw */
 };
 
 static void rnn_parity(int gru) {

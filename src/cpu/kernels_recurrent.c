@@ -48,7 +48,7 @@ static void lstm_forward_chunk(void *p, int64_t begin, int64_t end) {
     const llm__lstm_step *s = p;
     int64_t H = s->H;
     for (int64_t b = begin; b < end; b++) {
-        const float *xw = s->xw + b * s->ld_xw, *gh = s->gh + b * 4 * H;
+        const float *xw = s->xw + b * s->ld_xw, *gh = s->gh ? s->gh + b * 4 * H : NULL;
         const float *hp = s->h_prev ? s->h_prev + b * s->ld_hprev : NULL;
         const float *cp = s->c_prev ? s->c_prev + b * s->ld_cprev : NULL;
         float *gates = s->gates + b * s->ld_gates;
@@ -64,10 +64,17 @@ static void lstm_forward_chunk(void *p, int64_t begin, int64_t end) {
             for (int64_t j = 0; j < 4 * H; j++) gates[j] = 0.0f;
             continue;
         }
-        /* gates = [i f | g | o]: sigmoid, tanh, sigmoid of xw + gh */
-        sigmoid_sum(xw, gh, gates, 2 * H);
-        tanh_sum(xw + 2 * H, gh + 2 * H, gates + 2 * H, H);
-        sigmoid_sum(xw + 3 * H, gh + 3 * H, gates + 3 * H, H);
+        /* gates = [i f | g | o]: sigmoid, tanh, sigmoid of xw + gh (of xw
+         * alone when the caller's GEMM already added h W_hh^T into it) */
+        if (s->gh) {
+            sigmoid_sum(xw, gh, gates, 2 * H);
+            tanh_sum(xw + 2 * H, gh + 2 * H, gates + 2 * H, H);
+            sigmoid_sum(xw + 3 * H, gh + 3 * H, gates + 3 * H, H);
+        } else {
+            for (int64_t j = 0; j < 2 * H; j++) gates[j] = llm__sigmoidf(xw[j]);
+            for (int64_t j = 2 * H; j < 3 * H; j++) gates[j] = llm__tanhf(xw[j]);
+            for (int64_t j = 3 * H; j < 4 * H; j++) gates[j] = llm__sigmoidf(xw[j]);
+        }
         const float *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
         /* c, then h in a loop of its own: with both in one loop GCC needs more
          * run-time alias checks than it will version for, and runs it scalar */

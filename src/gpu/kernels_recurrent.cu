@@ -48,11 +48,13 @@ __global__ static void lstm_forward_kernel(llm__lstm_step s) {
             hv = hp;
             gates[j] = gates[H + j] = gates[2 * H + j] = gates[3 * H + j] = 0.0f;
         } else {
-            const float *xw = s.xw + b * s.ld_xw, *gh = s.gh + b * 4 * H;
-            float i = sigm(xw[j] + gh[j]);
-            float f = sigm(xw[H + j] + gh[H + j]);
-            float g = tanhf(xw[2 * H + j] + gh[2 * H + j]);
-            float o = sigm(xw[3 * H + j] + gh[3 * H + j]);
+            const float *xw = s.xw + b * s.ld_xw;
+            float zi = xw[j], zf = xw[H + j], zg = xw[2 * H + j], zo = xw[3 * H + j];
+            if (s.gh) { /* else xw already holds the sum */
+                const float *gh = s.gh + b * 4 * H;
+                zi += gh[j], zf += gh[H + j], zg += gh[2 * H + j], zo += gh[3 * H + j];
+            }
+            float i = sigm(zi), f = sigm(zf), g = tanhf(zg), o = sigm(zo);
             gates[j] = i;
             gates[H + j] = f;
             gates[2 * H + j] = g;

@@ -146,9 +146,9 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
     const float *mask = x->mask;
     int BT = (int)(B * T), GH = (int)(G * H);
 
-    float *xw, *gh, *gates, *cs = NULL, *hs, *hprev;
+    float *xw, *gh = NULL, *gates, *cs = NULL, *hs, *hprev;
     LLM__CHECK(llm__graph_alloc(g, (size_t)BT * GH * 4, (void **)&xw));
-    LLM__CHECK(llm__graph_alloc(g, (size_t)(B * G * H) * 4, (void **)&gh));
+    if (!lstm) LLM__CHECK(llm__graph_alloc(g, (size_t)(B * G * H) * 4, (void **)&gh));
     LLM__CHECK(llm__graph_alloc(g, (size_t)BT * GW * 4, (void **)&gates));
     if (lstm) LLM__CHECK(llm__graph_alloc(g, (size_t)BT * H * 4, (void **)&cs));
     LLM__CHECK(llm__graph_alloc(g, (size_t)BT * H * 4, (void **)&hs));
@@ -169,12 +169,14 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
     }
     for (int64_t s = 0; !done && s < T; s++) {
         int64_t t = back ? T - 1 - s : s, tp = back ? t + 1 : t - 1, tn = back ? t - 1 : t + 1;
-        LLM__CHECK(op->sgemm(be, 0, 1, (int)B, GH, (int)H, 1.0f, hprev + t * H, (int)(T * H),
-                             Whh->data, (int)H, 0.0f, gh, GH));
         if (lstm) {
+            /* the recurrent product added into this step's xw (used by no
+             * other step): no separate gh to zero, write and read back */
+            LLM__CHECK(op->sgemm(be, 0, 1, (int)B, GH, (int)H, 1.0f, hprev + t * H, (int)(T * H),
+                                 Whh->data, (int)H, 1.0f, xw + t * GH, (int)(T * GH)));
             llm__lstm_step a = {
                 .B = (int)B, .H = (int)H,
-                .xw = xw + t * GH, .ld_xw = T * GH, .gh = gh,
+                .xw = xw + t * GH, .ld_xw = T * GH, .gh = NULL,
                 .h_prev = s ? hs + tp * H : NULL, .ld_hprev = T * H,
                 .c_prev = s ? cs + tp * H : NULL, .ld_cprev = T * H,
                 .mask = mask ? mask + t : NULL, .ld_mask = T,
@@ -185,6 +187,8 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
             };
             LLM__CHECK(op->lstm_step_forward(be, &a));
         } else {
+            LLM__CHECK(op->sgemm(be, 0, 1, (int)B, GH, (int)H, 1.0f, hprev + t * H, (int)(T * H),
+                                 Whh->data, (int)H, 0.0f, gh, GH));
             LLM__CHECK(op->bias_act_forward(be, LLM_ACT_NONE, B, GH, gh, l->params[3].data, gh));
             llm__gru_step a = {
                 .B = (int)B, .H = (int)H,
