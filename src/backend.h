@@ -67,7 +67,8 @@ typedef struct llm__lstm_sequence {
     const float *W_hh;   /* [4H, H] */
     const float *mask;   /* [B, T] 1 = real step, 0 = padding; NULL = all real */
     /* forward */
-    const float *xw;     /* [B, T, 4H] x W_ih^T + bias */
+    float *xw;           /* [B, T, 4H] x W_ih^T + bias; may be overwritten (the CPU adds the
+                            recurrent product into it, step by step) */
     float *gates;        /* out [B, T, 4H] activated i, f, g, o (backward: in) */
     float *c;            /* out [B, T, H] cell states (backward: in) */
     float *h;            /* out [B, T, H] hidden states */

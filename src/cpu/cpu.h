@@ -73,6 +73,8 @@ llm_status llm__cpu_embedding_backward(llm_backend *be, int64_t n, int64_t dim, 
 /* kernels_recurrent.c */
 llm_status llm__cpu_lstm_step_forward(llm_backend *be, const llm__lstm_step *s);
 llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_grad *s);
+llm_status llm__cpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_sequence *q, int *done);
+llm_status llm__cpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequence *q, int *done);
 llm_status llm__cpu_gru_step_forward(llm_backend *be, const llm__gru_step *s);
 llm_status llm__cpu_gru_step_backward(llm_backend *be, const llm__gru_step_grad *s);
 

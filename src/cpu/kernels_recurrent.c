@@ -13,6 +13,7 @@
 #include "cpu.h"
 #include "fastmath.h"
 #include "simd.h"
+#include <cblas.h>
 
 #ifndef RNN_GRAIN
 #define RNN_GRAIN 2048 /* state elements (B * H) per chunk at least */
@@ -143,6 +144,96 @@ static void lstm_backward_chunk(void *p, int64_t begin, int64_t end) {
 llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_grad *s) {
     if (s->B <= 0 || s->H <= 0) return LLM_OK;
     llm__pool_for(llm__cpu_pool(be), s->B, rnn_grain(s->H), lstm_backward_chunk, (void *)s);
+    return LLM_OK;
+}
+
+/* ---- a whole LSTM sequence, rows split over the threads ----
+ *
+ * Rows (sequences of the batch) never interact in an LSTM, so each thread
+ * takes a block of rows through all T steps, its own recurrent GEMMs
+ * included: one pool job for the whole layer instead of a GEMM and a gate
+ * job per step, and no thread ever waits for another in between (on virtual
+ * CPUs a descheduled thread otherwise stalls every step). The arithmetic is
+ * the per-step path's, in other GEMM calls. */
+
+#define SEQ_MIN_ROWS 8 /* fewer rows: the per-step path, whose GEMMs split B's rows instead */
+
+static void lstm_seq_forward_rows(void *p, int64_t b0, int64_t b1) {
+    const llm__lstm_sequence *q = p;
+    const int64_t T = q->T, H = q->H, GH = 4 * H, rows = b1 - b0;
+    const int64_t ld4 = T * GH, ld1 = T * H;
+    float *xw = q->xw + b0 * ld4, *gates = q->gates + b0 * ld4;
+    float *c = q->c + b0 * ld1, *h = q->h + b0 * ld1, *hprev = q->hprev ? q->hprev + b0 * ld1 : NULL;
+    const float *mask = q->mask ? q->mask + b0 * T : NULL;
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1, tn = q->reverse ? t - 1 : t + 1;
+        if (s) /* xw_t += h_{t-1} W_hh^T (zero before the first step) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)GH, (int)H, 1.0f, h + tp * H,
+                        (int)ld1, q->W_hh, (int)H, 1.0f, xw + t * GH, (int)ld4);
+        llm__lstm_step a = {
+            .B = (int)rows, .H = (int)H, .xw = xw + t * GH, .ld_xw = ld4, .gh = NULL,
+            .h_prev = s ? h + tp * H : NULL, .ld_hprev = ld1, .c_prev = s ? c + tp * H : NULL, .ld_cprev = ld1,
+            .mask = mask ? mask + t : NULL, .ld_mask = T, .gates = gates + t * GH, .ld_gates = ld4,
+            .c = c + t * H, .ld_c = ld1, .h = h + t * H, .ld_h = ld1,
+            .h2 = hprev && s < T - 1 ? hprev + tn * H : NULL, .ld_h2 = ld1,
+        };
+        lstm_forward_chunk(&a, 0, rows);
+    }
+}
+
+static void lstm_seq_backward_rows(void *p, int64_t b0, int64_t b1) {
+    const llm__lstm_sequence *q = p;
+    const int64_t T = q->T, H = q->H, GH = 4 * H, rows = b1 - b0;
+    const int64_t ld4 = T * GH, ld1 = T * H;
+    const float *gates = q->gates + b0 * ld4, *c = q->c + b0 * ld1;
+    const float *mask = q->mask ? q->mask + b0 * T : NULL, *dy = q->dy ? q->dy + b0 * ld1 : NULL;
+    float *dh = q->dh + b0 * H, *dc = q->dc + b0 * H, *dg = q->dgates + b0 * ld4;
+    for (int64_t s = T - 1; s >= 0; s--) {
+        int64_t t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1;
+        llm__lstm_step_grad a = {
+            .B = (int)rows, .H = (int)H, .gates = gates + t * GH, .ld_gates = ld4, .c = c + t * H, .ld_c = ld1,
+            .c_prev = s ? c + tp * H : NULL, .ld_cprev = ld1, .mask = mask ? mask + t : NULL, .ld_mask = T,
+            .dy = dy ? dy + t * H : NULL, .ld_dy = ld1, .dh_next = dh, .dc = dc, .dgates = dg + t * GH,
+            .ld_dgates = ld4,
+        };
+        lstm_backward_chunk(&a, 0, rows);
+        if (s) /* dh_{t-1} += dgates_t W_hh */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)H, (int)GH, 1.0f, dg + t * GH,
+                        (int)ld4, q->W_hh, (int)H, 1.0f, dh, (int)H);
+    }
+}
+
+/* Row blocks start on multiples of 8, which keeps OpenBLAS's row tiles whole.
+ * OpenBLAS's sums do depend on how many rows a call has (its kernels and
+ * their edges change with the sizes), so, as for any GEMM here, the same
+ * thread count gives the same bits and another one agrees to rounding. */
+typedef struct seq_job {
+    const llm__lstm_sequence *q;
+    void (*rows)(void *q, int64_t b0, int64_t b1);
+} seq_job;
+
+static void seq_units(void *p, int64_t u0, int64_t u1) {
+    const seq_job *j = p;
+    int64_t b1 = u1 * 8 < j->q->B ? u1 * 8 : j->q->B;
+    j->rows((void *)j->q, u0 * 8, b1);
+}
+
+static void seq_split(llm_backend *be, const llm__lstm_sequence *q, void (*rows)(void *, int64_t, int64_t),
+                      int *done) {
+    *done = 0;
+    if (q->B < SEQ_MIN_ROWS || q->T <= 0 || q->H <= 0) return;
+    seq_job j = { q, rows };
+    llm__pool_for(llm__cpu_pool(be), (q->B + 7) / 8, 1, seq_units, &j);
+    *done = 1;
+}
+
+llm_status llm__cpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_sequence *q, int *done) {
+    seq_split(be, q, lstm_seq_forward_rows, done);
+    return LLM_OK;
+}
+
+llm_status llm__cpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequence *q, int *done) {
+    seq_split(be, q, lstm_seq_backward_rows, done);
     return LLM_OK;
 }
 
