@@ -20,7 +20,9 @@ typedef enum llm_backend_kind {
 
 typedef struct llm_backend_options {
     size_t size;  /* sizeof(llm_backend_options); set by llm_backend_options_init */
-    int threads;  /* CPU threads for kernels and BLAS; 0 = all online cores */
+    int threads;  /* CPU threads for kernels and BLAS; 0 = all online cores. Between
+                     jobs the workers spin for up to 100 us before they sleep, so
+                     give a backend no more threads than the cores it may use */
     int device;   /* device index for GPU backends; 0 by default */
 } llm_backend_options;
 
