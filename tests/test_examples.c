@@ -336,11 +336,15 @@ START_TEST(generic_blas_core_reexec) {
     char shim[8192];
     snprintf(shim, sizeof shim, "%s/../tests/libfake_blas_core.so", tu_bin_dir());
     ck_assert_msg(access(shim, R_OK) == 0, "%s is missing (make builds it with run_tests)", shim);
+    /* under CK_FORK=no the tests share this process: the environment is put
+     * back at the end */
+    char *old_preload = getenv("LD_PRELOAD") ? strdup(getenv("LD_PRELOAD")) : NULL;
+    char *old_asan = getenv("ASAN_OPTIONS") ? strdup(getenv("ASAN_OPTIONS")) : NULL;
     ck_assert_int_eq(setenv("LD_PRELOAD", shim, 1), 0);
     /* the shim is not instrumented: under ASan it comes ahead of the runtime */
     char asan[1024];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old ? old : "", old && *old ? ":" : "");
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", old_asan ? old_asan : "",
+             old_asan && *old_asan ? ":" : "");
     ck_assert_int_eq(setenv("ASAN_OPTIONS", asan, 1), 0);
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv("LLM_KEEP_BLAS_CORE");
@@ -358,6 +362,13 @@ START_TEST(generic_blas_core_reexec) {
     ASSERT_EXIT(&r, 0);
     ck_assert_msg(!strstr(r.err, "running again"), "restarted despite LLM_KEEP_BLAS_CORE: %s", r.err);
     run_free(&r);
+    unsetenv("LLM_KEEP_BLAS_CORE");
+    if (old_preload) setenv("LD_PRELOAD", old_preload, 1);
+    else unsetenv("LD_PRELOAD");
+    if (old_asan) setenv("ASAN_OPTIONS", old_asan, 1);
+    else unsetenv("ASAN_OPTIONS");
+    free(old_preload);
+    free(old_asan);
 }
 END_TEST
 
