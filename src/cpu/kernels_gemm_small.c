@@ -28,9 +28,11 @@ static inline float finish(float dot, float alpha, float beta, float c) {
     return beta == 0.0f ? alpha * dot : alpha * dot + beta * c;
 }
 
+/* static, as every LLM__SIMD_CLONES function here: Clang emits the ifunc of
+ * an external multiversioned function only where a caller declares it so */
 LLM__SIMD_CLONES
-void llm__cpu_gemm_small_m(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
-                           float beta, float *c, int ldc) {
+static void gemm_small_m(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                         float beta, float *c, int ldc) {
     const int k8 = k & ~7;
     int j = 0;
     for (; j + 4 <= n; j += 4) {
@@ -79,4 +81,9 @@ void llm__cpu_gemm_small_m(int m, int n, int k, float alpha, const float *a, int
             cr[0] = finish(t0, alpha, beta, cr[0]);
         }
     }
+}
+
+void llm__cpu_gemm_small_m(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                           float beta, float *c, int ldc) {
+    gemm_small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
