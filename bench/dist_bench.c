@@ -14,32 +14,15 @@
 #include <string.h>
 #include <time.h>
 #include <llm/llm.h>
-#include "../examples/common.h"
+#include "bench.h"
 
-#define CHECK(call) do { llm_status s_ = (call); if (s_ != LLM_OK) { \
-    fprintf(stderr, "%s: %s\n", llm_status_string(s_), llm_last_error()); return 1; } } while (0)
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static const char *arg(int argc, char **argv, const char *name) {
-    for (int i = 1; i + 1 < argc; i++) if (strcmp(argv[i], name) == 0) return argv[i + 1];
-    return NULL;
-}
-static int arg_int(int argc, char **argv, const char *name, int def) {
-    const char *v = arg(argc, argv, name);
-    return v ? atoi(v) : def;
-}
 
 typedef struct timing { int warmup; double t_warm, t_end; } timing;
 
 static int on_batch(const llm_progress *p, void *user) {
     timing *t = user;
-    if (p->batch == t->warmup) t->t_warm = now();
-    t->t_end = now();
+    if (p->batch == t->warmup) t->t_warm = ex_now();
+    t->t_end = ex_now();
     return 0;
 }
 
@@ -49,7 +32,10 @@ int main(int argc, char **argv) {
     int hidden = arg_int(argc, argv, "--hidden", 128), seq = arg_int(argc, argv, "--seq", 200);
     int batch = arg_int(argc, argv, "--batch", 32), steps = arg_int(argc, argv, "--steps", 30);
     int warmup = arg_int(argc, argv, "--warmup", 3), threads = arg_int(argc, argv, "--threads", 1);
-    const char *timeout = arg(argc, argv, "--timeout");
+    const char *timeout = arg_str(argc, argv, "--timeout", NULL);
+    CHECK_RANGE("--steps", steps, 1);
+    CHECK_RANGE("--warmup", warmup, 0);
+    CHECK_RANGE("--batch", batch, 1);
     int distributed = 0, launched = 0;
     for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--distributed") == 0) distributed = 1;
     CHECK(llm_dist_launched(&launched));

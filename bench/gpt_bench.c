@@ -8,22 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <llm/llm.h>
-#include "../examples/common.h"
-
-#define CHECK(call) do { llm_status s_ = (call); if (s_ != LLM_OK) { \
-    fprintf(stderr, "%s: %s\n", llm_status_string(s_), llm_last_error()); return 1; } } while (0)
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static const char *arg_str(int argc, char **argv, const char *name, const char *def) {
-    for (int i = 1; i + 1 < argc; i++) if (strcmp(argv[i], name) == 0) return argv[i + 1];
-    return def;
-}
-static int arg_int(int argc, char **argv, const char *name, int def) { return atoi(arg_str(argc, argv, name, "")) ?: def; }
+#include "bench.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -36,10 +21,13 @@ int main(int argc, char **argv) {
     int dim = arg_int(argc, argv, "--dim", 128), layers = arg_int(argc, argv, "--layers", 4);
     int heads = arg_int(argc, argv, "--heads", 4), batch = arg_int(argc, argv, "--batch", 16);
     int steps = arg_int(argc, argv, "--steps", 30), threads = arg_int(argc, argv, "--threads", 2);
-    int warmup = atoi(arg_str(argc, argv, "--warmup", "3"));
+    int warmup = arg_int(argc, argv, "--warmup", 3);
     double lr = atof(arg_str(argc, argv, "--lr", "3e-4"));
     uint64_t seed = strtoull(arg_str(argc, argv, "--seed", "1234"), NULL, 10);
     const char *backend = arg_str(argc, argv, "--backend", arg_str(argc, argv, "--device", "cpu"));
+    CHECK_RANGE("--steps", steps, 1);
+    CHECK_RANGE("--warmup", warmup, 0);
+    CHECK_RANGE("--batch", batch, 1);
 
     llm_backend_options bo;
     llm_backend_options_init(&bo);
@@ -95,9 +83,9 @@ int main(int argc, char **argv) {
     double *times = malloc((size_t)(steps > 0 ? steps : 1) * sizeof *times), total = 0;
     float loss = NAN;
     for (int i = 0; i < warmup + steps; i++) {
-        double t0 = now();
+        double t0 = ex_now();
         CHECK(llm_model_train_on_batch(m, xs[i % NB], ys[i % NB], &loss, NULL));
-        double dt = now() - t0;
+        double dt = ex_now() - t0;
         if (i >= warmup) { times[i - warmup] = dt; total += dt; }
     }
     qsort(times, (size_t)steps, sizeof *times, cmp_double);

@@ -5,25 +5,8 @@
 #include <string.h>
 #include <time.h>
 #include <llm/llm.h>
-#include "../examples/common.h"
+#include "bench.h"
 
-#define CHECK(call) do { llm_status s_ = (call); if (s_ != LLM_OK) { \
-    fprintf(stderr, "%s: %s\n", llm_status_string(s_), llm_last_error()); return 1; } } while (0)
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int arg_int(int argc, char **argv, const char *name, int def) {
-    for (int i = 1; i + 1 < argc; i++) if (strcmp(argv[i], name) == 0) return atoi(argv[i + 1]);
-    return def;
-}
-static const char *arg_str(int argc, char **argv, const char *name, const char *def) {
-    for (int i = 1; i + 1 < argc; i++) if (strcmp(argv[i], name) == 0) return argv[i + 1];
-    return def;
-}
 
 int main(int argc, char **argv) {
     ex_fast_blas(argv); /* before anything else: it may start the program again */
@@ -32,6 +15,9 @@ int main(int argc, char **argv) {
     int batch = arg_int(argc, argv, "--batch", 32), steps = arg_int(argc, argv, "--steps", 30);
     int warmup = arg_int(argc, argv, "--warmup", 3), threads = arg_int(argc, argv, "--threads", 2);
     const char *mode = arg_str(argc, argv, "--mode", "train"), *backend = arg_str(argc, argv, "--backend", "cpu");
+    CHECK_RANGE("--steps", steps, 1);
+    CHECK_RANGE("--warmup", warmup, 0);
+    CHECK_RANGE("--batch", batch, 1);
     int train = strcmp(mode, "train") == 0;
 
     llm_backend_options bo;
@@ -65,7 +51,7 @@ int main(int argc, char **argv) {
     double t0 = 0;
     float loss = 0;
     for (int i = 0; i < warmup + steps; i++) {
-        if (i == warmup) t0 = now();
+        if (i == warmup) t0 = ex_now();
         if (train) {
             CHECK(llm_model_train_on_batch(m, x, t, &loss, NULL));
         } else {
@@ -73,7 +59,7 @@ int main(int argc, char **argv) {
             CHECK(llm_model_predict(m, x, &out));
         }
     }
-    double dt = now() - t0;
+    double dt = ex_now() - t0;
     double sps = (double)steps * batch / dt;
     double fwd = (double)seq * 2 * 4 * hidden * (embed + hidden) + 2.0 * hidden;
     printf("steps=%d time=%.3fs loss=%.4f gflops=%.1f\n", steps, dt, (double)loss, sps * (train ? 3 * fwd : fwd) / 1e9);
