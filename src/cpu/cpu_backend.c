@@ -180,6 +180,16 @@ const llm__backend_ops llm__cpu_ops = {
     .optimizer_update = llm__cpu_optimizer_update,
 };
 
+/* OpenBLAS fell back to kernels older than the CPU: DYNAMIC_ARCH builds that
+ * do not know a CPU (Debian's 0.3.21 on Sapphire Rapids and later) pick
+ * these pre-AVX cores. The warning at creation and llm_backend_describe
+ * both ask here. */
+static int blas_core_is_generic(void) {
+    const char *core = openblas_get_corename();
+    return core && (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0 || strcmp(core, "Nehalem") == 0) &&
+           __builtin_cpu_supports("avx2");
+}
+
 llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opts) {
     int threads = opts->threads;
     if (threads == 0) {
@@ -196,11 +206,9 @@ llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opt
     /* every GEMM runs on one OpenBLAS thread; cpu_sgemm splits large ones
      * over our pool (the setting is process-wide) */
     if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
-    const char *core = openblas_get_corename();
-    if (core && (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0 ||
-                 strcmp(core, "Nehalem") == 0) && __builtin_cpu_supports("avx2"))
+    if (blas_core_is_generic())
         llm__log(LLM_LOG_WARN, "OpenBLAS chose its generic '%s' kernels on a CPU with AVX2; "
-                 "set OPENBLAS_CORETYPE (e.g. Haswell or SkylakeX) for much faster GEMM", core);
+                 "set OPENBLAS_CORETYPE (e.g. Haswell or SkylakeX) for much faster GEMM", openblas_get_corename());
     return LLM_OK;
 }
 
@@ -215,8 +223,7 @@ void llm__cpu_backend_release(llm_backend *be) {
 void llm__cpu_backend_describe(const llm_backend *be, char *buf, size_t len) {
     const char *core = openblas_get_corename();
     const char *config = openblas_get_config();
-    int generic = core && (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0) &&
-                  __builtin_cpu_supports("avx2");
+    int generic = blas_core_is_generic();
     snprintf(buf, len, "cpu threads=%d blas=%s core=%s%s", be->threads,
              config ? config : "OpenBLAS", core ? core : "unknown",
              generic ? " (generic kernels on an AVX2 CPU: set OPENBLAS_CORETYPE)" : "");
