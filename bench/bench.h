@@ -22,6 +22,24 @@ EX_UNUSED static int arg_int(int argc, char **argv, const char *name, int def) {
     return v ? atoi(v) : def;
 }
 
+/* The seed model both LSTM benchmarks train: Embedding -> LSTM -> Dense(1,
+ * sigmoid), Adam 1e-3, binary cross-entropy, as the peer script. */
+EX_UNUSED static llm_status bench_seed_model(llm_backend *be, int vocab, int embed, int hidden, llm_model **out) {
+    llm_model *m;
+    llm_optimizer *adam = NULL;
+    llm_status s = llm_model_sequential(&m, be);
+    if (s != LLM_OK) return s;
+    if ((s = llm_model_add(m, llm_layer_embedding(vocab, embed))) == LLM_OK &&
+        (s = llm_model_add(m, llm_layer_lstm(hidden, LLM_RETURN_LAST))) == LLM_OK &&
+        (s = llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID))) == LLM_OK &&
+        (s = llm_optimizer_adam(&adam, 1e-3f)) == LLM_OK)
+        s = llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_NONE);
+    llm_optimizer_free(adam);
+    if (s != LLM_OK) { llm_model_free(m); return s; }
+    *out = m;
+    return LLM_OK;
+}
+
 /* Ends main with a message when a count is out of range. */
 #define CHECK_RANGE(name, v, lo) do { if ((v) < (lo)) { \
     fprintf(stderr, "%s must be at least %d, got %d\n", (name), (lo), (v)); return 2; } } while (0)

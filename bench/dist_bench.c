@@ -55,13 +55,7 @@ int main(int argc, char **argv) {
     CHECK(llm_backend_create(&be, LLM_BACKEND_CPU, &bo));
 
     llm_model *m;
-    CHECK(llm_model_sequential(&m, be));
-    CHECK(llm_model_add(m, llm_layer_embedding(vocab, embed)));
-    CHECK(llm_model_add(m, llm_layer_lstm(hidden, LLM_RETURN_LAST)));
-    CHECK(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
-    llm_optimizer *adam;
-    CHECK(llm_optimizer_adam(&adam, 1e-3f));
-    CHECK(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_NONE));
+    CHECK(bench_seed_model(be, vocab, embed, hidden, &m));
 
     int64_t n = (int64_t)(warmup + steps) * batch;
     int32_t *ids = malloc((size_t)(n * seq) * 4);
@@ -97,7 +91,6 @@ int main(int argc, char **argv) {
         printf("step_ms=%.1f samples_per_s=%.1f\n", 1e3 * secs / steps, (double)steps * batch / secs);
     }
     llm_dataset_free(ds);
-    llm_optimizer_free(adam);
     llm_model_free(m);
     llm_backend_free(be);
     llm_dist_free(dist);

@@ -31,13 +31,7 @@ int main(int argc, char **argv) {
            vocab, embed, hidden, seq, batch);
 
     llm_model *m;
-    CHECK(llm_model_sequential(&m, be));
-    CHECK(llm_model_add(m, llm_layer_embedding(vocab, embed)));
-    CHECK(llm_model_add(m, llm_layer_lstm(hidden, LLM_RETURN_LAST)));
-    CHECK(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
-    llm_optimizer *adam;
-    CHECK(llm_optimizer_adam(&adam, 1e-3f));
-    CHECK(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_NONE));
+    CHECK(bench_seed_model(be, vocab, embed, hidden, &m));
 
     int32_t *ids = malloc((size_t)batch * seq * 4);
     float *y = malloc((size_t)batch * 4);
@@ -69,7 +63,6 @@ int main(int argc, char **argv) {
     llm_tensor_free(t);
     free(ids);
     free(y);
-    llm_optimizer_free(adam);
     llm_model_free(m);
     llm_backend_free(be);
     return 0;
