@@ -79,6 +79,8 @@ typedef struct llm__lstm_sequence {
     float *dh;           /* [B, H] in: dL/dh after the last step; clobbered */
     float *dc;           /* [B, H] in: zeros; clobbered */
     float *dgates;       /* out [B, T, 4H] gradient w.r.t. the gate pre-activations */
+    float *scratch;      /* forward: 4H * H floats the backend may use (the CPU packs W_hh^T
+                            there once per sequence), or NULL */
 } llm__lstm_sequence;
 
 /* One GRU step, PyTorch semantics (gate order r, z, n; reset applied after
@@ -176,7 +178,8 @@ typedef struct llm__backend_ops {
     llm_status (*scale)(llm_backend *be, int64_t n, float alpha, float *x);            /* x *= alpha */
     llm_status (*add)(llm_backend *be, int64_t n, const float *a, const float *b, float *out); /* out = a + b */
     llm_status (*mul)(llm_backend *be, int64_t n, const float *a, const float *b, float *out); /* out = a * b */
-    /* 2-D strided copy: dst[r, c] (+)= src[r, c] for r < rows, c < cols. */
+    /* 2-D strided copy: dst[r, c] (+)= src[r, c] for r < rows, c < cols
+     * (ld_src 0 repeats one row: a bias broadcast). */
     llm_status (*copy_rows)(llm_backend *be, int64_t rows, int64_t cols, const float *src,
                             int64_t ld_src, float *dst, int64_t ld_dst, int accumulate);
 

@@ -75,6 +75,18 @@ llm_status llm__cpu_lstm_step_forward(llm_backend *be, const llm__lstm_step *s);
 llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_grad *s);
 llm_status llm__cpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_sequence *q, int *done);
 llm_status llm__cpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequence *q, int *done);
+/* kernels_recurrent_product.c: for one block of `rows` batch rows,
+ * xw[r] += h[r] W_hh^T (W_hh^T packed first by llm__cpu_lstm_pack_w_hh into
+ * 4H * H floats) and dh[r] += dgates[r] W_hh (W_hh [4H, H]), for the H that
+ * llm__cpu_lstm_recurrent_ok accepts (multiples of 16 up to
+ * LLM__RECURRENT_MAX_H: their row buffers are on the stack) */
+#define LLM__RECURRENT_MAX_H 256
+int llm__cpu_lstm_recurrent_ok(int H);
+void llm__cpu_lstm_pack_w_hh(int H, const float *W_hh, float *packed);
+void llm__cpu_lstm_recurrent_forward_add(int rows, int H, const float *packed, const float *h, int64_t ld_h,
+                                         float *xw, int64_t ld_xw);
+void llm__cpu_lstm_recurrent_backward_add(int rows, int H, const float *W_hh, const float *dgates,
+                                          int64_t ld_dgates, float *dh, int64_t ld_dh);
 llm_status llm__cpu_gru_step_forward(llm_backend *be, const llm__gru_step *s);
 llm_status llm__cpu_gru_step_backward(llm_backend *be, const llm__gru_step_grad *s);
 

@@ -154,7 +154,9 @@ llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_gra
  * included: one pool job for the whole layer instead of a GEMM and a gate
  * job per step, and no thread ever waits for another in between (on virtual
  * CPUs a descheduled thread otherwise stalls every step). The arithmetic is
- * the per-step path's, in other GEMM calls. */
+ * the per-step path's; the recurrent products go through
+ * kernels_recurrent_product.c where it takes H (W_hh^T packed once per
+ * sequence instead of by OpenBLAS at every step), else through OpenBLAS. */
 
 #define SEQ_MIN_ROWS 8 /* fewer rows: the per-step path, whose GEMMs split B's rows instead */
 
@@ -165,9 +167,12 @@ static void lstm_seq_forward_rows(void *p, int64_t b0, int64_t b1) {
     float *xw = q->xw + b0 * ld4, *gates = q->gates + b0 * ld4;
     float *c = q->c + b0 * ld1, *h = q->h + b0 * ld1, *hprev = q->hprev ? q->hprev + b0 * ld1 : NULL;
     const float *mask = q->mask ? q->mask + b0 * T : NULL;
+    const int own = q->scratch && llm__cpu_lstm_recurrent_ok((int)H); /* W_hh^T packed by seq_split */
     for (int64_t s = 0; s < T; s++) {
         int64_t t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1, tn = q->reverse ? t - 1 : t + 1;
-        if (s) /* xw_t += h_{t-1} W_hh^T (zero before the first step) */
+        if (s && own) /* xw_t += h_{t-1} W_hh^T (zero before the first step) */
+            llm__cpu_lstm_recurrent_forward_add((int)rows, (int)H, q->scratch, h + tp * H, ld1, xw + t * GH, ld4);
+        else if (s)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)GH, (int)H, 1.0f, h + tp * H,
                         (int)ld1, q->W_hh, (int)H, 1.0f, xw + t * GH, (int)ld4);
         llm__lstm_step a = {
@@ -188,6 +193,7 @@ static void lstm_seq_backward_rows(void *p, int64_t b0, int64_t b1) {
     const float *gates = q->gates + b0 * ld4, *c = q->c + b0 * ld1;
     const float *mask = q->mask ? q->mask + b0 * T : NULL, *dy = q->dy ? q->dy + b0 * ld1 : NULL;
     float *dh = q->dh + b0 * H, *dc = q->dc + b0 * H, *dg = q->dgates + b0 * ld4;
+    const int own = llm__cpu_lstm_recurrent_ok((int)H);
     for (int64_t s = T - 1; s >= 0; s--) {
         int64_t t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1;
         llm__lstm_step_grad a = {
@@ -197,16 +203,19 @@ static void lstm_seq_backward_rows(void *p, int64_t b0, int64_t b1) {
             .ld_dgates = ld4,
         };
         lstm_backward_chunk(&a, 0, rows);
-        if (s) /* dh_{t-1} += dgates_t W_hh */
+        if (s && own) /* dh_{t-1} += dgates_t W_hh */
+            llm__cpu_lstm_recurrent_backward_add((int)rows, (int)H, q->W_hh, dg + t * GH, ld4, dh, H);
+        else if (s)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)H, (int)GH, 1.0f, dg + t * GH,
                         (int)ld4, q->W_hh, (int)H, 1.0f, dh, (int)H);
     }
 }
 
 /* Row blocks start on multiples of 8, which keeps OpenBLAS's row tiles whole.
- * OpenBLAS's sums do depend on how many rows a call has (its kernels and
- * their edges change with the sizes), so, as for any GEMM here, the same
- * thread count gives the same bits and another one agrees to rounding. */
+ * Where OpenBLAS does the products, its sums depend on how many rows a call
+ * has (its kernels and their edges change with the sizes), so, as for any
+ * GEMM here, the same thread count gives the same bits and another one
+ * agrees to rounding; the own products give the same bits for any. */
 typedef struct seq_job {
     const llm__lstm_sequence *q;
     void (*rows)(void *q, int64_t b0, int64_t b1);
@@ -228,6 +237,8 @@ static void seq_split(llm_backend *be, const llm__lstm_sequence *q, void (*rows)
 }
 
 llm_status llm__cpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_sequence *q, int *done) {
+    if (q->scratch && q->B >= SEQ_MIN_ROWS && llm__cpu_lstm_recurrent_ok(q->H))
+        llm__cpu_lstm_pack_w_hh(q->H, q->W_hh, q->scratch);
     seq_split(be, q, lstm_seq_forward_rows, done);
     return LLM_OK;
 }

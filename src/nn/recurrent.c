@@ -156,14 +156,18 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
      * the recurrent weight gradient is one GEMM over all steps. */
     LLM__CHECK(llm__graph_alloc_zero(g, (size_t)BT * H * 4, (void **)&hprev));
 
-    LLM__CHECK(op->sgemm(be, 0, 1, BT, GH, (int)E, 1.0f, x->data, (int)E, Wih->data, (int)E, 0.0f, xw, GH));
-    LLM__CHECK(op->bias_act_forward(be, LLM_ACT_NONE, BT, GH, xw, l->params[2].data, xw));
+    /* xw = bias + x W_ih^T: the bias rows first and the GEMM adding into them
+     * (beta 1), in place of OpenBLAS zeroing xw (beta 0) and a bias pass */
+    LLM__CHECK(op->copy_rows(be, BT, GH, l->params[2].data, 0, xw, GH, 0));
+    LLM__CHECK(op->sgemm(be, 0, 1, BT, GH, (int)E, 1.0f, x->data, (int)E, Wih->data, (int)E, 1.0f, xw, GH));
 
     int done = 0;
     if (lstm && op->lstm_sequence_forward) {
+        float *scratch;
+        LLM__CHECK(llm__graph_alloc(g, (size_t)(GW * H) * 4, (void **)&scratch));
         llm__lstm_sequence q = {
             .B = (int)B, .T = (int)T, .H = (int)H, .reverse = back, .W_hh = Whh->data, .mask = mask,
-            .xw = xw, .gates = gates, .c = cs, .h = hs, .hprev = hprev,
+            .xw = xw, .gates = gates, .c = cs, .h = hs, .hprev = hprev, .scratch = scratch,
         };
         LLM__CHECK(op->lstm_sequence_forward(be, &q, &done));
     }
