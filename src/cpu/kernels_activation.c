@@ -72,6 +72,13 @@ static void bias_act_chunk(void *p, int64_t begin, int64_t end) {
 
 #include <cblas.h>
 
+#ifndef LINEAR_BLOCK_FLOATS
+#define LINEAR_BLOCK_FLOATS 32768
+#endif
+#ifndef LINEAR_BLOCK_MAX
+#define LINEAR_BLOCK_MAX 256
+#endif
+
 typedef struct linear_ctx {
     int64_t rows, in, out, block;
     const float *x, *W, *b;
@@ -83,22 +90,23 @@ static void linear_chunk(void *p, int64_t begin, int64_t end) {
     const linear_ctx *c = p;
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t r0 = blk * c->block, r1 = r0 + c->block < c->rows ? r0 + c->block : c->rows;
-        float *z = c->z ? c->z : c->y;
+        float *z = (c->z ? c->z : c->y) + r0 * c->out;
+        /* the GEMM adds into rows of bias (beta 1): what OpenBLAS would
+         * spend zeroing them (beta 0) is spent copying the bias, and the
+         * separate bias pass goes away; the sums are the same */
+        float beta = 0.0f;
+        if (c->b) {
+            for (int64_t r = 0; r < r1 - r0; r++) memcpy(z + r * c->out, c->b, (size_t)c->out * sizeof *z);
+            beta = 1.0f;
+        }
         if (c->rows <= LLM__GEMM_SMALL_M) /* a token or two: decoding */
             llm__cpu_gemm_small_m((int)(r1 - r0), (int)c->out, (int)c->in, 1.0f, c->x + r0 * c->in, (int)c->in,
-                                  c->W, (int)c->in, 0.0f, z + r0 * c->out, (int)c->out);
+                                  c->W, (int)c->in, beta, z, (int)c->out);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)c->out, (int)c->in, 1.0f,
-                        c->x + r0 * c->in, (int)c->in, c->W, (int)c->in, 0.0f, z + r0 * c->out, (int)c->out);
-        act_ctx a = { .act = LLM__ACT_NONE, .cols = c->out, .x = z, .bias = c->b, .out = z };
-        if (c->z) {
-            if (c->b) bias_act_chunk(&a, r0, r1);
-            a.act = c->act;
-            a.bias = NULL;
-            a.out = c->y;
-            if (c->act != LLM__ACT_NONE || c->y != z) bias_act_chunk(&a, r0, r1);
-        } else if (c->b || c->act != LLM__ACT_NONE) {
-            a.act = c->act;
+                        c->x + r0 * c->in, (int)c->in, c->W, (int)c->in, beta, z, (int)c->out);
+        if (c->act != LLM__ACT_NONE || (c->z && c->y != c->z)) {
+            act_ctx a = { .act = c->act, .cols = c->out, .x = c->z ? c->z : c->y, .bias = NULL, .out = c->y };
             bias_act_chunk(&a, r0, r1);
         }
     }
@@ -109,9 +117,9 @@ llm_status llm__cpu_linear_forward(llm_backend *be, int64_t rows, int64_t in, in
     if (rows <= 0 || out <= 0 || in <= 0) return LLM_OK; /* the core checks shapes */
     /* blocks of ~128 KiB of output: big enough for an efficient GEMM, small
      * enough to stay in L2 for the bias and activation pass */
-    int64_t block = (32768 / out) & ~(int64_t)15;
+    int64_t block = (LINEAR_BLOCK_FLOATS / out) & ~(int64_t)15;
     if (block < 16) block = 16;
-    if (block > 256) block = 256;
+    if (block > LINEAR_BLOCK_MAX) block = LINEAR_BLOCK_MAX;
     linear_ctx c = { rows, in, out, block, x, W, b, act, z, y };
     int64_t blocks = (rows + block - 1) / block;
     /* at least ~2M multiply-adds per chunk before a second thread helps */
