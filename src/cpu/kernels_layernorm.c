@@ -10,6 +10,7 @@
  * row): with |mean| >> std the float mean alone would cost digits. */
 #include <math.h>
 #include "cpu.h"
+#include "simd.h"
 #include "../core/internal.h"
 
 #define LN_GRAIN 16384
@@ -27,28 +28,54 @@ typedef struct ln_ctx {
     double *mean_exact; /* backward: [rows] the row means recomputed in double */
 } ln_ctx;
 
-/* The row mean in double, summed around the saved float mean: x - pivot is
- * exact, so this recovers the bits the float mean rounded away. */
-static double row_mean(const float *x, int64_t cols, float pivot) {
-    double s = 0.0;
-    for (int64_t j = 0; j < cols; j++) s += (double)x[j] - pivot;
-    return pivot + s / (double)cols;
+/* The row sums below run in LANES interleaved partial sums, added up in a
+ * fixed tree at the end: a single running sum is a dependency chain the
+ * compiler may not vectorise, and the order is the same on every thread
+ * and in both builds of the clones. */
+#define LANES 4
+#define LANE_TREE(a) (((a)[0] + (a)[2]) + ((a)[1] + (a)[3]))
+
+/* sum of (x[j] - pivot), in double */
+static inline double sum_dev(const float *x, int64_t n, double pivot) {
+    double a[LANES] = { 0 };
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int t = 0; t < LANES; t++) a[t] += (double)x[j + t] - pivot;
+    for (int t = 0; j + t < n; t++) a[t] += (double)x[j + t] - pivot;
+    return LANE_TREE(a);
 }
 
+/* sum of (x[j] - mean)^2, in double */
+static inline double sum_sq_dev(const float *x, int64_t n, double mean) {
+    double a[LANES] = { 0 };
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int t = 0; t < LANES; t++) {
+            double d = (double)x[j + t] - mean;
+            a[t] += d * d;
+        }
+    for (int t = 0; j + t < n; t++) {
+        double d = (double)x[j + t] - mean;
+        a[t] += d * d;
+    }
+    return LANE_TREE(a);
+}
+
+/* The row mean in double, summed around the saved float mean: x - pivot is
+ * exact, so this recovers the bits the float mean rounded away. */
+static inline double row_mean(const float *x, int64_t cols, float pivot) {
+    return pivot + sum_dev(x, cols, pivot) / (double)cols;
+}
+
+LLM__SIMD_CLONES
 static void ln_forward_chunk(void *p, int64_t begin, int64_t end) {
     const ln_ctx *c = p;
     int64_t cols = c->cols;
     for (int64_t r = begin; r < end; r++) {
         const float *x = c->x + r * cols;
         float *y = c->y + r * cols;
-        double s = 0.0;
-        for (int64_t j = 0; j < cols; j++) s += x[j];
-        double mean = s / (double)cols;
-        double v = 0.0;
-        for (int64_t j = 0; j < cols; j++) {
-            double d = x[j] - mean;
-            v += d * d;
-        }
+        double mean = sum_dev(x, cols, 0.0) / (double)cols;
+        double v = sum_sq_dev(x, cols, mean);
         double rstd = 1.0 / sqrt(v / (double)cols + c->eps);
         /* x - mean in double: rounding the mean to float first would cost
          * |mean| / std ulps, e.g. 3 digits for a row at 300 +- 0.01. */
@@ -76,6 +103,7 @@ llm_status llm__cpu_layernorm_forward(llm_backend *be, int64_t rows, int64_t col
 
 /* dx += rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
  * Also records the exact row means for the parameter phase. */
+LLM__SIMD_CLONES
 static void ln_backward_dx_chunk(void *p, int64_t begin, int64_t end) {
     const ln_ctx *c = p;
     int64_t cols = c->cols;
@@ -85,15 +113,23 @@ static void ln_backward_dx_chunk(void *p, int64_t begin, int64_t end) {
         c->mean_exact[r] = mean;
         if (!c->dx) continue;
         float *dx = c->dx + r * cols;
-        double sg = 0.0, sgx = 0.0;
-        for (int64_t j = 0; j < cols; j++) {
-            double xhat = (x[j] - mean) * rstd;
-            double g = (double)dy[j] * (c->gamma ? c->gamma[j] : 1.0f);
-            sg += g;
-            sgx += g * xhat;
+        double sg[LANES] = { 0 }, sgx[LANES] = { 0 };
+        int64_t j = 0;
+        for (; j + LANES <= cols; j += LANES)
+            for (int t = 0; t < LANES; t++) {
+                double xhat = (x[j + t] - mean) * rstd;
+                double g = (double)dy[j + t] * (c->gamma ? c->gamma[j + t] : 1.0f);
+                sg[t] += g;
+                sgx[t] += g * xhat;
+            }
+        for (int t = 0; j + t < cols; t++) {
+            double xhat = (x[j + t] - mean) * rstd;
+            double g = (double)dy[j + t] * (c->gamma ? c->gamma[j + t] : 1.0f);
+            sg[t] += g;
+            sgx[t] += g * xhat;
         }
-        double mg = sg / (double)cols, mgx = sgx / (double)cols;
-        for (int64_t j = 0; j < cols; j++) {
+        double mg = LANE_TREE(sg) / (double)cols, mgx = LANE_TREE(sgx) / (double)cols;
+        for (j = 0; j < cols; j++) {
             double xhat = (x[j] - mean) * rstd;
             double g = (double)dy[j] * (c->gamma ? c->gamma[j] : 1.0f);
             dx[j] = (float)(dx[j] + rstd * (g - mg - xhat * mgx));
@@ -102,6 +138,7 @@ static void ln_backward_dx_chunk(void *p, int64_t begin, int64_t end) {
 }
 
 /* [begin, end) are blocks of COL_BLOCK columns */
+LLM__SIMD_CLONES
 static void ln_backward_params_chunk(void *p, int64_t begin, int64_t end) {
     const ln_ctx *c = p;
     for (int64_t blk = begin; blk < end; blk++) {

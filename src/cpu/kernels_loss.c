@@ -8,6 +8,8 @@
  * what a user compares against Keras or PyTorch. */
 #include <math.h>
 #include "cpu.h"
+#include "fastmath.h"
+#include "simd.h"
 
 /* Keras's epsilon: probabilities are clamped to [PROB_LO, PROB_HI] before the log. */
 #define PROB_LO 1e-7f
@@ -79,7 +81,13 @@ llm_status llm__cpu_loss_bce_probs(llm_backend *be, int64_t n, const float *p, c
 }
 
 /* Per row: l = log sum_j e^{z_j} - z_label, with the row max subtracted
- * before exponentiating; dz = softmax(z) - onehot(label). */
+ * before exponentiating; dz = softmax(z) - onehot(label). The max and the
+ * sum run in 8 interleaved lanes combined in a fixed tree, and the
+ * exponentials are fastmath.h's, so the row loops vectorise (a vocabulary
+ * of exponentials per token of a language model) with the same result on
+ * every thread and in both builds. */
+#define SCE_LANES 8
+LLM__SIMD_CLONES
 static void sce_logits_block(const void *p, int64_t begin, int64_t end, double *partial) {
     const loss_ctx *c = p;
     int64_t K = c->classes;
@@ -87,16 +95,25 @@ static void sce_logits_block(const void *p, int64_t begin, int64_t end, double *
     for (int64_t r = begin; r < end; r++) {
         const float *z = c->x + r * K;
         int32_t label = c->labels[r];
-        float mx = z[0];
-        for (int64_t j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0.0;
-        for (int64_t j = 0; j < K; j++) sum += expf(z[j] - mx);
+        float m8[SCE_LANES], s8[SCE_LANES];
+        for (int t = 0; t < SCE_LANES; t++) { m8[t] = z[0]; s8[t] = 0.0f; }
+        int64_t j = 0;
+        for (; j + SCE_LANES <= K; j += SCE_LANES)
+            for (int t = 0; t < SCE_LANES; t++) m8[t] = z[j + t] > m8[t] ? z[j + t] : m8[t];
+        for (int t = 0; j + t < K; t++) m8[t] = z[j + t] > m8[t] ? z[j + t] : m8[t];
+        float mx = m8[0];
+        for (int t = 1; t < SCE_LANES; t++) mx = m8[t] > mx ? m8[t] : mx;
+        for (j = 0; j + SCE_LANES <= K; j += SCE_LANES)
+            for (int t = 0; t < SCE_LANES; t++) s8[t] += llm__expf(z[j + t] - mx);
+        for (int t = 0; j + t < K; t++) s8[t] += llm__expf(z[j + t] - mx);
+        double sum = (((double)s8[0] + s8[4]) + ((double)s8[1] + s8[5])) +
+                     (((double)s8[2] + s8[6]) + ((double)s8[3] + s8[7]));
         s += (double)mx + log(sum) - (double)z[label];
         if (c->d) {
             float *d = c->d + r * K;
-            float inv = (float)(1.0 / sum);
-            for (int64_t j = 0; j < K; j++)
-                d[j] += c->gscale * (expf(z[j] - mx) * inv - (j == label ? 1.0f : 0.0f));
+            float inv = (float)(1.0 / sum), g = c->gscale;
+            for (j = 0; j < K; j++) d[j] += g * (llm__expf(z[j] - mx) * inv);
+            d[label] -= g;
         }
     }
     *partial = s;
