@@ -17,9 +17,11 @@ static const char *prog = "spam_train";
 
 typedef struct train_opts {
     const char *data, *model_path, *keep_headers, *checkpoint, *resume, *init;
+    int bag; /* --arch bag: no recurrent layer, the embeddings pooled */
     int transformer, layers, heads, bpe_vocab, causal, lr_set;
     int epochs, batch, seq, vocab, embed, hidden, threads, patience;
     double lr, val_split, test_split, dropout;
+    int pool, pool_set; /* -1: the recurrent layer's last state; else an llm_pool_mode over all states */
     uint64_t seed;
     llm_backend_kind backend;
     int gru, bidirectional, quiet, truncate_pre, padding_post, padding_set, fold;
@@ -49,7 +51,8 @@ static void usage(FILE *f) {
         "  --seq N            token ids per message [200]\n"
         "  --vocab N          vocabulary size, the 2 reserved ids included [20000]\n"
         "  --embed N          embedding size [64]\n"
-        "  --hidden N         recurrent units [128]\n"
+        "  --hidden N         recurrent units; with --arch bag, the ReLU layer's units,\n"
+        "                     0 = none [128]\n"
         "  --lr R             Adam learning rate [1e-3]\n"
         "  --val-split F      validation fraction of the training part, 0 = none [0.1]\n"
         "  --test-split F     hold out this stratified fraction first and report test\n"
@@ -60,7 +63,14 @@ static void usage(FILE *f) {
         "  --gru              a GRU instead of the LSTM\n"
         "  --bidirectional    read each message both ways\n"
         "  --dropout R        dropout rate before the output layer [0]\n"
-        "  --arch A           lstm, or transformer: a Transformer encoder over BPE tokens\n"
+        "  --pool P           what the output layers see: last (lstm: the state at the\n"
+        "                     message's end), or max or average over every step's state\n"
+        "                     (bag: over the embeddings) [lstm last, bag average]\n"
+        "  --arch A           lstm; bag: no recurrent layer, the embeddings pooled over\n"
+        "                     the whole message (Embedding -> --pool, average by default\n"
+        "                     -> Dense(--hidden, relu) -> Dense(1, sigmoid)), cheap\n"
+        "                     enough for long --seq; or transformer: a Transformer\n"
+        "                     encoder over BPE tokens\n"
         "                     (Embedding+positions -> blocks -> LayerNorm -> mean pool ->\n"
         "                     Dense(1, sigmoid)), padded post; --embed is its width [lstm]\n"
         "  --init LM          transformer: start from a language model trained by lm_train\n"
@@ -115,6 +125,7 @@ static int parse_args(int argc, char **argv, train_opts *o) {
     o->keep_headers = DEFAULT_HEADERS;
     o->heads = 4; o->bpe_vocab = 4096;
     o->truncate_pre = 1;
+    o->pool = -1;
     ex_args a = { prog, argc, argv, 1, 0 };
     while (a.i < argc && !a.bad) {
         const char *v = NULL;
@@ -130,12 +141,26 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         else if (ex_arg_match(&a, "--seq", &v)) { if (!a.bad) ex_parse_int(&a, "--seq", v, 1, 100000, &n); o->seq = (int)n; }
         else if (ex_arg_match(&a, "--vocab", &v)) { if (!a.bad) ex_parse_int(&a, "--vocab", v, 3, 10000000, &n); o->vocab = (int)n; }
         else if (ex_arg_match(&a, "--embed", &v)) { if (!a.bad) ex_parse_int(&a, "--embed", v, 1, 65536, &n); o->embed = (int)n; }
-        else if (ex_arg_match(&a, "--hidden", &v)) { if (!a.bad) ex_parse_int(&a, "--hidden", v, 1, 65536, &n); o->hidden = (int)n; }
+        else if (ex_arg_match(&a, "--hidden", &v)) { if (!a.bad) ex_parse_int(&a, "--hidden", v, 0, 65536, &n); o->hidden = (int)n; }
         else if (ex_arg_match(&a, "--threads", &v)) { if (!a.bad) ex_parse_int(&a, "--threads", v, 0, 1024, &n); o->threads = (int)n; }
         else if (ex_arg_match(&a, "--patience", &v)) { if (!a.bad) ex_parse_int(&a, "--patience", v, 0, 100000, &n); o->patience = (int)n; }
         else if (ex_arg_match(&a, "--lr", &v)) { if (!a.bad) ex_parse_real(&a, "--lr", v, 0, 1, 10, 0, &o->lr); o->lr_set = 1; }
         else if (ex_arg_match(&a, "--val-split", &v)) { if (!a.bad) ex_parse_real(&a, "--val-split", v, 0, 0, 1, 1, &o->val_split); }
         else if (ex_arg_match(&a, "--test-split", &v)) { if (!a.bad) ex_parse_real(&a, "--test-split", v, 0, 0, 1, 1, &o->test_split); }
+        else if (ex_arg_match(&a, "--pool", &v)) {
+            o->pool_set = 1;
+            if (a.bad) {
+            } else if (strcmp(v, "last") == 0) {
+                o->pool = -1;
+            } else if (strcmp(v, "max") == 0) {
+                o->pool = LLM_POOL_MAX;
+            } else if (strcmp(v, "average") == 0) {
+                o->pool = LLM_POOL_AVERAGE;
+            } else {
+                fprintf(stderr, "%s: --pool takes last, max or average, not '%s'\n", prog, v);
+                a.bad = 1;
+            }
+        }
         else if (ex_arg_match(&a, "--dropout", &v)) { if (!a.bad) ex_parse_real(&a, "--dropout", v, 0, 0, 1, 1, &o->dropout); }
         else if (ex_arg_match(&a, "--seed", &v)) { if (!a.bad) ex_parse_u64(&a, "--seed", v, &o->seed); }
         else if (ex_arg_match(&a, "--backend", &v)) { if (!a.bad) ex_parse_backend(&a, v, &o->backend); }
@@ -147,7 +172,8 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         else if (ex_arg_match(&a, "--bpe-vocab", &v)) { if (!a.bad) ex_parse_int(&a, "--bpe-vocab", v, 258, 65536, &n); o->bpe_vocab = (int)n; }
         else if (ex_arg_match(&a, "--arch", &v)) {
             if (!a.bad && strcmp(v, "transformer") == 0) o->transformer = 1;
-            else if (!a.bad && strcmp(v, "lstm") != 0) { fprintf(stderr, "%s: --arch takes lstm or transformer\n", prog); a.bad = 1; }
+            else if (!a.bad && strcmp(v, "bag") == 0) o->bag = 1;
+            else if (!a.bad && strcmp(v, "lstm") != 0) { fprintf(stderr, "%s: --arch takes lstm, bag or transformer\n", prog); a.bad = 1; }
         }
         else if (ex_arg_match(&a, "--bidirectional", NULL)) { o->bidirectional = 1; }
         else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
@@ -169,8 +195,20 @@ static int parse_args(int argc, char **argv, train_opts *o) {
     }
     o->layers = o->layers ? o->layers : 2;
     if (!a.bad && o->init && !o->transformer) { fprintf(stderr, "%s: --init needs --arch transformer\n", prog); a.bad = 1; }
-    if (!a.bad && o->transformer && (o->gru || o->bidirectional)) {
+    if (!a.bad && (o->transformer || o->bag) && (o->gru || o->bidirectional)) {
         fprintf(stderr, "%s: --gru and --bidirectional are for --arch lstm\n", prog);
+        a.bad = 1;
+    }
+    if (!a.bad && o->bag && o->pool < 0 && o->pool_set) {
+        fprintf(stderr, "%s: --arch bag has no last state: --pool takes max or average\n", prog);
+        a.bad = 1;
+    }
+    if (!a.bad && o->transformer && o->pool_set) {
+        fprintf(stderr, "%s: --pool is for --arch lstm or bag\n", prog);
+        a.bad = 1;
+    }
+    if (!a.bad && o->hidden == 0 && !o->bag) {
+        fprintf(stderr, "%s: --hidden 0 is for --arch bag\n", prog);
         a.bad = 1;
     }
     /* a Transformer reads from position 0 and learns slower than the LSTM at 1e-3 */
@@ -561,9 +599,13 @@ static int run(const train_opts *o) {
                 (s = llm_model_add(model, llm_layer_global_pool(LLM_POOL_AVERAGE))) != LLM_OK) { ex_fail(prog, s, "adding the pooling"); goto done; }
         } else {
             if ((s = llm_model_add(model, llm_layer_embedding(vsize, o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
-            llm_layer *rnn = o->gru ? llm_layer_gru(o->hidden, LLM_RETURN_LAST) : llm_layer_lstm(o->hidden, LLM_RETURN_LAST);
-            if (o->bidirectional) rnn = llm_layer_bidirectional(rnn);
-            if ((s = llm_model_add(model, rnn)) != LLM_OK) { ex_fail(prog, s, "adding the recurrent layer"); goto done; }
+            llm_return_mode ret = o->pool < 0 ? LLM_RETURN_LAST : LLM_RETURN_SEQUENCES;
+            llm_layer *rnn = o->bag ? NULL : o->gru ? llm_layer_gru(o->hidden, ret) : llm_layer_lstm(o->hidden, ret);
+            if (rnn && o->bidirectional) rnn = llm_layer_bidirectional(rnn);
+            if (rnn && (s = llm_model_add(model, rnn)) != LLM_OK) { ex_fail(prog, s, "adding the recurrent layer"); goto done; }
+            int pool = o->bag && o->pool < 0 ? LLM_POOL_AVERAGE : o->pool;
+            if (pool >= 0 && (s = llm_model_add(model, llm_layer_global_pool((llm_pool_mode)pool))) != LLM_OK) { ex_fail(prog, s, "adding the pooling"); goto done; }
+            if (o->bag && o->hidden > 0 && (s = llm_model_add(model, llm_layer_dense(o->hidden, LLM_ACT_RELU))) != LLM_OK) { ex_fail(prog, s, "adding the hidden layer"); goto done; }
         }
         if (o->dropout > 0 && (s = llm_model_add(model, llm_layer_dropout((float)o->dropout))) != LLM_OK) { ex_fail(prog, s, "adding dropout"); goto done; }
         if ((s = llm_model_add(model, llm_layer_dense(1, LLM_ACT_SIGMOID))) != LLM_OK) { ex_fail(prog, s, "adding the output layer"); goto done; }

@@ -280,6 +280,12 @@ START_TEST(train_bad_options) {
         { { D, M, "--threshold", "best" }, "wants a number" },
         { { D, M, "--threshold", "1.5" }, "out of range" },
         { { D, M, "--threshold", "auto", "--val-split", "0" }, "needs a validation part" },
+        { { D, M, "--arch", "cnn" }, "lstm, bag or transformer" },
+        { { D, M, "--pool", "min" }, "last, max or average" },
+        { { D, M, "--arch", "bag", "--pool", "last" }, "no last state" },
+        { { D, M, "--arch", "bag", "--bidirectional" }, "for --arch lstm" },
+        { { D, M, "--arch", "transformer", "--pool", "max" }, "for --arch lstm or bag" },
+        { { D, M, "--hidden", "0" }, "for --arch bag" },
     };
     check_bad_cases("spam_train", cases, sizeof cases / sizeof cases[0]);
 }
@@ -550,6 +556,56 @@ static double eval_threshold(const char *out) {
 /* spam_train --threshold stores the decision threshold in the model (auto:
  * the best F1 on the validation part); spam_eval and spam_predict use it
  * unless --threshold says otherwise. */
+/* --arch bag and --pool build the models they describe, which the other
+ * programs then load and use like the default one. */
+START_TEST(train_architectures) {
+    static const struct {
+        const char *args[6];
+        const char *layers[4]; /* kinds after the embedding, in order */
+    } cases[] = {
+        /* (--seed 1 fills the unused places) */
+        { { "--arch", "bag", "--seed", "1", "--seed", "1" }, { "global_pool", "dense", "dense" } },
+        { { "--arch", "bag", "--pool", "max", "--hidden", "0" }, { "global_pool", "dense" } },
+        { { "--pool", "average", "--seed", "1", "--seed", "1" }, { "lstm", "global_pool", "dense" } },
+        { { "--pool", "last", "--seed", "1", "--seed", "1" }, { "lstm", "dense" } },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char model[512];
+        path_in(model, sizeof model, "arch.safetensors");
+        const char *const *a = cases[i].args;
+        run_result r;
+        RUN(&r, "spam_train", "--data", FIXTURES, "--model", model, TINY, (char *)a[0], (char *)a[1], (char *)a[2],
+            (char *)a[3], (char *)a[4], (char *)a[5]);
+        ASSERT_EXIT(&r, 0);
+        run_free(&r);
+
+        llm_backend *be = NULL;
+        llm_model *m = NULL;
+        ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
+        ck_assert_int_eq(llm_model_load(&m, be, model), LLM_OK);
+        char summary[4096];
+        ck_assert_int_eq(llm_model_summary(m, summary, sizeof summary, NULL), LLM_OK);
+        /* each expected kind after the previous one, and nothing recurrent in a bag */
+        const char *at = strstr(summary, "(embedding)");
+        ck_assert_msg(at != NULL, "case %zu:\n%s", i, summary);
+        for (int k = 0; k < 4 && cases[i].layers[k]; k++) {
+            char kind[48];
+            snprintf(kind, sizeof kind, "(%s)", cases[i].layers[k]);
+            at = strstr(at + 1, kind);
+            ck_assert_msg(at != NULL, "case %zu: no %s in order:\n%s", i, kind, summary);
+        }
+        if (strcmp(a[1], "bag") == 0) ck_assert_msg(strstr(summary, "(lstm)") == NULL, "%s", summary);
+        llm_model_free(m);
+        llm_backend_free(be);
+
+        RUN(&r, "spam_predict", "--model", model, HAM1);
+        ASSERT_EXIT(&r, 0);
+        ck_assert_msg(matches(r.out, "^" HAM1 "\t(spam|ham)\t[01]\\.[0-9]{4}$"), "case %zu: %s", i, r.out);
+        run_free(&r);
+    }
+}
+END_TEST
+
 START_TEST(train_threshold) {
     char model[512], m0[512], bad[512];
     path_in(model, sizeof model, "auto.safetensors");
@@ -906,6 +962,7 @@ Suite *suite_examples(void) {
     tcase_add_test(data, train_unwritable_model);
     tcase_add_test(data, tools_bad_model_file);
     tcase_add_test(data, train_threshold);
+    tcase_add_test(data, train_architectures);
     suite_add_tcase(s, data);
 
     TCase *e2e = tcase_create("end_to_end");
