@@ -72,13 +72,6 @@ static void bias_act_chunk(void *p, int64_t begin, int64_t end) {
 
 #include <cblas.h>
 
-#ifndef LINEAR_BLOCK_FLOATS
-#define LINEAR_BLOCK_FLOATS 32768
-#endif
-#ifndef LINEAR_BLOCK_MAX
-#define LINEAR_BLOCK_MAX 256
-#endif
-
 typedef struct linear_ctx {
     int64_t rows, in, out, block;
     const float *x, *W, *b;
@@ -116,10 +109,10 @@ llm_status llm__cpu_linear_forward(llm_backend *be, int64_t rows, int64_t in, in
                                    const float *W, const float *b, int act, float *z, float *y) {
     if (rows <= 0 || out <= 0 || in <= 0) return LLM_OK; /* the core checks shapes */
     /* blocks of ~128 KiB of output: big enough for an efficient GEMM, small
-     * enough to stay in L2 for the bias and activation pass */
-    int64_t block = (LINEAR_BLOCK_FLOATS / out) & ~(int64_t)15;
+     * enough to stay in L2 for the bias rows and the activation pass */
+    int64_t block = (32768 / out) & ~(int64_t)15;
     if (block < 16) block = 16;
-    if (block > LINEAR_BLOCK_MAX) block = LINEAR_BLOCK_MAX;
+    if (block > 256) block = 256;
     linear_ctx c = { rows, in, out, block, x, W, b, act, z, y };
     int64_t blocks = (rows + block - 1) / block;
     /* at least ~2M multiply-adds per chunk before a second thread helps */
