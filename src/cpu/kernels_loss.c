@@ -95,8 +95,9 @@ static void sce_logits_block(const void *p, int64_t begin, int64_t end, double *
     for (int64_t r = begin; r < end; r++) {
         const float *z = c->x + r * K;
         int32_t label = c->labels[r];
-        float m8[SCE_LANES], s8[SCE_LANES];
-        for (int t = 0; t < SCE_LANES; t++) { m8[t] = z[0]; s8[t] = 0.0f; }
+        float m8[SCE_LANES];
+        double s8[SCE_LANES]; /* double: a large vocabulary's sum keeps its digits */
+        for (int t = 0; t < SCE_LANES; t++) { m8[t] = z[0]; s8[t] = 0.0; }
         int64_t j = 0;
         for (; j + SCE_LANES <= K; j += SCE_LANES)
             for (int t = 0; t < SCE_LANES; t++) m8[t] = z[j + t] > m8[t] ? z[j + t] : m8[t];
@@ -106,8 +107,7 @@ static void sce_logits_block(const void *p, int64_t begin, int64_t end, double *
         for (j = 0; j + SCE_LANES <= K; j += SCE_LANES)
             for (int t = 0; t < SCE_LANES; t++) s8[t] += llm__expf(z[j + t] - mx);
         for (int t = 0; j + t < K; t++) s8[t] += llm__expf(z[j + t] - mx);
-        double sum = (((double)s8[0] + s8[4]) + ((double)s8[1] + s8[5])) +
-                     (((double)s8[2] + s8[6]) + ((double)s8[3] + s8[7]));
+        double sum = ((s8[0] + s8[4]) + (s8[1] + s8[5])) + ((s8[2] + s8[6]) + (s8[3] + s8[7]));
         s += (double)mx + log(sum) - (double)z[label];
         if (c->d) {
             float *d = c->d + r * K;
