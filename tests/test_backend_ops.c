@@ -1557,16 +1557,20 @@ START_TEST(lstm_sequence_matches_recurrence) {
             lseq_build(&q, shapes[si][0], shapes[si][1], shapes[si][2], reverse, masked, with_dy,
                        7100 + 10 * si + (uint64_t)variant);
             const int64_t BT = (int64_t)q.B * q.T, nf = BT * 7 * q.H, nb = BT * 4 * q.H;
+            /* the CPU's own recurrent products (H a multiple of 16 up to 256,
+             * 8 rows or more) sum in a fixed order whatever the row blocks:
+             * 1 and 2 threads must give the same bits */
+            const int same_bits = q.B >= 8 && q.H % 16 == 0 && q.H <= 256;
             double *ref = hd(nf);
             lseq_ref_forward(&q, ref);
             char what[96];
             snprintf(what, sizeof what, "lstm sequence forward B=%d T=%d H=%d reverse=%d masked=%d", q.B, q.T,
                      q.H, reverse, masked);
-            check_targets(what, run_lseq_forward, &q, nf, ref, 1e-5, 1e-4, 0);
+            check_targets(what, run_lseq_forward, &q, nf, ref, 1e-5, 1e-4, same_bits);
             lseq_ref_backward(&q, ref);
             snprintf(what, sizeof what, "lstm sequence backward B=%d T=%d H=%d reverse=%d masked=%d dy=%d", q.B,
                      q.T, q.H, reverse, masked, with_dy);
-            check_targets(what, run_lseq_backward, &q, nb, ref, 1e-5, 1e-4, 0);
+            check_targets(what, run_lseq_backward, &q, nb, ref, 1e-5, 1e-4, same_bits);
             free(ref);
             lseq_free(&q);
         }
