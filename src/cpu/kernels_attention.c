@@ -18,7 +18,7 @@
  * one item with the same operations whichever thread runs it: the result is
  * bit-identical for any thread count.
  *
- * The tile products go through one register-blocked kernel (mm below, 4 rows
+ * The tile products go through one register-blocked kernel (tile_mm.h, 4 rows
  * x 16 columns of accumulators in GCC vector types, AVX2 through
  * LLM__SIMD_CLONES); every element of a product is summed over the inner
  * dimension in order from zero, so the result does not depend on how the
@@ -45,6 +45,7 @@
 #include "cpu.h"
 #include "fastmath.h"
 #include "simd.h"
+#include "tile_mm.h"
 #include "../core/internal.h"
 
 #define TILE_MAX 64       /* queries and keys per tile at most */
@@ -53,103 +54,10 @@
 #define STACK_FLOATS 16384
 #define SLOT_WORK 262144.0 /* multiply-adds per thread at least (~20 us) before another is used */
 
-typedef float v8 __attribute__((vector_size(32)));
-
-#define V8_LD(dst, p) memcpy(&(dst), (p), sizeof(v8))
-#define V8_ST(p, src) memcpy((p), &(src), sizeof(v8))
-
 static inline int round8(int n) { return (n + 7) & ~7; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* ---- tile products ---- */
-
-/* C[m, n] = (acc ? C : 0) + A[m, k] B[k, n]. A(i, p) is a[i * ars + p * acs]
- * (any strides: A is read a scalar at a time); B row p starts at b + p * ldb,
- * C row i at c + i * ldc; n is a multiple of 8 and B's and C's rows are read
- * and written 8 floats at a time up to n. Each element is
- * (((c0 + a0 b0) + a1 b1) + ...) over p in order, whatever the blocking. */
-static inline __attribute__((always_inline)) void mm(int m, int n, int k, const float *a,
-                                                     int64_t ars, int64_t acs, const float *b,
-                                                     int64_t ldb, float *c, int64_t ldc, int acc) {
-    const v8 zero = { 0 };
-    int i = 0;
-    for (; i + 4 <= m; i += 4) {
-        const float *a0 = a + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
-        float *c0 = c + i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-        int j = 0;
-        for (; j + 16 <= n; j += 16) {
-            v8 x00 = zero, x01 = zero, x10 = zero, x11 = zero;
-            v8 x20 = zero, x21 = zero, x30 = zero, x31 = zero;
-            if (acc) {
-                V8_LD(x00, c0 + j); V8_LD(x01, c0 + j + 8);
-                V8_LD(x10, c1 + j); V8_LD(x11, c1 + j + 8);
-                V8_LD(x20, c2 + j); V8_LD(x21, c2 + j + 8);
-                V8_LD(x30, c3 + j); V8_LD(x31, c3 + j + 8);
-            }
-            const float *bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) {
-                v8 b0, b1;
-                V8_LD(b0, bp);
-                V8_LD(b1, bp + 8);
-                float s0 = a0[p * acs], s1 = a1[p * acs], s2 = a2[p * acs], s3 = a3[p * acs];
-                x00 += s0 * b0; x01 += s0 * b1;
-                x10 += s1 * b0; x11 += s1 * b1;
-                x20 += s2 * b0; x21 += s2 * b1;
-                x30 += s3 * b0; x31 += s3 * b1;
-            }
-            V8_ST(c0 + j, x00); V8_ST(c0 + j + 8, x01);
-            V8_ST(c1 + j, x10); V8_ST(c1 + j + 8, x11);
-            V8_ST(c2 + j, x20); V8_ST(c2 + j + 8, x21);
-            V8_ST(c3 + j, x30); V8_ST(c3 + j + 8, x31);
-        }
-        if (j < n) {
-            v8 x0 = zero, x1 = zero, x2 = zero, x3 = zero;
-            if (acc) {
-                V8_LD(x0, c0 + j); V8_LD(x1, c1 + j); V8_LD(x2, c2 + j); V8_LD(x3, c3 + j);
-            }
-            const float *bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) {
-                v8 b0;
-                V8_LD(b0, bp);
-                x0 += a0[p * acs] * b0;
-                x1 += a1[p * acs] * b0;
-                x2 += a2[p * acs] * b0;
-                x3 += a3[p * acs] * b0;
-            }
-            V8_ST(c0 + j, x0); V8_ST(c1 + j, x1); V8_ST(c2 + j, x2); V8_ST(c3 + j, x3);
-        }
-    }
-    for (; i < m; i++) {
-        const float *a0 = a + i * ars;
-        float *c0 = c + i * ldc;
-        int j = 0;
-        for (; j + 16 <= n; j += 16) {
-            v8 x0 = zero, x1 = zero;
-            if (acc) { V8_LD(x0, c0 + j); V8_LD(x1, c0 + j + 8); }
-            const float *bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) {
-                v8 b0, b1;
-                V8_LD(b0, bp);
-                V8_LD(b1, bp + 8);
-                float s0 = a0[p * acs];
-                x0 += s0 * b0;
-                x1 += s0 * b1;
-            }
-            V8_ST(c0 + j, x0); V8_ST(c0 + j + 8, x1);
-        }
-        if (j < n) {
-            v8 x0 = zero;
-            if (acc) V8_LD(x0, c0 + j);
-            const float *bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) {
-                v8 b0;
-                V8_LD(b0, bp);
-                x0 += a0[p * acs] * b0;
-            }
-            V8_ST(c0 + j, x0);
-        }
-    }
-}
 
 #if defined(__clang__)
 #  define V8_SHUF(a, b, i0, i1, i2, i3, i4, i5, i6, i7) \
@@ -338,7 +246,7 @@ static inline __attribute__((always_inline)) void fwd_item(const llm__attention 
         } else {
             load_transposed(n, np, d, kp + (int64_t)j0 * ldkv, ldkv, Kt, np);
             load_rows(n, d, dp, vp + (int64_t)j0 * ldkv, ldkv, Vr);
-            mm(m - r0, np, d, qp + r0 * ldq, ldq, 1, Kt, np, S + (int64_t)r0 * np, np, 0);
+            llm__tile_mm(m - r0, np, d, qp + r0 * ldq, ldq, 1, Kt, np, S + (int64_t)r0 * np, np, 0);
         }
         for (int i = r0; i < m; i++) {
             float *row = S + (int64_t)i * np;
@@ -374,7 +282,7 @@ static inline __attribute__((always_inline)) void fwd_item(const llm__attention 
                 }
             }
         } else {
-            mm(m - r0, dp, n, S + (int64_t)r0 * np, np, 1, Vr, dp, O + (int64_t)r0 * dp, dp, 1);
+            llm__tile_mm(m - r0, dp, n, S + (int64_t)r0 * np, np, 1, Vr, dp, O + (int64_t)r0 * dp, dp, 1);
         }
     }
     for (int i = 0; i < m; i++) {
@@ -457,8 +365,8 @@ static inline __attribute__((always_inline)) void bwd_item(const llm__attention 
             const int mr = m - r0;
             const float *qr = qb + (int64_t)(i0 + r0) * ldq, *dor = dob + (int64_t)(i0 + r0) * ldo;
             float *Sr = S + (int64_t)r0 * np, *dPr = dP + (int64_t)r0 * np;
-            mm(mr, np, d, qr, ldq, 1, Kt, np, Sr, np, 0);
-            mm(mr, np, d, dor, ldo, 1, Vt, np, dPr, np, 0);
+            llm__tile_mm(mr, np, d, qr, ldq, 1, Kt, np, Sr, np, 0);
+            llm__tile_mm(mr, np, d, dor, ldo, 1, Vt, np, dPr, np, 0);
             for (int i = r0; i < m; i++)
                 Dv[i] = dot(dob + (int64_t)(i0 + i) * ldo, ob + (int64_t)(i0 + i) * ldo, d);
             for (int i = r0; i < m; i++) {
@@ -483,9 +391,9 @@ static inline __attribute__((always_inline)) void bwd_item(const llm__attention 
                 }
             }
             /* dV^T[c, j] += sum_i dout[i, c] P[i, j]; dK^T += Q^T dS; dQ = dS K */
-            mm(d, np, mr, dor, 1, ldo, Sr, np, dVt, np, 1);
-            mm(d, np, mr, qr, 1, ldq, dPr, np, dKt, np, 1);
-            mm(mr, dp, n, dPr, np, 1, Kr, dp, dQ, dp, 0);
+            llm__tile_mm(d, np, mr, dor, 1, ldo, Sr, np, dVt, np, 1);
+            llm__tile_mm(d, np, mr, qr, 1, ldq, dPr, np, dKt, np, 1);
+            llm__tile_mm(mr, dp, n, dPr, np, 1, Kr, dp, dQ, dp, 0);
             for (int i = 0; i < mr; i++) {
                 float *dq = dqb + (int64_t)(i0 + r0 + i) * ldq;
                 const float *g = dQ + (int64_t)i * dp;

@@ -12,15 +12,6 @@
 #include "cpu.h"
 #include "simd.h"
 
-/* Eight floats as one value: GCC and Clang compile its arithmetic to one AVX
- * instruction, or to two SSE ones in the baseline build, lane by lane either
- * way (the vectoriser does not turn the partial-sum arrays of plain C into
- * registers reliably). */
-typedef float v8 __attribute__((vector_size(32)));
-
-/* (macros: a function taking or returning a v8 draws GCC's note that AVX
- * changes how such values are passed) */
-#define LOAD8(v, p) __builtin_memcpy(&(v), (p), sizeof(v8))
 /* the lanes of s summed in a fixed tree */
 #define SUM8(s) (((s)[0] + (s)[4]) + ((s)[1] + (s)[5])) + (((s)[2] + (s)[6]) + ((s)[3] + (s)[7]))
 
@@ -41,14 +32,14 @@ static void gemm_small_m(int m, int n, int k, float alpha, const float *a, int l
             const float *ar = a + (size_t)i * lda;
             v8 s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 }, av, bv;
             for (int kk = 0; kk < k8; kk += 8) {
-                LOAD8(av, ar + kk);
-                LOAD8(bv, b0 + kk);
+                V8_LD(av, ar + kk);
+                V8_LD(bv, b0 + kk);
                 s0 += av * bv;
-                LOAD8(bv, b1 + kk);
+                V8_LD(bv, b1 + kk);
                 s1 += av * bv;
-                LOAD8(bv, b2 + kk);
+                V8_LD(bv, b2 + kk);
                 s2 += av * bv;
-                LOAD8(bv, b3 + kk);
+                V8_LD(bv, b3 + kk);
                 s3 += av * bv;
             }
             float t0 = SUM8(s0), t1 = SUM8(s1), t2 = SUM8(s2), t3 = SUM8(s3);
@@ -71,8 +62,8 @@ static void gemm_small_m(int m, int n, int k, float alpha, const float *a, int l
             const float *ar = a + (size_t)i * lda;
             v8 s0 = { 0 }, av, bv;
             for (int kk = 0; kk < k8; kk += 8) {
-                LOAD8(av, ar + kk);
-                LOAD8(bv, b0 + kk);
+                V8_LD(av, ar + kk);
+                V8_LD(bv, b0 + kk);
                 s0 += av * bv;
             }
             float t0 = SUM8(s0);

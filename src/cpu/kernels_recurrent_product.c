@@ -7,61 +7,25 @@
  * 256 KiB per step, 18% of batch-32 inference. Here the forward's W_hh^T is
  * packed once per sequence (llm__cpu_lstm_pack_w_hh, into 16-column panels
  * read front to back), and the backward reads W_hh's rows in place, which
- * already are its panels' rows. The products go through one register block
- * of 4 batch rows x 16 columns (8 vectors of 8 floats), then are added into
- * the rows' outputs. Every output element is summed over the inner dimension
- * in order from zero and then added once, so the result depends neither on
- * the block of rows, the batch size nor the thread count, and the AVX2 and
+ * already are its panels' rows. The products are the attention's tile
+ * product (tile_mm.h: 4 rows x 16 columns of accumulators), adding into the
+ * rows' outputs. Every output element is summed over the inner dimension in
+ * order, starting from its old value, so the result depends neither on the
+ * block of rows, the batch size nor the thread count, and the AVX2 and
  * baseline builds give the same bits (no FMA contraction under -std=c11). */
 #include <string.h>
 #include "cpu.h"
 #include "simd.h"
+#include "tile_mm.h"
 
-typedef float v8 __attribute__((vector_size(32)));
-#define LD8(v, p) __builtin_memcpy(&(v), (p), sizeof(v8))
-#define ST8(p, v) __builtin_memcpy((p), &(v), sizeof(v8))
-#define ADD8(p, v)            \
-    do {                      \
-        v8 t_;                \
-        LD8(t_, (p));         \
-        t_ += (v);            \
-        ST8((p), t_);         \
-    } while (0)
-
-/* out[r][0..16) += sum_p a[r * lda + p] * b[p * ldb + 0..16) for rows r < m
- * (m <= 4; missing rows read row 0 and are not stored) and p < k. */
-static inline __attribute__((always_inline)) void block(int m, int k, const float *a, int64_t lda, const float *b,
-                                                        int64_t ldb, float *out, int64_t ldo) {
-    const float *a0 = a, *a1 = m > 1 ? a + lda : a, *a2 = m > 2 ? a + 2 * lda : a, *a3 = m > 3 ? a + 3 * lda : a;
-    v8 x00 = { 0 }, x01 = { 0 }, x10 = { 0 }, x11 = { 0 };
-    v8 x20 = { 0 }, x21 = { 0 }, x30 = { 0 }, x31 = { 0 };
-    for (int p = 0; p < k; p++, b += ldb) {
-        v8 b0, b1;
-        LD8(b0, b);
-        LD8(b1, b + 8);
-        float s0 = a0[p], s1 = a1[p], s2 = a2[p], s3 = a3[p];
-        x00 += s0 * b0; x01 += s0 * b1;
-        x10 += s1 * b0; x11 += s1 * b1;
-        x20 += s2 * b0; x21 += s2 * b1;
-        x30 += s3 * b0; x31 += s3 * b1;
-    }
-    ADD8(out, x00); ADD8(out + 8, x01);
-    if (m > 1) { ADD8(out + ldo, x10); ADD8(out + ldo + 8, x11); }
-    if (m > 2) { ADD8(out + 2 * ldo, x20); ADD8(out + 2 * ldo + 8, x21); }
-    if (m > 3) { ADD8(out + 3 * ldo, x30); ADD8(out + 3 * ldo + 8, x31); }
-}
-
-/* out [rows, n] += a [rows, k] B, B's columns in 16-wide panels: column
- * j's value for inner index p at b + (j / 16) * panel + p * ldb + j % 16.
- * Panel by panel, so a panel is read from memory once and from L1 for the
- * other row blocks. */
+/* out [rows, n] += a [rows, k] B, rows <= ROWS, B's columns in 16-wide
+ * panels: column j's value for inner index p at b + (j / 16) * panel + p *
+ * ldb + j % 16. Panel by panel, so a panel is read from memory once and from
+ * L1 for the other row blocks. */
 LLM__SIMD_CLONES
 static void panels(int rows, int n, int k, const float *a, int64_t lda, const float *b, int64_t panel, int64_t ldb,
                    float *out, int64_t ldo) {
-    for (int j = 0; j < n; j += 16)
-        for (int r = 0; r < rows; r += 4)
-            block(rows - r < 4 ? rows - r : 4, k, a + r * lda, lda, b + (j / 16) * panel, ldb, out + r * ldo + j,
-                  ldo);
+    for (int j = 0; j < n; j += 16) llm__tile_mm(rows, 16, k, a, lda, 1, b + (j / 16) * panel, ldb, out + j, ldo, 1);
 }
 
 int llm__cpu_lstm_recurrent_ok(int H) { return H > 0 && H % 16 == 0 && H <= LLM__RECURRENT_MAX_H; }

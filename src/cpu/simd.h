@@ -18,4 +18,14 @@
 #  define LLM__SIMD_CLONES
 #endif
 
+/* Eight floats as one value: GCC and Clang compile its arithmetic to one AVX
+ * instruction, or to two SSE ones in the baseline build, lane by lane either
+ * way (the vectoriser does not turn partial-sum arrays of plain C into
+ * registers reliably). Loads and stores go through memcpy: no alignment
+ * assumed. (Macros: a function taking or returning a v8 draws GCC's note
+ * that AVX changes how such values are passed.) */
+typedef float v8 __attribute__((vector_size(32)));
+#define V8_LD(dst, p) __builtin_memcpy(&(dst), (p), sizeof(v8))
+#define V8_ST(p, src) __builtin_memcpy((p), &(src), sizeof(v8))
+
 #endif /* LLM_PRIVATE_CPU_SIMD_H */

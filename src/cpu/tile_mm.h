@@ -1,0 +1,98 @@
+/* libllm private: the register-blocked tile product of the CPU kernels
+ * (attention tiles, the LSTM's recurrent products), inlined into each
+ * caller's LLM__SIMD_CLONES function so it runs 8 floats wide on AVX2. */
+#ifndef LLM_PRIVATE_CPU_TILE_MM_H
+#define LLM_PRIVATE_CPU_TILE_MM_H
+
+#include <stdint.h>
+#include "simd.h"
+
+/* C[m, n] = (acc ? C : 0) + A[m, k] B[k, n]. A(i, p) is a[i * ars + p * acs]
+ * (any strides: A is read a scalar at a time); B row p starts at b + p * ldb,
+ * C row i at c + i * ldc; n is a multiple of 8 and B's and C's rows are read
+ * and written 8 floats at a time up to n. Each element is
+ * (((c0 + a0 b0) + a1 b1) + ...) over p in order, whatever the blocking. */
+static inline __attribute__((always_inline)) void llm__tile_mm(int m, int n, int k, const float *a, int64_t ars,
+                                                              int64_t acs, const float *b, int64_t ldb, float *c,
+                                                              int64_t ldc, int acc) {
+    const v8 zero = { 0 };
+    int i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const float *a0 = a + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
+        float *c0 = c + i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+        int j = 0;
+        for (; j + 16 <= n; j += 16) {
+            v8 x00 = zero, x01 = zero, x10 = zero, x11 = zero;
+            v8 x20 = zero, x21 = zero, x30 = zero, x31 = zero;
+            if (acc) {
+                V8_LD(x00, c0 + j); V8_LD(x01, c0 + j + 8);
+                V8_LD(x10, c1 + j); V8_LD(x11, c1 + j + 8);
+                V8_LD(x20, c2 + j); V8_LD(x21, c2 + j + 8);
+                V8_LD(x30, c3 + j); V8_LD(x31, c3 + j + 8);
+            }
+            const float *bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) {
+                v8 b0, b1;
+                V8_LD(b0, bp);
+                V8_LD(b1, bp + 8);
+                float s0 = a0[p * acs], s1 = a1[p * acs], s2 = a2[p * acs], s3 = a3[p * acs];
+                x00 += s0 * b0; x01 += s0 * b1;
+                x10 += s1 * b0; x11 += s1 * b1;
+                x20 += s2 * b0; x21 += s2 * b1;
+                x30 += s3 * b0; x31 += s3 * b1;
+            }
+            V8_ST(c0 + j, x00); V8_ST(c0 + j + 8, x01);
+            V8_ST(c1 + j, x10); V8_ST(c1 + j + 8, x11);
+            V8_ST(c2 + j, x20); V8_ST(c2 + j + 8, x21);
+            V8_ST(c3 + j, x30); V8_ST(c3 + j + 8, x31);
+        }
+        if (j < n) {
+            v8 x0 = zero, x1 = zero, x2 = zero, x3 = zero;
+            if (acc) {
+                V8_LD(x0, c0 + j); V8_LD(x1, c1 + j); V8_LD(x2, c2 + j); V8_LD(x3, c3 + j);
+            }
+            const float *bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) {
+                v8 b0;
+                V8_LD(b0, bp);
+                x0 += a0[p * acs] * b0;
+                x1 += a1[p * acs] * b0;
+                x2 += a2[p * acs] * b0;
+                x3 += a3[p * acs] * b0;
+            }
+            V8_ST(c0 + j, x0); V8_ST(c1 + j, x1); V8_ST(c2 + j, x2); V8_ST(c3 + j, x3);
+        }
+    }
+    for (; i < m; i++) {
+        const float *a0 = a + i * ars;
+        float *c0 = c + i * ldc;
+        int j = 0;
+        for (; j + 16 <= n; j += 16) {
+            v8 x0 = zero, x1 = zero;
+            if (acc) { V8_LD(x0, c0 + j); V8_LD(x1, c0 + j + 8); }
+            const float *bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) {
+                v8 b0, b1;
+                V8_LD(b0, bp);
+                V8_LD(b1, bp + 8);
+                float s0 = a0[p * acs];
+                x0 += s0 * b0;
+                x1 += s0 * b1;
+            }
+            V8_ST(c0 + j, x0); V8_ST(c0 + j + 8, x1);
+        }
+        if (j < n) {
+            v8 x0 = zero;
+            if (acc) V8_LD(x0, c0 + j);
+            const float *bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) {
+                v8 b0;
+                V8_LD(b0, bp);
+                x0 += a0[p * acs] * b0;
+            }
+            V8_ST(c0 + j, x0);
+        }
+    }
+}
+
+#endif /* LLM_PRIVATE_CPU_TILE_MM_H */
