@@ -88,6 +88,7 @@ typedef struct scenario {
     char call[128];         /* and what it was */
     char error[512];        /* and its message */
     float pred[2], text_pred; /* outputs of a run where every call succeeded */
+    float ensemble_pred;
 } scenario;
 
 /* A step: LLM_OK goes on; a failure records itself and jumps to cleanup. */
@@ -112,7 +113,7 @@ static void scenario_run(scenario *sc) {
     llm_vocab_builder *vb = NULL;
     llm_vocab *vocab = NULL;
     llm_dataset *ds = NULL;
-    llm_model *m = NULL, *loaded = NULL, *resumed = NULL;
+    llm_model *m = NULL, *loaded = NULL, *resumed = NULL, *member = NULL, *ens = NULL, *ens_loaded = NULL;
     llm_optimizer *adam = NULL;
     llm_history *hist = NULL;
     llm_tensor *x = NULL, *y = NULL;
@@ -181,6 +182,17 @@ static void scenario_run(scenario *sc) {
     STEP(sc, llm_model_save(m, model_path));
     STEP(sc, llm_model_load(&loaded, be, model_path));
     STEP(sc, llm_model_load_checkpoint(&resumed, be, ckpt_path));
+    /* an ensemble of the saved model and the resumed one, saved over the
+     * model file and read back */
+    STEP(sc, llm_model_ensemble(&ens, be));
+    STEP(sc, llm_model_load(&member, be, model_path));
+    STEP(sc, llm_model_ensemble_add(ens, member));
+    member = NULL; /* the ensemble owns it now */
+    STEP(sc, llm_model_ensemble_add(ens, resumed));
+    resumed = NULL;
+    STEP(sc, llm_model_save(ens, model_path));
+    STEP(sc, llm_model_load(&ens_loaded, be, model_path));
+    STEP(sc, llm_model_predict_text(ens_loaded, MAIL, strlen(MAIL), &sc->ensemble_pred, 1));
 
     /* predictions */
     int32_t ids[2 * SEQ];
@@ -195,6 +207,9 @@ cleanup:
     llm_tensor_free(x);
     llm_history_free(hist);
     llm_optimizer_free(adam);
+    llm_model_free(ens_loaded);
+    llm_model_free(ens);
+    llm_model_free(member);
     llm_model_free(resumed);
     llm_model_free(loaded);
     llm_model_free(m);
@@ -246,7 +261,8 @@ START_TEST(every_allocation_may_fail) {
                 /* the failure was absorbed (e.g. a fallback): results must not change */
                 absorbed++;
                 ck_assert_msg(memcmp(sc.pred, ref.pred, sizeof ref.pred) == 0 &&
-                                  memcmp(&sc.text_pred, &ref.text_pred, sizeof ref.text_pred) == 0,
+                                  memcmp(&sc.text_pred, &ref.text_pred, sizeof ref.text_pred) == 0 &&
+                                  memcmp(&sc.ensemble_pred, &ref.ensemble_pred, sizeof ref.ensemble_pred) == 0,
                               "variant %d, allocation %lld failing: every call succeeded but the "
                               "predictions differ", variant, (long long)n);
             }

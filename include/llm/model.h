@@ -262,6 +262,36 @@ LLM_API llm_status llm_model_epochs_done(const llm_model *model, int *epochs);
 
 LLM_API void llm_model_free(llm_model *model);
 
+/* ---- ensembles ---- */
+
+/* An ensemble scores raw text with several trained models and gives the
+ * mean of their outputs (for binary classifiers: the mean probability).
+ * Each member reads the text through its own text pipeline, so members may
+ * differ in architecture, vocabulary and sequence length: e.g. an LSTM over
+ * the last 400 tokens next to averaged embeddings over 2000. Models that err
+ * on different inputs make a better classifier together than either alone.
+ *
+ * An ensemble supports llm_model_predict_text, llm_model_summary,
+ * llm_model_param_count, metadata, llm_model_save, llm_model_load (which
+ * recognises an ensemble file) and llm_model_free. It has no layers, weights
+ * or training of its own: the other calls give LLM_ERR_STATE. Train the
+ * members, then add them. */
+#define LLM_ENSEMBLE_MAX_MEMBERS 64
+
+/* Creates an empty ensemble on backend. */
+LLM_API llm_status llm_model_ensemble(llm_model **out, llm_backend *backend);
+/* Adds member: a built model with a text pipeline, on the ensemble's
+ * backend, not an ensemble, not in another ensemble, with as many outputs
+ * per text as the members before it. On success the ensemble owns member
+ * (llm_model_free of the ensemble frees it; do not free it yourself); on
+ * failure the caller still does. */
+LLM_API llm_status llm_model_ensemble_add(llm_model *ensemble, llm_model *member);
+/* *members gets the number of members, 0 for a model that is not an ensemble. */
+LLM_API llm_status llm_model_ensemble_size(const llm_model *model, int *members);
+/* *member gets the i-th member (owned by the ensemble), e.g. to read its
+ * metadata or score text with it alone. */
+LLM_API llm_status llm_model_ensemble_member(const llm_model *ensemble, int i, llm_model **member);
+
 /* ---- history ---- */
 
 /* Number of epochs recorded. */

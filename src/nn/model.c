@@ -29,6 +29,7 @@ llm_status llm_model_add(llm_model *m, llm_layer *l) {
     static const char fn[] = "llm_model_add";
     if (!l) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: layer is NULL", fn);
     if (!m) { llm_layer_free(l); return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn); }
+    if (m->ensemble) { llm_layer_free(l); return llm__refuse_ensemble(m, fn); }
     if (l->status != LLM_OK) {
         llm_status s = llm__error(l->status, "%s: %s", fn, llm_layer_error(l));
         llm_layer_free(l);
@@ -96,6 +97,7 @@ static void release_params(llm_model *m) {
 llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape) {
     static const char fn[] = "llm_model_build";
     if (!m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    LLM__CHECK(llm__refuse_ensemble(m, fn));
     if (m->built) return llm__error(LLM_ERR_STATE, "%s: the model is already built", fn);
     if (m->n_layers == 0) return llm__error(LLM_ERR_STATE, "%s: the model has no layers", fn);
     if (ndim < 1 || ndim > LLM_MAX_DIMS - 1)
@@ -219,6 +221,7 @@ llm_status llm_model_epochs_done(const llm_model *m, int *epochs) {
 
 llm_status llm_model_param_count(const llm_model *m, int64_t *count) {
     if (!m || !count) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_model_param_count: NULL argument");
+    if (m->ensemble) return llm__ensemble_param_count(m, count);
     if (!m->built) return llm__error(LLM_ERR_STATE, "llm_model_param_count: the model is not built yet");
     int64_t n = 0;
     for (int i = 0; i < m->n_params; i++) n += m->params[i].p->numel;
@@ -228,6 +231,7 @@ llm_status llm_model_param_count(const llm_model *m, int64_t *count) {
 
 llm_status llm_model_num_params(const llm_model *m, int *count) {
     if (!m || !count) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_model_num_params: NULL argument");
+    LLM__CHECK(llm__refuse_ensemble(m, "llm_model_num_params"));
     if (!m->built) return llm__error(LLM_ERR_STATE, "llm_model_num_params: the model is not built yet");
     *count = m->n_params;
     return LLM_OK;
@@ -236,6 +240,7 @@ llm_status llm_model_num_params(const llm_model *m, int *count) {
 llm_status llm_model_param_info(const llm_model *m, int index, const char **name, int *ndim, int64_t *shape) {
     static const char fn[] = "llm_model_param_info";
     if (!m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    LLM__CHECK(llm__refuse_ensemble(m, fn));
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: the model is not built yet", fn);
     if (index < 0 || index >= m->n_params)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: index %d outside [0, %d)", fn, index, m->n_params);
@@ -249,6 +254,7 @@ llm_status llm_model_param_info(const llm_model *m, int index, const char **name
 static llm_status find_param(const llm_model *m, const char *name, size_t bytes, const char *fn,
                              const llm__param **out) {
     if (!m || !name) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    LLM__CHECK(llm__refuse_ensemble(m, fn));
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: the model is not built yet", fn);
     for (int i = 0; i < m->n_params; i++) {
         if (strcmp(m->params[i].name, name) != 0) continue;
@@ -292,6 +298,7 @@ llm_status llm_model_set_param(llm_model *m, const char *name, const float *src,
 llm_status llm_model_compile(llm_model *m, llm_loss loss, const llm_optimizer *opt, unsigned metrics) {
     static const char fn[] = "llm_model_compile";
     if (!m || !opt) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, m ? "optimizer" : "model");
+    LLM__CHECK(llm__refuse_ensemble(m, fn));
     if ((int)loss < LLM_LOSS_BINARY_CROSSENTROPY || (int)loss > LLM_LOSS_MSE)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: unknown loss %d", fn, (int)loss);
     if (metrics & ~LLM_METRIC_ACCURACY)
@@ -684,6 +691,7 @@ llm_status llm_model_summary(const llm_model *m, char *buf, size_t len, size_t *
     static const char fn[] = "llm_model_summary";
     if (!m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
     if (!buf && len) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: buf is NULL but len is %zu", fn, len);
+    if (m->ensemble) return llm__ensemble_summary(m, buf, len, needed);
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build the model first (llm_model_build or fit)", fn);
     size_t off = 0;
     const char *rule = "_________________________________________________________________";
@@ -713,6 +721,7 @@ llm_status llm_model_summary(const llm_model *m, char *buf, size_t len, size_t *
 
 void llm_model_free(llm_model *m) {
     if (!m) return;
+    llm__ensemble_release(m);
     for (int i = 0; i < m->n_layers; i++) llm_layer_free(m->layers[i]);
     llm__free(m->layers);
     release_params(m);
@@ -730,6 +739,8 @@ void llm_model_free(llm_model *m) {
 llm_status llm_model_copy_weights(llm_model *dst, const llm_model *src, int *copied) {
     static const char fn[] = "llm_model_copy_weights";
     if (!dst || !src) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL model", fn);
+    LLM__CHECK(llm__refuse_ensemble(dst, fn));
+    LLM__CHECK(llm__refuse_ensemble(src, fn));
     if (!dst->built || !src->built) return llm__error(LLM_ERR_STATE, "%s: both models must be built", fn);
     int n = 0;
     size_t cap = 0;

@@ -74,7 +74,26 @@ struct llm_model {
     /* string metadata */
     char **meta_keys, **meta_values;
     int n_meta, cap_meta;
+
+    /* an ensemble (src/nn/ensemble.c) has no layers of its own: it scores
+     * text with its members and averages their outputs */
+    int ensemble;
+    struct llm_model **members;
+    int n_members;
+    struct llm_model *owner;       /* the ensemble this model belongs to, or NULL */
 };
+
+/* src/nn/ensemble.c */
+/* LLM_ERR_STATE naming fn when m is an ensemble (which has no layers,
+ * weights or training of its own), LLM_OK otherwise. */
+llm_status llm__refuse_ensemble(const llm_model *m, const char *fn);
+/* llm_model_predict_text for an ensemble: the mean of its members' outputs. */
+llm_status llm__ensemble_predict_text(llm_model *m, const char *text, size_t len, float *out, size_t count);
+/* llm_model_summary and llm_model_param_count for an ensemble. */
+llm_status llm__ensemble_summary(const llm_model *m, char *buf, size_t len, size_t *needed);
+llm_status llm__ensemble_param_count(const llm_model *m, int64_t *count);
+/* Frees the members (from llm_model_free). */
+void llm__ensemble_release(llm_model *m);
 
 /* src/nn/pipeline.c */
 void llm__model_release_pipeline(llm_model *m);

@@ -162,117 +162,194 @@ static char *checkpoint_json(const llm_model *m) {
     return text;
 }
 
-static llm_status save_file(const llm_model *m, const char *path, int checkpoint, const char *fn) {
-    if (!m || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build or train the model before saving it", fn);
-    if (checkpoint && !m->compiled) return llm__error(LLM_ERR_STATE, "%s: a checkpoint needs a compiled model", fn);
+
+/* What one file holds, gathered before the write: tensor and metadata
+ * entries, and every buffer they point into (freed after the write). An
+ * ensemble gathers each member the way its own file would, under a prefix. */
+typedef struct file_parts {
+    llm__st_tensor *t;
+    int nt, cap_t;
+    llm__st_meta *meta;
+    int nm, cap_m;
+    void **owned;
+    int n_owned, cap_owned;
+} file_parts;
+
+static int grow(void **arr, int *cap, int need, size_t elem) {
+    if (need <= *cap) return 1;
+    int c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    void *p = llm__realloc(*arr, (size_t)c * elem);
+    if (!p) return 0;
+    *arr = p;
+    *cap = c;
+    return 1;
+}
+
+/* Hands p to the parts (freed with them); NULL p is out of memory, and p is
+ * freed when it cannot be recorded. */
+static void *own(file_parts *fp, void *p) {
+    if (!p) return NULL;
+    if (!grow((void **)&fp->owned, &fp->cap_owned, fp->n_owned + 1, sizeof *fp->owned)) { llm__free(p); return NULL; }
+    fp->owned[fp->n_owned++] = p;
+    return p;
+}
+
+/* cJSON's strings come from its allocator, the library's own from llm__malloc. */
+static char *own_json(file_parts *fp, char *json) {
+    if (!json) return NULL;
+    char *copy = llm__strdup(json);
+    cJSON_free(json);
+    return own(fp, copy);
+}
+
+static char *own_concat(file_parts *fp, const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = llm__malloc(la + lb + 1);
+    if (s) { memcpy(s, a, la); memcpy(s + la, b, lb + 1); }
+    return own(fp, s);
+}
+
+static llm_status add_meta(file_parts *fp, const char *prefix, const char *key, const char *value, const char *fn) {
+    const char *k = *prefix ? own_concat(fp, prefix, key) : key;
+    if (!k || !value || !grow((void **)&fp->meta, &fp->cap_m, fp->nm + 1, sizeof *fp->meta)) return llm__oom(fn);
+    fp->meta[fp->nm++] = (llm__st_meta){ k, value };
+    return LLM_OK;
+}
+
+static llm__st_tensor *add_tensor(file_parts *fp, const char *prefix, const char *name, const char *fn) {
+    const char *n = own_concat(fp, prefix, name);
+    if (!n || !grow((void **)&fp->t, &fp->cap_t, fp->nt + 1, sizeof *fp->t)) { llm__oom(fn); return NULL; }
+    llm__st_tensor *x = &fp->t[fp->nt++];
+    memset(x, 0, sizeof *x);
+    x->name = n;
+    x->dtype = LLM_DTYPE_F32;
+    return x;
+}
+
+static void free_parts(file_parts *fp) {
+    for (int i = 0; i < fp->n_owned; i++) llm__free(fp->owned[i]);
+    llm__free(fp->owned);
+    llm__free(fp->t);
+    llm__free(fp->meta);
+}
+
+/* Gathers one built model: its weights as tensors named tprefix + name and
+ * its entries (architecture, pipeline, user metadata, checkpoint state) as
+ * keys mprefix + the key its own file has. */
+static llm_status gather_model(file_parts *fp, const llm_model *m, int checkpoint, const char *tprefix,
+                               const char *mprefix, const char *fn) {
     llm_backend *be = m->be;
     size_t nbytes = (size_t)m->n_scalars * 4;
-    int n_lstm = 0;
-    for (int i = 0; i < m->n_params; i++) n_lstm += m->params[i].p->torch_bias_pair;
-    int cap_t = m->n_params + n_lstm + 3;
-    float *host = llm__malloc(nbytes ? nbytes : 4);
-    float *state = checkpoint ? llm__malloc((nbytes ? nbytes : 4) * 3) : NULL;
-    char *ckpt = checkpoint ? checkpoint_json(m) : NULL;
-    if (checkpoint && (!state || !ckpt)) { llm__free(host); llm__free(state); cJSON_free(ckpt); return llm__oom(fn); }
-    llm__st_tensor *t = llm__calloc((size_t)cap_t + 1, sizeof *t);
-    char (*names)[96] = llm__calloc((size_t)cap_t + 1, sizeof *names);
-    float *zeros = NULL;
+    float *host = own(fp, llm__malloc(nbytes ? nbytes : 4));
+    if (!host) return llm__oom(fn);
+    LLM__CHECK(be->ops->copy_d2h(be, host, m->w, nbytes));
     int64_t max_bias = 0;
-    char *arch = architecture_json(m), *vec = NULL, *email = NULL, *vocab = NULL, *bpe = NULL;
-    llm__st_meta *meta = llm__calloc((size_t)m->n_meta + 10, sizeof *meta);
-    llm_status s = (host && t && names && arch && meta) ? LLM_OK : llm__oom(fn);
-    if (s == LLM_OK) s = be->ops->copy_d2h(be, host, m->w, nbytes);
-    int nt = 0;
-    for (int i = 0; s == LLM_OK && i < m->n_params; i++) {
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].p->torch_bias_pair && m->params[i].p->numel > max_bias) max_bias = m->params[i].p->numel;
+    float *zeros = max_bias ? own(fp, llm__calloc((size_t)max_bias, 4)) : NULL;
+    if (max_bias && !zeros) return llm__oom(fn);
+    for (int i = 0; i < m->n_params; i++) {
         const llm__param *p = m->params[i].p;
-        llm__st_tensor *x = &t[nt++];
-        x->dtype = LLM_DTYPE_F32;
+        const char *pname = m->params[i].name;
+        size_t len = strlen(pname);
+        /* LSTM: PyTorch has two biases; ours is their sum, saved as bias_ih
+         * with a zero bias_hh so that PyTorch code loads it unchanged. */
+        int pair = p->torch_bias_pair && len > 5;
+        char name[112];
+        snprintf(name, sizeof name, pair ? "%.*s.bias_ih" : "%.*s", (int)(pair ? len - 5 : len), pname);
+        llm__st_tensor *x = add_tensor(fp, tprefix, name, fn);
+        if (!x) return LLM_ERR_OUT_OF_MEMORY;
         x->ndim = p->ndim;
         x->shape[0] = p->shape[0];
         x->shape[1] = p->shape[1];
         x->data = host + p->offset;
         x->bytes = (size_t)p->numel * 4;
-        snprintf(names[nt - 1], sizeof names[0], "%s", m->params[i].name);
-        x->name = names[nt - 1];
-        /* LSTM: PyTorch has two biases; ours is their sum, saved as bias_ih
-         * with a zero bias_hh so that PyTorch code loads it unchanged. */
-        size_t len = strlen(names[nt - 1]);
-        if (p->torch_bias_pair && len > 5) {
-            snprintf(names[nt - 1] + len - 5, sizeof names[0] - (len - 5), ".bias_ih");
-            llm__st_tensor *z = &t[nt++];
-            *z = *x;
-            snprintf(names[nt - 1], sizeof names[0], "%.*s.bias_hh", (int)(len - 5), m->params[i].name);
-            z->name = names[nt - 1];
-            z->data = NULL; /* filled below */
-            if (p->numel > max_bias) max_bias = p->numel;
+        if (pair) {
+            llm__st_tensor z = *x;
+            snprintf(name, sizeof name, "%.*s.bias_hh", (int)(len - 5), pname);
+            llm__st_tensor *y = add_tensor(fp, tprefix, name, fn);
+            if (!y) return LLM_ERR_OUT_OF_MEMORY;
+            z.name = y->name;
+            z.data = zeros;
+            *y = z;
         }
-    }
-    if (s == LLM_OK && max_bias) {
-        zeros = llm__calloc((size_t)max_bias, 4);
-        if (!zeros) s = llm__oom(fn);
-        for (int i = 0; i < nt; i++) if (!t[i].data) t[i].data = zeros;
     }
     /* checkpoints: optimizer moments and the best weights, flat [n_scalars] */
     static const char *const state_names[3] = { "optimizer.m1", "optimizer.m2", "training.best_weights" };
-    for (int k = 0; checkpoint && s == LLM_OK && k < 3; k++) {
+    for (int k = 0; checkpoint && k < 3; k++) {
         const float *src = k == 0 ? m->m1 : k == 1 ? m->m2 : (m->es_best_epoch >= 0 ? m->es_best_w : NULL);
         if (!src && k == 2) break;
-        float *dst = state + (size_t)k * m->n_scalars;
-        if (src) s = be->ops->copy_d2h(be, dst, src, nbytes);
+        float *dst = own(fp, llm__malloc(nbytes ? nbytes : 4));
+        if (!dst) return llm__oom(fn);
+        if (src) LLM__CHECK(be->ops->copy_d2h(be, dst, src, nbytes));
         else memset(dst, 0, nbytes);
-        t[nt++] = (llm__st_tensor){ state_names[k], LLM_DTYPE_F32, 1, { m->n_scalars }, dst, nbytes };
+        llm__st_tensor *x = add_tensor(fp, tprefix, state_names[k], fn);
+        if (!x) return LLM_ERR_OUT_OF_MEMORY;
+        x->ndim = 1;
+        x->shape[0] = m->n_scalars;
+        x->data = dst;
+        x->bytes = nbytes;
     }
-    int nm = 0;
+    LLM__CHECK(add_meta(fp, mprefix, "libllm.architecture", own_json(fp, architecture_json(m)), fn));
+    if (m->bpe) {
+        size_t need;
+        LLM__CHECK(llm_bpe_serialize(m->bpe, NULL, 0, &need));
+        char *bpe = own(fp, llm__malloc(need + 1));
+        if (!bpe) return llm__oom(fn);
+        LLM__CHECK(llm_bpe_serialize(m->bpe, bpe, need + 1, &need));
+        bpe[need] = '\0';
+        LLM__CHECK(add_meta(fp, mprefix, "libllm.bpe", bpe, fn));
+    }
+    if (m->has_pipeline) {
+        if (m->vocab) {
+            size_t need;
+            LLM__CHECK(llm_vocab_serialize(m->vocab, NULL, 0, &need));
+            char *vocab = own(fp, llm__malloc(need + 1));
+            if (!vocab) return llm__oom(fn);
+            LLM__CHECK(llm_vocab_serialize(m->vocab, vocab, need + 1, &need));
+            vocab[need] = '\0';
+            LLM__CHECK(add_meta(fp, mprefix, "libllm.vocab", vocab, fn));
+        }
+        LLM__CHECK(add_meta(fp, mprefix, "libllm.vectorize", own_json(fp, vectorize_json(m)), fn));
+        if (m->has_email) LLM__CHECK(add_meta(fp, mprefix, "libllm.email", own_json(fp, email_json(m)), fn));
+    }
+    for (int i = 0; i < m->n_meta; i++) LLM__CHECK(add_meta(fp, mprefix, m->meta_keys[i], m->meta_values[i], fn));
+    if (checkpoint) LLM__CHECK(add_meta(fp, mprefix, "libllm.checkpoint", own_json(fp, checkpoint_json(m)), fn));
+    return LLM_OK;
+}
+
+static llm_status save_file(const llm_model *m, const char *path, int checkpoint, const char *fn) {
+    if (!m || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (m->ensemble) {
+        if (checkpoint) return llm__error(LLM_ERR_STATE, "%s: an ensemble has no training state; checkpoint its members", fn);
+        if (!m->n_members) return llm__error(LLM_ERR_STATE, "%s: the ensemble has no members (llm_model_ensemble_add)", fn);
+    } else {
+        if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build or train the model before saving it", fn);
+        if (checkpoint && !m->compiled) return llm__error(LLM_ERR_STATE, "%s: a checkpoint needs a compiled model", fn);
+    }
+    file_parts fp = { 0 };
     char version[32];
     snprintf(version, sizeof version, "%s", llm_version_string());
-    if (s == LLM_OK) {
-        meta[nm++] = (llm__st_meta){ "format", FORMAT_NAME };
-        meta[nm++] = (llm__st_meta){ "libllm.format_version", FORMAT_VERSION };
-        meta[nm++] = (llm__st_meta){ "libllm.library_version", version };
-        meta[nm++] = (llm__st_meta){ "libllm.architecture", arch };
-        if (m->bpe) {
-            size_t need;
-            s = llm_bpe_serialize(m->bpe, NULL, 0, &need);
-            if (s == LLM_OK && !(bpe = llm__malloc(need + 1))) s = llm__oom(fn);
-            if (s == LLM_OK) s = llm_bpe_serialize(m->bpe, bpe, need + 1, &need);
-            if (s == LLM_OK) bpe[need] = '\0';
-            if (s == LLM_OK) meta[nm++] = (llm__st_meta){ "libllm.bpe", bpe };
+    llm_status s = add_meta(&fp, "", "format", FORMAT_NAME, fn);
+    if (s == LLM_OK) s = add_meta(&fp, "", "libllm.format_version", FORMAT_VERSION, fn);
+    if (s == LLM_OK) s = add_meta(&fp, "", "libllm.library_version", version, fn);
+    if (!m->ensemble) {
+        if (s == LLM_OK) s = gather_model(&fp, m, checkpoint, "", "", fn);
+    } else {
+        char members[64];
+        snprintf(members, sizeof members, "{\"members\":%d,\"combine\":\"mean\"}", m->n_members);
+        if (s == LLM_OK) s = add_meta(&fp, "", "libllm.ensemble", members, fn);
+        for (int i = 0; s == LLM_OK && i < m->n_members; i++) {
+            char tprefix[32], mprefix[40];
+            snprintf(tprefix, sizeof tprefix, "members.%d.", i);
+            snprintf(mprefix, sizeof mprefix, "libllm.members.%d.", i);
+            s = gather_model(&fp, m->members[i], 0, tprefix, mprefix, fn);
         }
-        if (s == LLM_OK && m->has_pipeline) {
-            size_t need;
-            if (m->vocab) {
-                s = llm_vocab_serialize(m->vocab, NULL, 0, &need);
-                if (s == LLM_OK && !(vocab = llm__malloc(need + 1))) s = llm__oom(fn);
-                if (s == LLM_OK) s = llm_vocab_serialize(m->vocab, vocab, need + 1, &need);
-                if (s == LLM_OK) vocab[need] = '\0';
-                if (s == LLM_OK) meta[nm++] = (llm__st_meta){ "libllm.vocab", vocab };
-            }
-            vec = vectorize_json(m);
-            if (s == LLM_OK && !vec) s = llm__oom(fn);
-            if (s == LLM_OK) meta[nm++] = (llm__st_meta){ "libllm.vectorize", vec };
-            if (s == LLM_OK && m->has_email) {
-                email = email_json(m);
-                if (!email) s = llm__oom(fn);
-                else meta[nm++] = (llm__st_meta){ "libllm.email", email };
-            }
-        }
-        for (int i = 0; i < m->n_meta; i++) meta[nm++] = (llm__st_meta){ m->meta_keys[i], m->meta_values[i] };
-        if (checkpoint) meta[nm++] = (llm__st_meta){ "libllm.checkpoint", ckpt };
+        for (int i = 0; s == LLM_OK && i < m->n_meta; i++) s = add_meta(&fp, "", m->meta_keys[i], m->meta_values[i], fn);
     }
-    if (s == LLM_OK) s = llm__safetensors_write(path, t, nt, meta, nm);
-    llm__free(host);
-    llm__free(state);
-    cJSON_free(ckpt);
-    llm__free(t);
-    llm__free(names);
-    llm__free(zeros);
-    llm__free(meta);
-    llm__free(vocab);
-    llm__free(bpe);
-    cJSON_free(arch);
-    cJSON_free(vec);
-    cJSON_free(email);
+    if (s == LLM_OK) s = llm__safetensors_write(path, fp.t, fp.nt, fp.meta, fp.nm);
+    free_parts(&fp);
     return s;
 }
 
@@ -473,7 +550,38 @@ static llm_status build_from_architecture(llm_model *m, const char *text) {
     return s;
 }
 
-static llm_status load_weights(llm_model *m, const llm__safetensors *f) {
+/* A model's part of a file: the whole file, or one member of an ensemble,
+ * whose tensor names and metadata keys carry a prefix. */
+typedef struct file_view {
+    const llm__safetensors *f;
+    const char *tprefix, *mprefix;
+} file_view;
+
+static const char *view_meta(const file_view *v, const char *key) {
+    char k[160];
+    snprintf(k, sizeof k, "%s%s", v->mprefix, key);
+    return llm__safetensors_meta(v->f, k);
+}
+
+static const llm__st_tensor *view_find(const file_view *v, const char *name) {
+    char k[LLM__ST_MAX_NAME + 64];
+    snprintf(k, sizeof k, "%s%s", v->tprefix, name);
+    return llm__safetensors_find(v->f, k);
+}
+
+/* The tensors of the file that belong to the view, and their bytes. */
+static int view_tensors(const file_view *v, size_t *bytes) {
+    size_t n = strlen(v->tprefix), b = 0;
+    int count = 0;
+    for (int i = 0; i < llm__safetensors_count(v->f); i++) {
+        const llm__st_tensor *t = llm__safetensors_tensor(v->f, i);
+        if (strncmp(t->name, v->tprefix, n) == 0) { count++; b += t->bytes; }
+    }
+    if (bytes) *bytes = b;
+    return count;
+}
+
+static llm_status load_weights(llm_model *m, const file_view *v) {
     float *host = llm__calloc((size_t)(m->n_scalars ? m->n_scalars : 1), 4);
     if (!host) return llm__oom("llm_model_load");
     llm_status s = LLM_OK;
@@ -482,7 +590,7 @@ static llm_status load_weights(llm_model *m, const llm__safetensors *f) {
         const llm__param *p = m->params[i].p;
         const char *name = m->params[i].name;
         float *dst = host + p->offset;
-        const llm__st_tensor *t = llm__safetensors_find(f, name);
+        const llm__st_tensor *t = view_find(v, name);
         int lstm_bias = p->torch_bias_pair && strlen(name) > 5;
         const llm__st_tensor *parts[2] = { t, NULL };
         char alt[2][112];
@@ -490,8 +598,8 @@ static llm_status load_weights(llm_model *m, const llm__safetensors *f) {
             size_t len = strlen(name) - 5;
             snprintf(alt[0], sizeof alt[0], "%.*s.bias_ih", (int)len, name);
             snprintf(alt[1], sizeof alt[1], "%.*s.bias_hh", (int)len, name);
-            parts[0] = llm__safetensors_find(f, alt[0]);
-            parts[1] = llm__safetensors_find(f, alt[1]);
+            parts[0] = view_find(v, alt[0]);
+            parts[1] = view_find(v, alt[1]);
             if (!parts[0] || !parts[1]) { s = BAD("llm_model_load: missing tensor %s (or %s and %s)", name, alt[0], alt[1]); break; }
         } else if (!t) {
             s = BAD("llm_model_load: missing tensor %s", name);
@@ -511,13 +619,15 @@ static llm_status load_weights(llm_model *m, const llm__safetensors *f) {
             used++;
         }
     }
-    if (llm__safetensors_meta(f, "libllm.checkpoint"))
-        for (int i = 0; i < llm__safetensors_count(f); i++) {
-            const char *name = llm__safetensors_tensor(f, i)->name;
+    /* checkpoint state: only a whole file is a checkpoint */
+    if (!*v->tprefix && view_meta(v, "libllm.checkpoint"))
+        for (int i = 0; i < llm__safetensors_count(v->f); i++) {
+            const char *name = llm__safetensors_tensor(v->f, i)->name;
             used += strncmp(name, "optimizer.", 10) == 0 || strncmp(name, "training.", 9) == 0;
         }
-    if (s == LLM_OK && used != llm__safetensors_count(f))
-        s = BAD("llm_model_load: the file has %d tensors the architecture does not use", llm__safetensors_count(f) - used);
+    int have = view_tensors(v, NULL);
+    if (s == LLM_OK && used != have)
+        s = BAD("llm_model_load: the file has %d tensors the architecture does not use", have - used);
     if (s == LLM_OK) s = m->be->ops->copy_h2d(m->be, m->w, host, (size_t)m->n_scalars * 4);
     llm__free(host);
     return s;
@@ -531,8 +641,8 @@ static int side_of(const cJSON *o, const char *key, llm_seq_side *out) {
     return 0;
 }
 
-static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
-    const char *bpe_text = llm__safetensors_meta(f, "libllm.bpe");
+static llm_status load_pipeline(llm_model *m, const file_view *v) {
+    const char *bpe_text = view_meta(v, "libllm.bpe");
     if (bpe_text) {
         llm_bpe *bpe = NULL;
         llm_status s = llm_bpe_deserialize(&bpe, bpe_text, strlen(bpe_text));
@@ -541,15 +651,15 @@ static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
         if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY) return BAD("llm_model_load: bad tokenizer: %s", llm_last_error());
         if (s != LLM_OK) return s;
     }
-    const char *vocab_text = llm__safetensors_meta(f, "libllm.vocab");
-    if (!llm__safetensors_meta(f, "libllm.vectorize"))
+    const char *vocab_text = view_meta(v, "libllm.vocab");
+    if (!view_meta(v, "libllm.vectorize"))
         return vocab_text ? BAD("llm_model_load: a vocabulary without vectorizer settings") : LLM_OK;
     if (!vocab_text && !bpe_text) return BAD("llm_model_load: a text pipeline without a vocabulary or tokenizer");
     llm_vocab *vocab = NULL;
     cJSON *vj = NULL, *ej = NULL;
     llm_status s = vocab_text ? llm_vocab_deserialize(&vocab, vocab_text, strlen(vocab_text)) : LLM_OK;
     if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY) s = BAD("llm_model_load: bad vocabulary: %s", llm_last_error());
-    if (s == LLM_OK) s = parse_json(llm__safetensors_meta(f, "libllm.vectorize"), "vectorizer settings", &vj);
+    if (s == LLM_OK) s = parse_json(view_meta(v, "libllm.vectorize"), "vectorizer settings", &vj);
     llm_vectorize_options vo;
     llm_vectorize_options_init(&vo);
     int64_t seq = 0;
@@ -559,7 +669,7 @@ static llm_status load_pipeline(llm_model *m, const llm__safetensors *f) {
     if (s == LLM_OK) vo.seq_len = (int32_t)seq;
     llm_email_options eo;
     llm_email_options_init(&eo);
-    const char *email = llm__safetensors_meta(f, "libllm.email");
+    const char *email = view_meta(v, "libllm.email");
     if (s == LLM_OK && email) {
         s = parse_json(email, "e-mail settings", &ej);
         int64_t max_bytes = 0;
@@ -669,6 +779,76 @@ static llm_status load_training_state(llm_model *m, const llm__safetensors *f) {
     return s;
 }
 
+/* User metadata: the view's keys that are not the library's own. */
+static llm_status load_user_metadata(llm_model *m, const file_view *v, const char *path, const char *fn) {
+    size_t n = strlen(v->mprefix);
+    for (int i = 0; i < llm__safetensors_meta_count(v->f); i++) {
+        const llm__st_meta *kv = llm__safetensors_meta_at(v->f, i);
+        if (strncmp(kv->key, v->mprefix, n) != 0) continue;
+        const char *k = kv->key + n;
+        if (strcmp(k, "format") == 0 || strncmp(k, "libllm.", 7) == 0) continue;
+        llm_status s = llm_model_set_metadata(m, k, kv->value);
+        if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY) s = BAD("%s: invalid metadata key in %s: %s", fn, path, llm_last_error());
+        if (s != LLM_OK) return s;
+    }
+    return LLM_OK;
+}
+
+/* Rebuilds the model a view holds into the empty model m. */
+static llm_status load_view(llm_model *m, const file_view *v, int checkpoint, const char *path, const char *fn) {
+    /* a few bytes of architecture must not make us allocate gigabytes:
+     * the weights have to be in the file */
+    size_t bytes;
+    view_tensors(v, &bytes);
+    m->param_bytes_limit = bytes ? bytes : 1;
+    llm_status s = build_from_architecture(m, view_meta(v, "libllm.architecture"));
+    m->param_bytes_limit = 0;
+    if (s == LLM_OK) s = load_weights(m, v);
+    if (s == LLM_OK) s = load_pipeline(m, v);
+    if (s == LLM_OK && checkpoint) {
+        if (!view_meta(v, "libllm.checkpoint"))
+            s = BAD("%s: %s is a model file, not a checkpoint", fn, path);
+        else
+            s = load_training_state(m, v->f);
+    }
+    if (s == LLM_OK) s = load_user_metadata(m, v, path, fn);
+    return s;
+}
+
+/* An ensemble file: {"members": N, "combine": "mean"}, then each member as
+ * its own file would hold it, under "members.<i>." (tensors) and
+ * "libllm.members.<i>." (metadata). */
+static llm_status load_ensemble(llm_model *m, const llm__safetensors *f, const char *path, const char *fn) {
+    cJSON *root;
+    LLM__CHECK(parse_json(llm__safetensors_meta(f, "libllm.ensemble"), "ensemble description", &root));
+    int64_t n = 0;
+    const cJSON *combine = cJSON_GetObjectItemCaseSensitive(root, "combine");
+    llm_status s = LLM_OK;
+    if (!get_int(root, "members", 1, LLM_ENSEMBLE_MAX_MEMBERS, &n) || !cJSON_IsString(combine) ||
+        strcmp(combine->valuestring, "mean") != 0)
+        s = BAD("%s: %s: invalid ensemble description", fn, path);
+    cJSON_Delete(root);
+    int owned = 0;
+    for (int i = 0; s == LLM_OK && i < (int)n; i++) {
+        char tprefix[32], mprefix[40];
+        snprintf(tprefix, sizeof tprefix, "members.%d.", i);
+        snprintf(mprefix, sizeof mprefix, "libllm.members.%d.", i);
+        file_view v = { f, tprefix, mprefix };
+        owned += view_tensors(&v, NULL);
+        llm_model *member = NULL;
+        s = llm_model_sequential(&member, m->be);
+        if (s == LLM_OK) s = load_view(member, &v, 0, path, fn);
+        if (s == LLM_OK) s = llm_model_ensemble_add(m, member);
+        if (s != LLM_OK) {
+            llm_model_free(member);
+            if (s != LLM_ERR_OUT_OF_MEMORY) s = BAD("%s: %s: ensemble member %d: %s", fn, path, i, llm_last_error());
+        }
+    }
+    if (s == LLM_OK && owned != llm__safetensors_count(f))
+        s = BAD("%s: %s has %d tensors that belong to no ensemble member", fn, path, llm__safetensors_count(f) - owned);
+    return s;
+}
+
 static llm_status load_file(llm_model **out, llm_backend *be, const char *path, int checkpoint, const char *fn) {
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     *out = NULL;
@@ -679,35 +859,19 @@ static llm_status load_file(llm_model **out, llm_backend *be, const char *path, 
     llm_status s = LLM_OK;
     const char *format = llm__safetensors_meta(f, "format");
     const char *version = llm__safetensors_meta(f, "libllm.format_version");
+    int ensemble = llm__safetensors_meta(f, "libllm.ensemble") != NULL;
     if (!format || strcmp(format, FORMAT_NAME) != 0 || !version)
         s = BAD("%s: %s is a safetensors file but not a libllm model (no libllm metadata)", fn, path);
     else if (strcmp(version, FORMAT_VERSION) != 0)
         s = BAD("%s: %s has model format version %.16s; this library reads version %s", fn, path, version, FORMAT_VERSION);
-    if (s == LLM_OK) s = llm_model_sequential(&m, be);
-    if (s == LLM_OK) {
-        /* a few bytes of architecture must not make us allocate gigabytes:
-         * the weights have to be in the file */
-        size_t bytes = 0;
-        for (int i = 0; i < llm__safetensors_count(f); i++) bytes += llm__safetensors_tensor(f, i)->bytes;
-        m->param_bytes_limit = bytes ? bytes : 1;
-        s = build_from_architecture(m, llm__safetensors_meta(f, "libllm.architecture"));
-        m->param_bytes_limit = 0;
-    }
-    if (s == LLM_OK) s = load_weights(m, f);
-    if (s == LLM_OK) s = load_pipeline(m, f);
-    if (s == LLM_OK && checkpoint) {
-        if (!llm__safetensors_meta(f, "libllm.checkpoint"))
-            s = BAD("%s: %s is a model file, not a checkpoint", fn, path);
-        else
-            s = load_training_state(m, f);
-    }
-    for (int i = 0; s == LLM_OK && i < llm__safetensors_meta_count(f); i++) {
-        const llm__st_meta *kv = llm__safetensors_meta_at(f, i);
-        const char *k = kv->key, *v = kv->value;
-        if (strcmp(k, "format") == 0 || strncmp(k, "libllm.", 7) == 0) continue;
-        s = llm_model_set_metadata(m, k, v);
-        if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY)
-            s = BAD("%s: invalid metadata key in %s: %s", fn, path, llm_last_error());
+    else if (ensemble && checkpoint)
+        s = BAD("%s: %s is an ensemble, not a checkpoint", fn, path);
+    if (s == LLM_OK) s = ensemble ? llm_model_ensemble(&m, be) : llm_model_sequential(&m, be);
+    if (s == LLM_OK && ensemble) {
+        s = load_ensemble(m, f, path, fn);
+        if (s == LLM_OK) s = load_user_metadata(m, &(file_view){ f, "", "" }, path, fn);
+    } else if (s == LLM_OK) {
+        s = load_view(m, &(file_view){ f, "", "" }, checkpoint, path, fn);
     }
     llm__safetensors_close(f);
     if (s != LLM_OK) { llm_model_free(m); return s; }

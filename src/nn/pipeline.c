@@ -92,6 +92,7 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
                                        const llm_email_options *email) {
     static const char fn[] = "llm_model_set_text_pipeline";
     if (!m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+    LLM__CHECK(llm__refuse_ensemble(m, fn));
     if (!vocab && !m->bpe)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: vocab is NULL and the model has no BPE tokenizer", fn);
     llm_vectorize_options vo;
@@ -128,6 +129,7 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
 llm_status llm_model_set_tokenizer(llm_model *m, const llm_bpe *bpe) {
     static const char fn[] = "llm_model_set_tokenizer";
     if (!m || !bpe) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    LLM__CHECK(llm__refuse_ensemble(m, fn));
     int32_t vsize;
     LLM__CHECK(llm_bpe_vocab_size(bpe, &vsize));
     LLM__CHECK(check_vocab_fits(m, vsize, "tokenizer", fn));
@@ -162,6 +164,7 @@ llm_status llm_model_vocab(const llm_model *m, const llm_vocab **vocab) {
 llm_status llm_model_predict_text(llm_model *m, const char *text, size_t len, float *out, size_t count) {
     static const char fn[] = "llm_model_predict_text";
     if (!m || (!text && len) || !out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (m->ensemble) return llm__ensemble_predict_text(m, text, len, out, count);
     if (!m->has_pipeline) return llm__error(LLM_ERR_STATE, "%s: the model has no text pipeline (llm_model_set_text_pipeline)", fn);
     int64_t shape[2] = { 1, m->vectorize.seq_len };
     LLM__CHECK(llm__model_ensure_built_locked(m, LLM_DTYPE_I32, 2, shape, fn));
