@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <regex.h>
 #include <signal.h>
 #include <spawn.h>
@@ -27,6 +28,7 @@ extern char **environ;
 #define HAM1 FIXTURES "/ham/easy-ham-1-00002.eml"
 #define SPAM1 FIXTURES "/spam/spam-2-00809.eml"
 /* a small, fast model for every run that trains */
+#define NUM "([0-9]+\\.[0-9]{4}|nan)"
 #define TINY "--epochs", "1", "--seq", "20", "--vocab", "200", "--embed", "4", "--hidden", "4", "--quiet"
 
 /* ------------------------------------------------------------ running */
@@ -317,9 +319,21 @@ START_TEST(predict_bad_options) {
 }
 END_TEST
 
+START_TEST(ensemble_bad_options) {
+    static const bad_case cases[] = {
+        { { "a.safetensors", "b.safetensors" }, "--model OUT.safetensors is required" },
+        { { M, "a.safetensors" }, "give 2 to 64 member models, not 1" },
+        { { M }, "not 0" },
+        { { M, "--threshold", "2", "a", "b" }, "out of range" },
+        { { M, "--bogus", "a", "b" }, "unknown option" },
+    };
+    check_bad_cases("spam_ensemble", cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
 START_TEST(help_exits_zero) {
-    static const char *const progs[] = { "spam_train", "spam_eval", "spam_predict" };
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const progs[] = { "spam_train", "spam_eval", "spam_predict", "spam_ensemble" };
+    for (size_t i = 0; i < 4; i++) {
         run_result r;
         RUN(&r, (char *)progs[i], "--help");
         ASSERT_EXIT(&r, 0);
@@ -534,13 +548,13 @@ START_TEST(tools_bad_model_file) {
 }
 END_TEST
 
-/* A copy of model `from` with its "threshold" metadata set to value. */
-static void copy_with_threshold(const char *from, const char *to, const char *value) {
+/* A copy of model `from` with metadata key set to value (NULL: removed). */
+static void copy_with_metadata(const char *from, const char *to, const char *key, const char *value) {
     llm_backend *be = NULL;
     llm_model *m = NULL;
     ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
     ck_assert_int_eq(llm_model_load(&m, be, from), LLM_OK);
-    ck_assert_int_eq(llm_model_set_metadata(m, "threshold", value), LLM_OK);
+    ck_assert_int_eq(llm_model_set_metadata(m, key, value), LLM_OK);
     ck_assert_int_eq(llm_model_save(m, to), LLM_OK);
     llm_model_free(m);
     llm_backend_free(be);
@@ -606,6 +620,87 @@ START_TEST(train_architectures) {
 }
 END_TEST
 
+/* The probability spam_predict prints for one message. */
+static double predicted(const char *model, const char *message) {
+    run_result r;
+    RUN(&r, "spam_predict", "--model", (char *)model, (char *)message);
+    ASSERT_EXIT(&r, 0);
+    const char *tab = strrchr(r.out, '\t');
+    ck_assert_msg(tab != NULL, "%s", r.out);
+    double p = strtod(tab + 1, NULL);
+    run_free(&r);
+    return p;
+}
+
+/* spam_ensemble combines an LSTM and a bag of embeddings (different
+ * sequence lengths) into one file that the other programs use like any
+ * model, scoring the mean of the members' probabilities. */
+START_TEST(ensemble_of_two_architectures) {
+    char lstm[512], bag[512], both[512], other[512], bare[512];
+    path_in(lstm, sizeof lstm, "lstm.safetensors");
+    path_in(bag, sizeof bag, "bag.safetensors");
+    path_in(both, sizeof both, "both.safetensors");
+    path_in(other, sizeof other, "other.safetensors");
+    path_in(bare, sizeof bare, "bare.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", lstm, TINY);
+    ASSERT_EXIT(&r, 0);
+    run_free(&r);
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", bag, TINY, "--arch", "bag", "--seq", "60", "--seed", "2");
+    ASSERT_EXIT(&r, 0);
+    run_free(&r);
+    RUN(&r, "spam_ensemble", "--model", both, "--threshold", "0.4", lstm, bag);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "member 1: ") && strstr(r.out, "saved the mean of 2 models"), "%s", r.out);
+    run_free(&r);
+
+    const char *messages[] = { HAM1, SPAM1 };
+    for (int i = 0; i < 2; i++) {
+        double a = predicted(lstm, messages[i]), b = predicted(bag, messages[i]), e = predicted(both, messages[i]);
+        ck_assert_msg(fabs(e - (a + b) / 2) <= 1e-4, "%s: ensemble %.4f, members %.4f and %.4f", messages[i], e, a, b);
+    }
+    llm_backend *be = NULL;
+    llm_model *m = NULL;
+    const char *v;
+    int n;
+    ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
+    ck_assert_int_eq(llm_model_load(&m, be, both), LLM_OK);
+    ck_assert_int_eq(llm_model_ensemble_size(m, &n), LLM_OK);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(llm_model_get_metadata(m, "threshold", &v), LLM_OK);
+    ck_assert_str_eq(v, "0.4");
+    ck_assert_int_eq(llm_model_get_metadata(m, "class_names", &v), LLM_OK);
+    ck_assert_str_eq(v, "ham,spam");
+    llm_model_free(m);
+    llm_backend_free(be);
+    RUN(&r, "spam_eval", "--model", both, "--data", FIXTURES, "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^accuracy=" NUM " precision=" NUM " recall=" NUM " f1=" NUM " auc=" NUM "$"), "%s", r.out);
+    ck_assert_msg(matches(r.out, "^threshold +0\\.4000$"), "%s", r.out);
+    run_free(&r);
+
+    /* members that do not fit together, or are not classifiers */
+    copy_with_metadata(bag, other, "class_names", "good,bad");
+    RUN(&r, "spam_ensemble", "--model", both, lstm, other);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "has classes good,bad but"), "%s", r.err);
+    run_free(&r);
+    copy_with_metadata(bag, bare, "class_names", NULL);
+    RUN(&r, "spam_ensemble", "--model", both, lstm, bare);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "no class_names"), "%s", r.err);
+    run_free(&r);
+    RUN(&r, "spam_ensemble", "--model", other, lstm, both);
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "an ensemble cannot be a member"), "%s", r.err);
+    run_free(&r);
+    RUN(&r, "spam_ensemble", "--model", other, lstm, "no-such.safetensors");
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "no-such.safetensors"), "%s", r.err);
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(train_threshold) {
     char model[512], m0[512], bad[512];
     path_in(model, sizeof model, "auto.safetensors");
@@ -644,7 +739,7 @@ START_TEST(train_threshold) {
 
     /* a stored 0 calls everything spam, in both tools, unless overridden */
     path_in(m0, sizeof m0, "zero.safetensors");
-    copy_with_threshold(model, m0, "0");
+    copy_with_metadata(model, m0, "threshold", "0");
     RUN(&r, "spam_eval", "--model", m0, "--data", FIXTURES, "--quiet");
     ASSERT_EXIT(&r, 0);
     ck_assert_msg(strstr(r.out, "recall=1.0000") != NULL && eval_threshold(r.out) == 0, "%s", r.out);
@@ -670,7 +765,7 @@ START_TEST(train_threshold) {
 
     /* metadata that is not a threshold: a clean failure */
     path_in(bad, sizeof bad, "bad.safetensors");
-    copy_with_threshold(model, bad, "high");
+    copy_with_metadata(model, bad, "threshold", "high");
     RUN(&r, "spam_eval", "--model", bad, "--data", FIXTURES, "--quiet");
     ASSERT_FAILS_CLEANLY(&r);
     ck_assert_msg(strstr(r.err, "threshold metadata 'high'") != NULL, "%s", r.err);
@@ -718,7 +813,6 @@ static void need_model(void) {
     ck_assert_msg(access(e2e_model, R_OK) == 0, "no model file %s", e2e_model);
 }
 
-#define NUM "([0-9]+\\.[0-9]{4}|nan)"
 
 START_TEST(e2e_train_output) {
     need_model();
@@ -947,6 +1041,7 @@ Suite *suite_examples(void) {
     tcase_add_test(opts, train_bad_options);
     tcase_add_test(opts, eval_bad_options);
     tcase_add_test(opts, predict_bad_options);
+    tcase_add_test(opts, ensemble_bad_options);
     tcase_add_test(opts, help_exits_zero);
     tcase_add_test(opts, generic_blas_core_reexec);
     suite_add_tcase(s, opts);
@@ -963,6 +1058,7 @@ Suite *suite_examples(void) {
     tcase_add_test(data, tools_bad_model_file);
     tcase_add_test(data, train_threshold);
     tcase_add_test(data, train_architectures);
+    tcase_add_test(data, ensemble_of_two_architectures);
     suite_add_tcase(s, data);
 
     TCase *e2e = tcase_create("end_to_end");
