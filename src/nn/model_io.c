@@ -329,7 +329,7 @@ static llm_status save_file(const llm_model *m, const char *path, int checkpoint
         if (checkpoint && !m->compiled) return llm__error(LLM_ERR_STATE, "%s: a checkpoint needs a compiled model", fn);
     }
     file_parts fp = { 0 };
-    char version[32];
+    char version[32], members[64]; /* borrowed by fp until the write */
     snprintf(version, sizeof version, "%s", llm_version_string());
     llm_status s = add_meta(&fp, "", "format", FORMAT_NAME, fn);
     if (s == LLM_OK) s = add_meta(&fp, "", "libllm.format_version", FORMAT_VERSION, fn);
@@ -337,7 +337,6 @@ static llm_status save_file(const llm_model *m, const char *path, int checkpoint
     if (!m->ensemble) {
         if (s == LLM_OK) s = gather_model(&fp, m, checkpoint, "", "", fn);
     } else {
-        char members[64];
         snprintf(members, sizeof members, "{\"members\":%d,\"combine\":\"mean\"}", m->n_members);
         if (s == LLM_OK) s = add_meta(&fp, "", "libllm.ensemble", members, fn);
         for (int i = 0; s == LLM_OK && i < m->n_members; i++) {
