@@ -105,7 +105,8 @@ static int input_of(const llm__safetensors *f, llm_dtype *dtype, int *ndim, int6
     return ok && *ndim > 0;
 }
 
-static void use_model(llm_model *m, const llm__safetensors *f) {
+/* Summary, parameter count and every parameter (which must be finite). */
+static void use_params(llm_model *m) {
     char buf[256];
     size_t needed;
     int64_t count;
@@ -131,8 +132,25 @@ static void use_model(llm_model *m, const llm__safetensors *f) {
         }
         free(w);
     }
+}
+
+static void use_model(llm_model *m, const llm__safetensors *f) {
     const char *v;
     llm_model_get_metadata(m, "class_names", &v);
+    int members = 0;
+    llm_model_ensemble_size(m, &members);
+    if (members > 0) { /* an ensemble: its members, and text through all of them */
+        for (int i = 0; i < members; i++) {
+            llm_model *member = NULL;
+            if (llm_model_ensemble_member(m, i, &member) != LLM_OK) abort();
+            use_params(member);
+        }
+        static const char mail[] = "Subject: cheap pills\r\n\r\nbuy now\r\n";
+        float y[2];
+        for (size_t count = 1; count <= 2; count++) llm_model_predict_text(m, mail, sizeof mail - 1, y, count);
+        return;
+    }
+    use_params(m);
 
     /* one batch of two samples */
     llm_dtype dtype;

@@ -165,6 +165,23 @@ static void plain(void) {
     check(llm__safetensors_write(path, t, 3, meta, 1), path);
 }
 
+/* An ensemble of two copies of the e-mail LSTM above (the other seeds with
+ * a text pipeline have two outputs, which cannot join it). */
+static void ensemble(void) {
+    static const char *const members[] = { "lstm_email.safetensors", "lstm_email.safetensors" };
+    llm_model *e;
+    check(llm_model_ensemble(&e, be), "ensemble");
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        llm_model *m;
+        snprintf(path, sizeof path, "%s/%s", out_dir, members[i]);
+        check(llm_model_load(&m, be, path), path);
+        check(llm_model_ensemble_add(e, m), "ensemble add");
+    }
+    check(llm_model_set_metadata(e, "class_names", "ham,spam"), "metadata");
+    save(e, "ensemble.safetensors");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
@@ -179,6 +196,7 @@ int main(int argc, char **argv) {
     gru_text();
     layers();
     float_input();
+    ensemble();
     plain();
     llm_backend_free(be);
     return 0;
