@@ -162,7 +162,6 @@ static char *checkpoint_json(const llm_model *m) {
     return text;
 }
 
-
 /* What one file holds, gathered before the write: tensor and metadata
  * entries, and every buffer they point into (freed after the write). An
  * ensemble gathers each member the way its own file would, under a prefix. */
