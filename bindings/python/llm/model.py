@@ -348,6 +348,32 @@ class Model(Handle):
         check(_ffi.model_load_checkpoint(byref(out), backend._handle(), str(path).encode()))
         return cls(backend=backend, _ptr=out.value)
 
+    @classmethod
+    def ensemble(cls, members, backend=None):
+        """A model whose outputs for a text are the mean of the members'
+        (trained models with text pipelines, each read through its own).
+        The ensemble takes the members: they are closed here and live on
+        inside it. Save and load it like any model."""
+        backend = backend or default_backend()
+        out = c_void_p()
+        check(_ffi.model_ensemble(byref(out), backend._handle()))
+        e = cls(backend=backend, _ptr=out.value)
+        try:
+            for m in members:
+                check(_ffi.model_ensemble_add(e._handle(), m._handle()))
+                m._ptr = None  # owned by the ensemble now
+        except Exception:
+            e.close()
+            raise
+        return e
+
+    @property
+    def members(self):
+        """The number of members of an ensemble, 0 for other models."""
+        n = c_int()
+        check(_ffi.model_ensemble_size(self._handle(), byref(n)))
+        return n.value
+
     @property
     def epochs_done(self):
         n = c_int()

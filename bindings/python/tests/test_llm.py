@@ -277,6 +277,37 @@ def test_spam_pipeline(cpu, tmp_path):
         h.close()
 
 
+def test_ensemble(cpu, tmp_path):
+    corpus = llm.TextCorpus.from_directory(EMAILS)
+    vocab = llm.Vocab.from_corpus(corpus, max_tokens=500)
+    a = llm.Model([L.embedding(len(vocab), 4), L.lstm(3), L.dense(1, "sigmoid")], backend=cpu, seed=1)
+    a.build([12], "int32").set_text_pipeline(vocab, seq_len=12)
+    b = llm.Model([L.embedding(len(vocab), 4), L.global_pool("average"), L.dense(1, "sigmoid")],
+                  backend=cpu, seed=2)
+    b.build([40], "int32").set_text_pipeline(vocab, seq_len=40)
+    msg = corpus.text(0)
+    pa, pb = a.predict_text(msg)[0], b.predict_text(msg)[0]
+    assert pa != pb and a.members == 0
+    e = llm.Model.ensemble([a, b], backend=cpu)
+    assert a.closed and b.closed and e.members == 2
+    assert e.predict_text(msg)[0] == pytest.approx((pa + pb) / 2, abs=1e-7)
+    with pytest.raises(llm.StateError):
+        e.compile("binary_crossentropy", "adam")
+    path = tmp_path / "ensemble.safetensors"
+    e.save(path)
+    with llm.Model.load(path, backend=cpu) as e2:
+        assert e2.members == 2 and e2.predict_text(msg) == e.predict_text(msg)
+    # a member that cannot join is not taken: the caller still owns it
+    c = llm.Model([L.dense(1)], backend=cpu)
+    with pytest.raises(llm.StateError):
+        llm.Model.ensemble([c], backend=cpu)
+    assert not c.closed
+    c.close()
+    e.close()
+    for h in (corpus, vocab):
+        h.close()
+
+
 def test_text_helpers(cpu):
     assert llm.tokenize("Hello, World 42!") == ["hello", "world", "42"]
     assert llm.tokenize("Call 555", fold_numbers=True) == ["call", "<num>"]
