@@ -310,6 +310,8 @@ START_TEST(metadata_and_pipeline_errors) {
     ck_assert_fails(llm_model_set_metadata(m, "", "x"), LLM_ERR_INVALID_ARGUMENT);
     ck_assert_fails(llm_model_set_metadata(m, "bad\"key", "x"), LLM_ERR_INVALID_ARGUMENT);
     ck_assert_fails(llm_model_set_metadata(m, "libllm.vocab", "x"), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_set_metadata(m, "format", "pt"), LLM_ERR_INVALID_ARGUMENT); /* would repeat a key on save */
+    ck_assert_ok(llm_model_set_metadata(m, "formats", "x"));
     ck_assert_fails(llm_model_set_metadata(NULL, "k", "x"), LLM_ERR_INVALID_ARGUMENT);
     ck_assert_ok(llm_model_set_metadata(m, "k", "1"));
     ck_assert_ok(llm_model_set_metadata(m, "k", "2"));

@@ -225,7 +225,8 @@ LLM_API llm_status llm_model_predict_text(llm_model *model, const char *text, si
                                           float *out, size_t count);
 
 /* String metadata saved with the model (e.g. "class_names" = "ham,spam").
- * Keys are non-empty printable ASCII without '"' or '\\' (at most 64 bytes);
+ * Keys are non-empty printable ASCII without '"' or '\\' (at most 64 bytes),
+ * other than "format" and "libllm.*", which the file format uses;
  * setting an existing key replaces it; value NULL removes it. */
 LLM_API llm_status llm_model_set_metadata(llm_model *model, const char *key, const char *value);
 /* *value is owned by the model (valid until the key changes); LLM_ERR_INVALID_ARGUMENT

@@ -206,8 +206,9 @@ llm_status llm_model_set_metadata(llm_model *m, const char *key, const char *val
     if (!m || !key) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (!valid_key(key))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: key must be 1-64 printable ASCII bytes without '\"' or '\\\\'", fn);
-    if (strncmp(key, "libllm.", 7) == 0)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: keys starting with 'libllm.' are reserved", fn);
+    /* the file's own entries: "format" names the file type for every safetensors reader */
+    if (strncmp(key, "libllm.", 7) == 0 || strcmp(key, "format") == 0)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: 'format' and keys starting with 'libllm.' are reserved", fn);
     int i = 0;
     while (i < m->n_meta && strcmp(m->meta_keys[i], key) != 0) i++;
     if (!value) {
