@@ -210,10 +210,14 @@ typedef struct llm__backend_ops {
     llm_status (*layernorm_forward)(llm_backend *be, int64_t rows, int64_t cols, const float *x,
                                     const float *gamma, const float *beta, float eps, float *y,
                                     float *mean, float *rstd);
-    /* dx += ..., dgamma += ..., dbeta += ... */
+    /* dx += ..., dgamma += ..., dbeta += ...; workspace: 2 * rows floats of
+     * backend memory for the kernel's own use (the CPU keeps its double row
+     * means there; a backend may ignore it). Callers take it from the step's
+     * arena, so a training step allocates nothing. */
     llm_status (*layernorm_backward)(llm_backend *be, int64_t rows, int64_t cols, const float *x,
                                      const float *gamma, const float *mean, const float *rstd,
-                                     const float *dy, float *dx, float *dgamma, float *dbeta);
+                                     const float *dy, float *dx, float *dgamma, float *dbeta,
+                                     float *workspace);
 
     /* ---- embedding ---- */
     /* out[n, dim] = weight[ids[i], :]; mask[n] = ids[i] != pad (if mask and pad >= 0).

@@ -930,7 +930,8 @@ static void run_layernorm(dev *d, const void *p, float *out) {
     dget(d, out + n + R, rstd, R);
     float *dy = dput(d, c->dy, n), *dx = dput(d, c->d0, n);
     float *dg = dput(d, c->d0, C), *db = dput(d, c->d0 + C, C);
-    ck_assert_ok(OPS(d)->layernorm_backward(d->be, R, C, x, g, mean, rstd, dy, dx, dg, db));
+    float *ws = dput_const(d, SENT, 2 * R);
+    ck_assert_ok(OPS(d)->layernorm_backward(d->be, R, C, x, g, mean, rstd, dy, dx, dg, db, ws));
     dget(d, out + n + 2 * R, dx, n);
     dget(d, out + 2 * n + 2 * R, dg, C);
     dget(d, out + 2 * n + 2 * R + C, db, C);

@@ -161,17 +161,16 @@ static void ln_backward_params_chunk(void *p, int64_t begin, int64_t end) {
 }
 
 /* x [rows, cols], gamma [cols], mean/rstd [rows] from forward, dy [rows, cols];
- * dx [rows, cols] +=, dgamma [cols] +=, dbeta [cols] += (each may be NULL to skip) */
+ * dx [rows, cols] +=, dgamma [cols] +=, dbeta [cols] += (each may be NULL to skip);
+ * workspace [2 * rows] floats, 8-byte aligned, holds the double row means */
 llm_status llm__cpu_layernorm_backward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
                                        const float *gamma, const float *mean, const float *rstd,
-                                       const float *dy, float *dx, float *dgamma, float *dbeta) {
+                                       const float *dy, float *dx, float *dgamma, float *dbeta,
+                                       float *workspace) {
     if (rows <= 0 || cols <= 0) return LLM_OK;
-    double stack_means[256];
-    double *means = stack_means;
-    if (rows > 256) {
-        means = llm__malloc((size_t)rows * sizeof *means);
-        if (!means) return llm__oom(__func__);
-    }
+    if (!workspace || (uintptr_t)workspace % sizeof(double))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the workspace is NULL or not 8-byte aligned", __func__);
+    double *means = (double *)(void *)workspace;
     ln_ctx c = { .rows = rows, .cols = cols, .x = x, .gamma = gamma, .mean = mean, .rstd = rstd,
                  .dy = dy, .dx = dx, .dgamma = dgamma, .dbeta = dbeta, .mean_exact = means };
     llm__pool *pool = llm__cpu_pool(be);
@@ -182,6 +181,5 @@ llm_status llm__cpu_layernorm_backward(llm_backend *be, int64_t rows, int64_t co
         int64_t grain = per_block >= LN_GRAIN ? 1 : LN_GRAIN / per_block;
         llm__pool_for(pool, blocks, grain, ln_backward_params_chunk, &c);
     }
-    if (means != stack_means) llm__free(means);
     return LLM_OK;
 }

@@ -172,7 +172,8 @@ llm_status llm__gpu_layernorm_forward(llm_backend *be, int64_t rows, int64_t col
                                       float *mean, float *rstd);
 llm_status llm__gpu_layernorm_backward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
                                        const float *gamma, const float *mean, const float *rstd,
-                                       const float *dy, float *dx, float *dgamma, float *dbeta);
+                                       const float *dy, float *dx, float *dgamma, float *dbeta,
+                                       float *workspace);
 
 /* kernels_embedding.cu */
 llm_status llm__gpu_embedding_forward(llm_backend *be, int64_t n, int64_t dim, const int32_t *ids,

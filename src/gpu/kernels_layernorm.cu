@@ -105,10 +105,12 @@ struct ln_param_store {
 
 /* x [rows, cols], gamma [cols] or NULL, mean/rstd [rows] from forward, dy
  * [rows, cols]; dx [rows, cols] +=, dgamma [cols] +=, dbeta [cols] += (each
- * may be NULL to skip) */
+ * may be NULL to skip). The workspace goes unused: the backend's caching
+ * allocator below reuses a block once warm. */
 llm_status llm__gpu_layernorm_backward(llm_backend *be, int64_t rows, int64_t cols, const float *x,
                                        const float *gamma, const float *mean, const float *rstd,
-                                       const float *dy, float *dx, float *dgamma, float *dbeta) {
+                                       const float *dy, float *dx, float *dgamma, float *dbeta,
+                                       float * /* workspace */) {
     if (rows <= 0 || cols <= 0) return LLM_OK;
     LLM__GPU_ENTER(be);
     double *m = NULL;

@@ -62,9 +62,11 @@ static llm_status layernorm_backward(llm__graph *g, llm__node *n) {
     float *dx = NULL;
     if (x->requires_grad) LLM__CHECK(llm__graph_grad(g, x, &dx));
     else LLM__CHECK(llm__graph_alloc_zero(g, (size_t)x->numel * 4, (void **)&dx)); /* discarded */
+    float *ws;
+    LLM__CHECK(llm__graph_alloc(g, (size_t)llm__rows(x) * 8, (void **)&ws));
     return g->be->ops->layernorm_backward(g->be, llm__rows(x), llm__last(x), x->data, l->params[0].data,
                                           n->saved[0], n->saved[1], y->grad, dx, l->params[0].grad,
-                                          l->params[1].grad);
+                                          l->params[1].grad, ws);
 }
 
 static llm_status layernorm_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {

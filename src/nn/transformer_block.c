@@ -102,8 +102,10 @@ static llm_status block_backward(llm__graph *g, llm__node *n) {
     /* dh2 = df W1, into dtmp (dm is no longer needed) */
     LLM__CHECK(llm__linear_backward(be, R, D, M, w.h2, P[FC1_W].data, dM, P[FC1_W].grad, P[FC1_B].grad, dtmp, 0));
     LLM__CHECK(op->copy_d2d(be, dx2, dy, (size_t)(R * D) * 4));
+    float *ln_ws; /* both layer norms' backward workspace */
+    LLM__CHECK(llm__graph_alloc(g, (size_t)R * 8, (void **)&ln_ws));
     LLM__CHECK(op->layernorm_backward(be, R, D, w.x2, P[LN2_G].data, w.mean2, w.rstd2, dtmp, dx2, P[LN2_G].grad,
-                                      P[LN2_B].grad));
+                                      P[LN2_B].grad, ln_ws));
     /* attention branch */
     const float *da = dx2;
     if (rate > 0.0f) {
@@ -126,7 +128,7 @@ static llm_status block_backward(llm__graph *g, llm__node *n) {
         dx = dx2; /* discarded */
     }
     return op->layernorm_backward(be, R, D, x->data, P[LN1_G].data, w.mean1, w.rstd1, dtmp, dx, P[LN1_G].grad,
-                                  P[LN1_B].grad);
+                                  P[LN1_B].grad, ln_ws);
 }
 
 static llm_status block_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
