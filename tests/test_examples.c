@@ -657,7 +657,8 @@ START_TEST(ensemble_of_two_architectures) {
     const char *messages[] = { HAM1, SPAM1 };
     for (int i = 0; i < 2; i++) {
         double a = predicted(lstm, messages[i]), b = predicted(bag, messages[i]), e = predicted(both, messages[i]);
-        ck_assert_msg(fabs(e - (a + b) / 2) <= 1e-4, "%s: ensemble %.4f, members %.4f and %.4f", messages[i], e, a, b);
+        /* each printed to 4 decimals: the printed mean may be off by 1e-4 */
+        ck_assert_msg(fabs(e - (a + b) / 2) <= 1.5e-4, "%s: ensemble %.4f, members %.4f and %.4f", messages[i], e, a, b);
     }
     llm_backend *be = NULL;
     llm_model *m = NULL;

@@ -12,8 +12,6 @@
 #include "cpu.h"
 #include "simd.h"
 
-/* the lanes of s summed in a fixed tree */
-#define SUM8(s) (((s)[0] + (s)[4]) + ((s)[1] + (s)[5])) + (((s)[2] + (s)[6]) + ((s)[3] + (s)[7]))
 
 static inline float finish(float dot, float alpha, float beta, float c) {
     return beta == 0.0f ? alpha * dot : alpha * dot + beta * c;

@@ -107,7 +107,7 @@ static void sce_logits_block(const void *p, int64_t begin, int64_t end, double *
         for (j = 0; j + SCE_LANES <= K; j += SCE_LANES)
             for (int t = 0; t < SCE_LANES; t++) s8[t] += llm__expf(z[j + t] - mx);
         for (int t = 0; j + t < K; t++) s8[t] += llm__expf(z[j + t] - mx);
-        double sum = ((s8[0] + s8[4]) + (s8[1] + s8[5])) + ((s8[2] + s8[6]) + (s8[3] + s8[7]));
+        double sum = SUM8(s8);
         s += (double)mx + log(sum) - (double)z[label];
         if (c->d) {
             float *d = c->d + r * K;

@@ -27,5 +27,8 @@
 typedef float v8 __attribute__((vector_size(32)));
 #define V8_LD(dst, p) __builtin_memcpy(&(dst), (p), sizeof(v8))
 #define V8_ST(p, src) __builtin_memcpy((p), &(src), sizeof(v8))
+/* The eight lanes of s (a v8 or an array) summed in a fixed tree, the same
+ * order on every thread and in both builds. */
+#define SUM8(s) ((((s)[0] + (s)[4]) + ((s)[1] + (s)[5])) + (((s)[2] + (s)[6]) + ((s)[3] + (s)[7])))
 
 #endif /* LLM_PRIVATE_CPU_SIMD_H */

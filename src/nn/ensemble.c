@@ -1,7 +1,6 @@
 /* Ensembles: a model that scores text with several trained models, each
  * through its own text pipeline, and averages their outputs. Saving and
- * loading them is in model_io.c. */
-#include <stdarg.h>
+ * loading them is in model_io.c, their summary in model.c. */
 #include <stdio.h>
 #include "model_internal.h"
 
@@ -91,32 +90,6 @@ llm_status llm__ensemble_param_count(const llm_model *m, int64_t *count) {
         total += n;
     }
     *count = total;
-    return LLM_OK;
-}
-
-/* Appends printf output at *off, counting what did not fit. */
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(*off < len ? buf + *off : NULL, *off < len ? len - *off : 0, fmt, ap);
-    va_end(ap);
-    if (n > 0) *off += (size_t)n;
-}
-
-llm_status llm__ensemble_summary(const llm_model *m, char *buf, size_t len, size_t *needed) {
-    size_t off = 0;
-    int64_t total;
-    LLM__CHECK(llm__ensemble_param_count(m, &total));
-    append(buf, len, &off, "Ensemble: the mean of %d model(s)' outputs\n", m->n_members);
-    for (int i = 0; i < m->n_members; i++) {
-        append(buf, len, &off, "Member %d (seq_len %d):\n", i, m->members[i]->vectorize.seq_len);
-        size_t n = 0;
-        LLM__CHECK(llm_model_summary(m->members[i], off < len ? buf + off : NULL, off < len ? len - off : 0, &n));
-        off += n;
-    }
-    append(buf, len, &off, "Ensemble params: %lld\n", (long long)total);
-    if (needed) *needed = off;
     return LLM_OK;
 }
 

@@ -687,11 +687,30 @@ static int64_t layer_params(const llm_layer *l) {
     return n;
 }
 
+/* An ensemble's summary: each member's, then the total. */
+static llm_status ensemble_summary(const llm_model *m, char *buf, size_t len, size_t *needed) {
+    size_t off = 0;
+    int64_t total;
+    LLM__CHECK(llm__ensemble_param_count(m, &total));
+    append(buf, len, &off, "Ensemble: the mean of %d model(s)' outputs\n", m->n_members);
+    for (int i = 0; i < m->n_members; i++) {
+        append(buf, len, &off, "Member %d (seq_len %d):\n", i, m->members[i]->vectorize.seq_len);
+        size_t n = 0;
+        LLM__CHECK(llm_model_summary(m->members[i], off < len ? buf + off : NULL, off < len ? len - off : 0, &n));
+        off += n;
+    }
+    char t[32];
+    thousands(total, t, sizeof t);
+    append(buf, len, &off, "Ensemble params: %s\n", t);
+    if (needed) *needed = off;
+    return LLM_OK;
+}
+
 llm_status llm_model_summary(const llm_model *m, char *buf, size_t len, size_t *needed) {
     static const char fn[] = "llm_model_summary";
     if (!m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
     if (!buf && len) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: buf is NULL but len is %zu", fn, len);
-    if (m->ensemble) return llm__ensemble_summary(m, buf, len, needed);
+    if (m->ensemble) return ensemble_summary(m, buf, len, needed);
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build the model first (llm_model_build or fit)", fn);
     size_t off = 0;
     const char *rule = "_________________________________________________________________";

@@ -89,8 +89,7 @@ struct llm_model {
 llm_status llm__refuse_ensemble(const llm_model *m, const char *fn);
 /* llm_model_predict_text for an ensemble: the mean of its members' outputs. */
 llm_status llm__ensemble_predict_text(llm_model *m, const char *text, size_t len, float *out, size_t count);
-/* llm_model_summary and llm_model_param_count for an ensemble. */
-llm_status llm__ensemble_summary(const llm_model *m, char *buf, size_t len, size_t *needed);
+/* llm_model_param_count for an ensemble: the members' total. */
 llm_status llm__ensemble_param_count(const llm_model *m, int64_t *count);
 /* Frees the members (from llm_model_free). */
 void llm__ensemble_release(llm_model *m);
