@@ -46,6 +46,17 @@ EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+# ---- the build's configuration: $(BUILD)/config.mk ----
+# Building the libraries records there which optional modules were built
+# (LLM_CUDA with its nvcc, LLM_MPI with its mpicc). `make install` and `make
+# uninstall` read it first, so they install what was built, with the same
+# settings: after `make LLM_CUDA=0`, `make install` runs no nvcc and installs
+# no libllm-cuda.so. A setting given on their command line still wins.
+BUILD_CONFIG = $(BUILD)/config.mk
+ifneq ($(filter install uninstall,$(MAKECMDGOALS)),)
+-include $(BUILD_CONFIG)
+endif
+
 # ---- the CUDA backend: src/gpu/*.cu -> $(BUILD)/lib/libllm-cuda.so ----
 # A separate module that libllm loads with dlopen when a CUDA backend is asked
 # for, so libllm.so itself never depends on CUDA. Built whenever nvcc is found
@@ -100,6 +111,9 @@ SONAME := libllm.so.$(VERSION_MAJOR)
 all: lib examples
 
 lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so $(CUDA_MODULE) $(MPI_MODULE)
+	@printf '# written by make: the settings of this build, read by make install\nLLM_CUDA := %s\nNVCC := %s\nLLM_MPI := %s\nMPICC := %s\n' \
+		'$(if $(CUDA_MODULE),1,0)' '$(if $(CUDA_MODULE),$(NVCC))' '$(if $(MPI_MODULE),1,0)' '$(if $(MPI_MODULE),$(MPICC))' \
+		> $(BUILD_CONFIG).tmp && mv -f $(BUILD_CONFIG).tmp $(BUILD_CONFIG)
 
 ifneq ($(CUDA_MODULE),)
 cuda: $(CUDA_MODULE)
@@ -205,8 +219,17 @@ deps:
 
 test: deps
 	$(MAKE) lib examples $(BUILD)/tests/run_tests
+	$(MAKE) check-build
 	@if /usr/bin/python3 -c 'import pytest' 2>/dev/null; then $(MAKE) pytest; else echo "pytest: skipped: /usr/bin/python3 has no pytest (Debian python3-pytest)"; fi
 	cd tests && ../$(BUILD)/tests/run_tests
+
+# Checks of the build itself (tests/build/): every public header alone as
+# C99, C11 and C++; `make LLM_CUDA=0` then `make install` installs what was
+# built (on a copy of $(BUILD)). A few seconds; `make test` runs them.
+.PHONY: check-build
+check-build:
+	tests/build/check_headers.sh
+	tests/build/check_install.sh $(BUILD)
 
 # The Python binding's tests (bindings/python/tests) against the shared library
 # just built; `make test` runs them before the Check runner when pytest is there.
@@ -333,6 +356,11 @@ demo: deps
 	@echo "== spam_predict on new messages"
 	$(BUILD)/bin/spam_predict --model $(DEMO_MODEL) data/spam-sample-new/*.eml
 
+# The programs `make install` puts in BINDIR: the command-line tools (the
+# other examples, e.g. tensor_demo, are sample code, not tools). README's
+# install line lists them.
+INSTALL_PROGRAMS := spam_train spam_eval spam_predict spam_ensemble spam_server lm_train lm_generate
+
 install: lib examples
 	install -d $(DESTDIR)$(INCLUDEDIR)/llm $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
 	install -m 644 include/llm/*.h $(DESTDIR)$(INCLUDEDIR)/llm/
@@ -343,14 +371,14 @@ install: lib examples
 	ln -sf libllm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc
-	for e in $(EXAMPLES); do install -m 755 $$e $(DESTDIR)$(BINDIR)/; done
+	for e in $(INSTALL_PROGRAMS); do install -m 755 $(BUILD)/bin/$$e $(DESTDIR)$(BINDIR)/; done
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/llm
 	rm -f $(DESTDIR)$(LIBDIR)/libllm.a $(DESTDIR)$(LIBDIR)/libllm.so.$(VERSION) \
 		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc \
 		$(DESTDIR)$(LIBDIR)/libllm-cuda.so $(DESTDIR)$(LIBDIR)/libllm-mpi.so
-	for e in $(notdir $(EXAMPLES)); do rm -f $(DESTDIR)$(BINDIR)/$$e; done
+	for e in $(INSTALL_PROGRAMS) tensor_demo; do rm -f $(DESTDIR)$(BINDIR)/$$e; done  # 1.2.0 installed tensor_demo
 
 clean:
 	rm -rf build build-asan build-tsan

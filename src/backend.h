@@ -298,6 +298,12 @@ struct llm_backend {
     llm_backend_kind kind;
     int threads;
     void *impl; /* backend-private state (thread pool, CUDA handles) */
+    /* references: the creator's, plus one per tensor, model and decoder on
+     * it (llm__backend_retain/_release, src/core/backend.c); the backend is
+     * torn down when the last one goes. Touched only with __atomic builtins
+     * (not _Atomic: the CUDA module compiles this struct as C++). Last, so
+     * the module's view of the fields above does not move. */
+    long refs;
 };
 
 #endif /* LLM_PRIVATE_BACKEND_H */

@@ -208,6 +208,48 @@ START_TEST(ensembles_refuse_what_they_cannot_do) {
 }
 END_TEST
 
+/* A member taken back out of an ensemble belongs to the caller again and
+ * works alone; the members after it move down. Undoing the adds made so far
+ * when a later add fails leaves every model as it was. */
+START_TEST(members_can_be_taken_back) {
+    llm_model *a = classifier(0, 1, 3), *b = classifier(1, 1, 4), *wide = classifier(1, 2, 5), *e, *got;
+    float pa, pb, again;
+    ck_assert_ok(llm_model_predict_text(a, mails[0], strlen(mails[0]), &pa, 1));
+    ck_assert_ok(llm_model_predict_text(b, mails[0], strlen(mails[0]), &pb, 1));
+    ck_assert_ok(llm_model_ensemble(&e, be));
+    ck_assert_ok(llm_model_ensemble_add(e, a));
+    ck_assert_ok(llm_model_ensemble_add(e, b));
+    ck_assert_fails(llm_model_ensemble_add(e, wide), LLM_ERR_SHAPE); /* wide stays the caller's */
+    ck_assert_fails(llm_model_ensemble_remove(e, 2, &got), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(got);
+    ck_assert_fails(llm_model_ensemble_remove(e, -1, &got), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_ensemble_remove(a, 0, &got), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_ensemble_remove(NULL, 0, &got), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm_model_ensemble_remove(e, 0, NULL), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_ok(llm_model_ensemble_remove(e, 0, &got));
+    ck_assert_ptr_eq(got, a);
+    int n;
+    ck_assert_ok(llm_model_ensemble_size(e, &n));
+    ck_assert_int_eq(n, 1);
+    llm_model *first;
+    ck_assert_ok(llm_model_ensemble_member(e, 0, &first));
+    ck_assert_ptr_eq(first, b);
+    ck_assert_ok(llm_model_predict_text(e, mails[0], strlen(mails[0]), &again, 1));
+    ck_assert_float_eq(again, pb);
+    /* a is free of the ensemble: it predicts alone and may join another */
+    ck_assert_ok(llm_model_predict_text(a, mails[0], strlen(mails[0]), &again, 1));
+    ck_assert_float_eq(again, pa);
+    llm_model *e2;
+    ck_assert_ok(llm_model_ensemble(&e2, be));
+    ck_assert_ok(llm_model_ensemble_add(e2, a));
+    ck_assert_ok(llm_model_ensemble_remove(e2, 0, &got));
+    llm_model_free(e2);
+    llm_model_free(e);    /* frees b */
+    llm_model_free(got);  /* a: the caller's again, so freed once here */
+    llm_model_free(wide);
+}
+END_TEST
+
 /* Rewrites the saved ensemble with one metadata entry set (value NULL:
  * dropped) and optionally a tensor added. */
 static void rewrite(const char *key, const char *value, const char *extra_tensor) {
@@ -276,6 +318,7 @@ Suite *suite_ensemble(void) {
     tcase_add_checked_fixture(c, setup, teardown);
     tcase_add_test(c, mean_of_members_survives_a_round_trip);
     tcase_add_test(c, ensembles_refuse_what_they_cannot_do);
+    tcase_add_test(c, members_can_be_taken_back);
     tcase_add_test(c, hostile_ensemble_files);
     suite_add_tcase(s, c);
     return s;

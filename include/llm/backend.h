@@ -31,12 +31,24 @@ LLM_API void llm_backend_options_init(llm_backend_options *opts);
 
 /* Creates a backend of the given kind. opts may be NULL for the defaults.
  * Returns LLM_ERR_UNAVAILABLE (with the reason in llm_last_error()) when the
- * kind is not built in or has no device. The caller frees it with
- * llm_backend_free after every tensor and model that uses it. */
+ * kind is not built in or has no device.
+ *
+ * Lifetime: a backend is reference-counted. Creating it gives the caller one
+ * reference, which llm_backend_free drops. Every tensor, model (ensembles
+ * and their members included) and decoder made on it holds a reference of its
+ * own until it is freed. So the order of the frees does not matter: the
+ * caller may free the backend first and go on using, then freeing, the
+ * objects made on it; the backend (its thread pool, its device memory pool)
+ * is torn down when the last of them is freed. A backend pointer obtained
+ * from an object (llm_tensor_backend) is borrowed: valid while that object
+ * lives. References are counted atomically, so objects on one backend may be
+ * freed from different threads. */
 LLM_API llm_status llm_backend_create(llm_backend **out, llm_backend_kind kind,
                                       const llm_backend_options *opts);
 
-/* Frees a backend. NULL is a no-op. */
+/* Drops the caller's reference to a backend (see llm_backend_create): the
+ * backend itself goes when the last tensor, model and decoder on it are
+ * freed too. Call it once per llm_backend_create. NULL is a no-op. */
 LLM_API void llm_backend_free(llm_backend *backend);
 
 /* Sets *available to 1 if a backend of this kind can be created here, else

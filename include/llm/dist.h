@@ -33,11 +33,16 @@
 
 #include "common.h"
 #include "status.h"
+#include "tensor.h"
 
 LLM_EXTERN_C_BEGIN
 
+/* model.h declares llm_model too; the guard keeps the typedef single, which
+ * C99 and C++98 require (C11 allows repeating it). */
+#ifndef LLM_MODEL_TYPEDEF
+#define LLM_MODEL_TYPEDEF
 typedef struct llm_model llm_model;
-typedef struct llm_tensor llm_tensor;
+#endif
 
 typedef struct llm_dist llm_dist;
 

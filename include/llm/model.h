@@ -11,8 +11,29 @@
  *
  * The model owns its layers, parameters, gradients and optimizer state, each
  * kind in one contiguous buffer, and a workspace that is sized on the first
- * batch and reused, so a training step allocates nothing. A model is not
- * safe for concurrent use from several threads. */
+ * batch and reused, so a training step allocates nothing.
+ *
+ * Threads. These calls may run at the same time on one model from any
+ * number of threads, with each other and with themselves:
+ *     llm_model_predict, llm_model_predict_text (ensembles too);
+ *     and once the model is built (or loaded): llm_model_generate,
+ *     llm_decoder_create (one decoder per thread) and the calls that only
+ *     read: llm_model_summary, llm_model_param_count, llm_model_num_params,
+ *     llm_model_param_info, llm_model_get_param, llm_model_get_metadata,
+ *     llm_model_vocab, llm_model_tokenizer, llm_model_epochs_done,
+ *     llm_model_ensemble_size, llm_model_ensemble_member, llm_model_save,
+ *     llm_model_save_checkpoint.
+ * Each prediction runs in an inference workspace of its own (the model keeps
+ * a pool of them), so concurrent answers are bit-equal to the same calls
+ * made one at a time; the first predictions of a model not yet built build
+ * it, under a lock. Every other call changes the model or uses its one
+ * training workspace, and needs the model to itself: no other call on it may
+ * run meanwhile. Those are add, set_seed, build, compile, fit, evaluate,
+ * train_on_batch, compute_gradients, set_param, copy_weights (into it),
+ * set_text_pipeline, set_tokenizer, set_metadata, the ensemble's add and
+ * remove, and free. (A server loads a model once and answers from many
+ * threads with predict_text, as examples/spam_server.c does.) Different
+ * models may be used by different threads freely, also on one backend. */
 #ifndef LLM_MODEL_H
 #define LLM_MODEL_H
 
@@ -29,7 +50,10 @@
 
 LLM_EXTERN_C_BEGIN
 
+#ifndef LLM_MODEL_TYPEDEF /* dist.h, included above, may have declared it */
+#define LLM_MODEL_TYPEDEF
 typedef struct llm_model llm_model;
+#endif
 typedef struct llm_history llm_history;
 
 typedef enum llm_loss {
@@ -110,8 +134,9 @@ LLM_API void llm_fit_options_init(llm_fit_options *opts);
 
 /* ---- building ---- */
 
-/* Creates an empty Sequential model on a backend (borrowed; it must
- * outlive the model). */
+/* Creates an empty Sequential model on a backend. The model holds a
+ * reference to the backend until llm_model_free (backend.h, Lifetime); so do
+ * models from llm_model_load and llm_model_ensemble. */
 LLM_API llm_status llm_model_sequential(llm_model **out, llm_backend *backend);
 
 /* Appends a layer. Takes ownership of `layer` in every case; a layer that
@@ -219,8 +244,8 @@ LLM_API llm_status llm_model_vocab(const llm_model *model, const llm_vocab **voc
 /* Runs the text pipeline and the model on one raw text (e-mail bytes when
  * the pipeline reads e-mail) and writes the model's outputs for it into
  * out[0 .. count), count being the per-example output size (1 for a binary
- * classifier: the probability of class 1). Like every model call, not for
- * concurrent use on one model. */
+ * classifier: the probability of class 1). Safe to call from several
+ * threads at once on one model (see Threads above). */
 LLM_API llm_status llm_model_predict_text(llm_model *model, const char *text, size_t len,
                                           float *out, size_t count);
 
@@ -261,6 +286,8 @@ LLM_API llm_status llm_model_load_checkpoint(llm_model **out, llm_backend *backe
 /* Epochs completed by llm_model_fit since compile (restored by checkpoints). */
 LLM_API llm_status llm_model_epochs_done(const llm_model *model, int *epochs);
 
+/* Frees a model, its layers and buffers (an ensemble: its members too), and
+ * drops its reference to its backend. NULL is a no-op. */
 LLM_API void llm_model_free(llm_model *model);
 
 /* ---- ensembles ---- */
@@ -287,6 +314,11 @@ LLM_API llm_status llm_model_ensemble(llm_model **out, llm_backend *backend);
  * (llm_model_free of the ensemble frees it; do not free it yourself); on
  * failure the caller still does. */
 LLM_API llm_status llm_model_ensemble_add(llm_model *ensemble, llm_model *member);
+/* Takes the i-th member out of the ensemble and gives it back to the caller,
+ * who owns it again (llm_model_free); the members after it move down one
+ * place. E.g. to undo the adds made so far when a later one fails, so that
+ * building an ensemble from several models is all or nothing. */
+LLM_API llm_status llm_model_ensemble_remove(llm_model *ensemble, int i, llm_model **member);
 /* *members gets the number of members, 0 for a model that is not an ensemble. */
 LLM_API llm_status llm_model_ensemble_size(const llm_model *model, int *members);
 /* *member gets the i-th member (owned by the ensemble), e.g. to read its

@@ -27,8 +27,8 @@ LLM_API size_t llm_dtype_size(llm_dtype dtype);
 
 /* Creates a tensor of the given shape, filled with zeros. Every dimension
  * must be >= 1, 1 <= ndim <= LLM_MAX_DIMS, and the byte size must fit in
- * size_t (LLM_ERR_OVERFLOW otherwise). The tensor borrows the backend, which
- * must outlive it. */
+ * size_t (LLM_ERR_OVERFLOW otherwise). The tensor holds a reference to the
+ * backend until it is freed (backend.h, Lifetime). */
 LLM_API llm_status llm_tensor_create(llm_tensor **out, llm_backend *backend, llm_dtype dtype,
                                      int ndim, const int64_t *shape);
 
@@ -63,9 +63,11 @@ LLM_API llm_status llm_tensor_shape(const llm_tensor *tensor, int64_t *shape);
 LLM_API llm_status llm_tensor_dim(const llm_tensor *tensor, int axis, int64_t *dim);
 LLM_API llm_status llm_tensor_numel(const llm_tensor *tensor, int64_t *numel);
 LLM_API llm_status llm_tensor_dtype(const llm_tensor *tensor, llm_dtype *dtype);
+/* *backend is borrowed: valid while the tensor lives (backend.h, Lifetime). */
 LLM_API llm_status llm_tensor_backend(const llm_tensor *tensor, llm_backend **backend);
 
-/* Frees a tensor and its memory. NULL is a no-op. */
+/* Frees a tensor and its memory, and drops its reference to its backend.
+ * NULL is a no-op. */
 LLM_API void llm_tensor_free(llm_tensor *tensor);
 
 LLM_EXTERN_C_END

@@ -215,17 +215,28 @@ llm_status llm_backend_create(llm_backend **out, llm_backend_kind kind, const ll
     llm_backend *be = llm__calloc(1, sizeof *be);
     if (!be) return llm__oom(fn);
     be->kind = kind;
+    be->refs = 1; /* the caller's, dropped by llm_backend_free */
     llm_status s = kind == LLM_BACKEND_CUDA ? llm__cuda_backend_init(be, &o, fn) : llm__cpu_backend_init(be, &o);
     if (s != LLM_OK) { llm__free(be); return s; }
     *out = be;
     return LLM_OK;
 }
 
+void llm__backend_retain(llm_backend *be) {
+    __atomic_fetch_add(&be->refs, 1, __ATOMIC_RELAXED);
+}
+
+/* The last release tears the backend down. acq_rel: every use of the
+ * backend by a thread that released before happens-before the teardown. */
+void llm__backend_release(llm_backend *be) {
+    if (!be || __atomic_sub_fetch(&be->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (be->kind == LLM_BACKEND_CPU) llm__cpu_backend_release(be);
+    else llm__cuda_backend_release(be);
+    llm__free(be);
+}
+
 void llm_backend_free(llm_backend *backend) {
-    if (!backend) return;
-    if (backend->kind == LLM_BACKEND_CPU) llm__cpu_backend_release(backend);
-    else llm__cuda_backend_release(backend);
-    llm__free(backend);
+    llm__backend_release(backend);
 }
 
 llm_status llm_backend_kind_of(const llm_backend *backend, llm_backend_kind *kind) {

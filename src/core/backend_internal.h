@@ -4,6 +4,13 @@
 
 #include "../backend.h"
 
+/* Reference counting (src/core/backend.c): every object that keeps a
+ * backend pointer (tensor, model, decoder) retains it when it takes the
+ * pointer and releases it when it is freed, so llm_backend_free (which drops
+ * the creator's reference) may come before or after them. Thread-safe. */
+void llm__backend_retain(llm_backend *be);
+void llm__backend_release(llm_backend *be);
+
 /* src/cpu/cpu_backend.c */
 llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opts);
 void llm__cpu_backend_release(llm_backend *be);

@@ -2,6 +2,7 @@
 #include <math.h>
 #include "internal.h"
 #include "tensor_internal.h"
+#include "backend_internal.h"
 
 size_t llm_dtype_size(llm_dtype dtype) {
     switch (dtype) {
@@ -48,6 +49,7 @@ static llm_status tensor_new(llm_tensor **out, llm_backend *be, llm_dtype dtype,
     llm_status s = be->ops->alloc(be, bytes, &t->data);
     if (s != LLM_OK) { llm__free(t); return s; }
     t->backend = be;
+    llm__backend_retain(be);
     t->dtype = dtype;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -178,5 +180,6 @@ llm_status llm_tensor_backend(const llm_tensor *t, llm_backend **backend) {
 void llm_tensor_free(llm_tensor *t) {
     if (!t) return;
     if (t->data) t->backend->ops->free(t->backend, t->data);
+    llm__backend_release(t->backend);
     llm__free(t);
 }

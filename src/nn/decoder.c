@@ -9,6 +9,7 @@
 #include "model_internal.h"
 #include "ops.h"
 #include "llm/generate.h"
+#include "../core/backend_internal.h"
 
 typedef struct dec_block {
     const llm_layer *l;
@@ -43,6 +44,7 @@ void llm_decoder_free(llm_decoder *d) {
     }
     llm__free(d->blocks);
     llm__free(d->history);
+    llm__backend_release(be);
     llm__free(d);
 }
 
@@ -93,6 +95,7 @@ llm_status llm_decoder_create(llm_decoder **out, llm_model *m) {
     if (!d) return llm__oom(fn);
     d->m = m;
     d->be = m->be;
+    llm__backend_retain(d->be);
     llm_status s = dec_layout(d, m);
     if (s != LLM_OK) { llm_decoder_free(d); return s; }
     d->ctx = d->emb->opt_i[1];

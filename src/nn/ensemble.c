@@ -40,6 +40,21 @@ llm_status llm_model_ensemble_add(llm_model *e, llm_model *member) {
     return LLM_OK;
 }
 
+llm_status llm_model_ensemble_remove(llm_model *e, int i, llm_model **member) {
+    static const char fn[] = "llm_model_ensemble_remove";
+    if (member) *member = NULL;
+    if (!e || !member) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!e->ensemble) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the model is not an ensemble", fn);
+    if (i < 0 || i >= e->n_members)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: member %d of %d", fn, i, e->n_members);
+    llm_model *m = e->members[i];
+    memmove(&e->members[i], &e->members[i + 1], (size_t)(e->n_members - i - 1) * sizeof *e->members);
+    e->n_members--;
+    m->owner = NULL;
+    *member = m;
+    return LLM_OK;
+}
+
 llm_status llm_model_ensemble_size(const llm_model *m, int *members) {
     if (!m || !members) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm_model_ensemble_size: NULL argument");
     *members = m->ensemble ? m->n_members : 0;

@@ -313,9 +313,10 @@ llm_status llm_model_evaluate(llm_model *m, llm_dataset *ds, int batch_size, llm
 }
 
 /* Builds on first use under the inference lock, so that concurrent first
- * predictions do not race; a built model is only read. */
+ * predictions do not race; a built model is only read. The flag is read
+ * under the lock too: a thread that saw it set without the lock could read
+ * the weights before the building thread's writes reach it. */
 llm_status llm__model_ensure_built_locked(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn) {
-    if (m->built) return llm__model_ensure_built(m, dt, ndim, shape, fn);
     pthread_mutex_lock(&m->infer_lock);
     llm_status s = llm__model_ensure_built(m, dt, ndim, shape, fn);
     pthread_mutex_unlock(&m->infer_lock);

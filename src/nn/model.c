@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "../core/tensor_internal.h"
 #include "../core/rng.h"
+#include "../core/backend_internal.h"
 
 
 
@@ -18,6 +19,7 @@ llm_status llm_model_sequential(llm_model **out, llm_backend *be) {
     llm_model *m = llm__calloc(1, sizeof *m);
     if (!m) return llm__oom(fn);
     m->be = be;
+    llm__backend_retain(be); /* released last in llm_model_free */
     m->seed = 1;
     llm__graph_init(&m->graph, be);
     pthread_mutex_init(&m->infer_lock, NULL);
@@ -752,6 +754,7 @@ void llm_model_free(llm_model *m) {
     llm__model_release_pipeline(m);
     infer_free_all(m);
     pthread_mutex_destroy(&m->infer_lock);
+    llm__backend_release(m->be);
     llm__free(m);
 }
 
