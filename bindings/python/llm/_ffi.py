@@ -12,6 +12,9 @@ import os
 from ctypes import (POINTER, Structure, CFUNCTYPE, c_char_p, c_double, c_float, c_int,
                     c_int32, c_int64, c_size_t, c_uint, c_uint64, c_void_p)
 
+from .errors import LibraryNotFound
+from . import _check
+
 SONAME = "libllm.so.1"
 
 
@@ -40,9 +43,9 @@ def _load():
             errors.append("%s: %s" % (path, e))
             if env and path == env:
                 # an explicit path that does not load is an error, not a hint
-                raise OSError("LIBLLM_PATH=%s cannot be loaded: %s" % (env, e)) from e
-    raise OSError("cannot load %s (tried: %s); build it with `make lib` or set LIBLLM_PATH"
-                  % (SONAME, "; ".join(errors)))
+                raise LibraryNotFound("LIBLLM_PATH=%s cannot be loaded: %s" % (env, e)) from e
+    raise LibraryNotFound("cannot load %s (tried: %s); build it with `make lib` or set LIBLLM_PATH"
+                          % (SONAME, "; ".join(errors)))
 
 
 lib, path = _load()
@@ -101,7 +104,39 @@ class FitOptions(Structure):
                 ("seed", c_uint64), ("validation", c_void_p), ("validation_split", c_float),
                 ("on_batch", PROGRESS_FN), ("on_epoch", PROGRESS_FN), ("user", c_void_p),
                 ("early_stopping", enum_t), ("patience", c_int), ("min_delta", c_double),
-                ("restore_best", c_int), ("initial_epoch", c_int), ("checkpoint_path", c_char_p)]
+                ("restore_best", c_int), ("initial_epoch", c_int), ("checkpoint_path", c_char_p),
+                ("dist", c_void_p)]
+
+
+class TransformerEmbeddingOptions(Structure):
+    _fields_ = [("size", c_size_t), ("vocab", c_int64), ("context", c_int64), ("dim", c_int64),
+                ("positional", enum_t), ("mask_zero", c_int), ("init_std", c_float)]
+
+
+class AttentionOptions(Structure):
+    _fields_ = [("size", c_size_t), ("heads", c_int64), ("causal", c_int), ("init_std", c_float)]
+
+
+class TransformerBlockOptions(Structure):
+    _fields_ = [("size", c_size_t), ("heads", c_int64), ("mlp_hidden", c_int64), ("causal", c_int),
+                ("dropout", c_float), ("eps", c_float), ("init_std", c_float)]
+
+
+class LMHeadOptions(Structure):
+    _fields_ = [("size", c_size_t), ("vocab", c_int64), ("tie", c_int), ("init_std", c_float)]
+
+
+TOKEN_FN = CFUNCTYPE(c_int, c_int32, c_void_p)
+
+
+class GenerateOptions(Structure):
+    _fields_ = [("size", c_size_t), ("max_tokens", c_int64), ("temperature", c_float),
+                ("top_k", c_int32), ("top_p", c_float), ("seed", c_uint64), ("stop_token", c_int32),
+                ("on_token", TOKEN_FN), ("user", c_void_p)]
+
+
+class BPETrainOptions(Structure):
+    _fields_ = [("size", c_size_t), ("vocab_size", c_int32), ("min_frequency", c_int32)]
 
 
 class EmailOptions(Structure):
@@ -160,6 +195,7 @@ _PROTOS = {
     "llm_tensor_shape": (status_t, [p, I64P]),
     "llm_tensor_numel": (status_t, [p, I64P]),
     "llm_tensor_dtype": (status_t, [p, POINTER(enum_t)]),
+    "llm_tensor_backend": (status_t, [p, PP]),
     "llm_tensor_free": (None, [p]),
     # layers
     "llm_embedding_options_init": (None, [POINTER(EmbeddingOptions)]),
@@ -219,7 +255,60 @@ _PROTOS = {
     "llm_model_free": (None, [p]),
     "llm_model_ensemble": (status_t, [PP, p]),
     "llm_model_ensemble_add": (status_t, [p, p]),
+    "llm_model_ensemble_remove": (status_t, [p, c_int, PP]),
     "llm_model_ensemble_size": (status_t, [p, POINTER(c_int)]),
+    "llm_model_ensemble_member": (status_t, [p, c_int, PP]),
+    "llm_model_num_params": (status_t, [p, POINTER(c_int)]),
+    "llm_model_param_info": (status_t, [p, c_int, POINTER(c_char_p), POINTER(c_int), I64P]),
+    "llm_model_get_param": (status_t, [p, c_char_p, c_void_p, c_size_t]),
+    "llm_model_set_param": (status_t, [p, c_char_p, c_void_p, c_size_t]),
+    "llm_model_copy_weights": (status_t, [p, p, POINTER(c_int)]),
+    "llm_model_set_tokenizer": (status_t, [p, p]),
+    "llm_model_tokenizer": (status_t, [p, PP]),
+    # transformers and generation
+    "llm_transformer_embedding_options_init": (None, [POINTER(TransformerEmbeddingOptions)]),
+    "llm_layer_transformer_embedding_ex": (p, [POINTER(TransformerEmbeddingOptions)]),
+    "llm_attention_options_init": (None, [POINTER(AttentionOptions)]),
+    "llm_layer_attention_ex": (p, [POINTER(AttentionOptions)]),
+    "llm_transformer_block_options_init": (None, [POINTER(TransformerBlockOptions)]),
+    "llm_layer_transformer_block_ex": (p, [POINTER(TransformerBlockOptions)]),
+    "llm_lm_head_options_init": (None, [POINTER(LMHeadOptions)]),
+    "llm_layer_lm_head_ex": (p, [POINTER(LMHeadOptions)]),
+    "llm_decoder_create": (status_t, [PP, p]),
+    "llm_decoder_reset": (status_t, [p]),
+    "llm_decoder_feed": (status_t, [p, POINTER(c_int32), c_int64, POINTER(c_float)]),
+    "llm_decoder_length": (status_t, [p, I64P]),
+    "llm_decoder_vocab_size": (status_t, [p, I64P]),
+    "llm_decoder_free": (None, [p]),
+    "llm_generate_options_init": (None, [POINTER(GenerateOptions)]),
+    "llm_sample_token": (status_t, [POINTER(c_float), c_int64, POINTER(GenerateOptions),
+                                    POINTER(c_uint64), POINTER(c_int32)]),
+    "llm_model_generate": (status_t, [p, POINTER(c_int32), c_int64, POINTER(GenerateOptions),
+                                      POINTER(c_int32), c_int64, I64P]),
+    # BPE tokenizer
+    "llm_bpe_create_bytes": (status_t, [PP]),
+    "llm_bpe_train_options_init": (None, [POINTER(BPETrainOptions)]),
+    "llm_bpe_train": (status_t, [PP, c_char_p, c_size_t, POINTER(BPETrainOptions)]),
+    "llm_bpe_encode": (status_t, [p, c_char_p, c_size_t, POINTER(c_int32), c_size_t, SZP]),
+    "llm_bpe_decode": (status_t, [p, POINTER(c_int32), c_size_t, c_char_p, c_size_t, SZP]),
+    "llm_bpe_token_bytes": (status_t, [p, c_int32, POINTER(c_void_p), SZP]),
+    "llm_bpe_vocab_size": (status_t, [p, POINTER(c_int32)]),
+    "llm_bpe_serialize": (status_t, [p, c_char_p, c_size_t, SZP]),
+    "llm_bpe_deserialize": (status_t, [PP, c_char_p, c_size_t]),
+    "llm_bpe_vectorize": (status_t, [p, c_char_p, c_size_t, POINTER(VectorizeOptions),
+                                     POINTER(c_int32), c_int64, I64P]),
+    "llm_dataset_from_corpus_bpe": (status_t, [PP, p, p, POINTER(VectorizeOptions)]),
+    "llm_bpe_free": (None, [p]),
+    # distributed training
+    "llm_dist_init": (status_t, [PP, c_void_p, c_void_p]),
+    "llm_dist_rank": (status_t, [p, POINTER(c_int)]),
+    "llm_dist_size": (status_t, [p, POINTER(c_int)]),
+    "llm_dist_set_timeout": (status_t, [p, c_double]),
+    "llm_dist_barrier": (status_t, [p]),
+    "llm_dist_launched": (status_t, [POINTER(c_int)]),
+    "llm_dist_sync_model": (status_t, [p, p]),
+    "llm_dist_train_on_batch": (status_t, [p, p, p, p, c_int64, POINTER(c_float)]),
+    "llm_dist_free": (None, [p]),
     "llm_history_epochs": (status_t, [p, POINTER(c_int)]),
     "llm_history_get": (status_t, [p, c_char_p, c_int, POINTER(c_double)]),
     "llm_history_stopped_early": (status_t, [p, POINTER(c_int)]),
@@ -257,11 +346,40 @@ _PROTOS = {
     "llm_text_corpus_free": (None, [p]),
 }
 
+_INT_CODES = "bBhHiIlLqQ"
+
+
+def _checked(name, f, argtypes):
+    """f with every integer and float argument checked against its C type
+    (_check), so no value wraps or overflows silently on its way in; other
+    arguments go to ctypes as they are."""
+    checks = []
+    for i, t in enumerate(argtypes):
+        code = getattr(t, "_type_", None)
+        if isinstance(code, str) and code in _INT_CODES:
+            checks.append((i, lambda v, label, t=t: _check.integer(v, label, t)))
+        elif t is c_float:
+            checks.append((i, _check.float32))
+        elif t is c_double:
+            checks.append((i, _check.real))
+    if not checks:
+        return f
+
+    def call(*args):
+        args = list(args)
+        for i, conv in checks:
+            args[i] = conv(args[i], "%s: argument %d" % (name, i + 1))
+        return f(*args)
+    call.__name__ = name
+    call.raw = f
+    return call
+
+
 for _name, (_res, _args) in _PROTOS.items():
     _f = getattr(lib, _name)
     _f.restype = _res
     _f.argtypes = _args
-    globals()[_name[4:]] = _f  # llm_model_fit -> _ffi.model_fit
+    globals()[_name[4:]] = _checked(_name, _f, _args)  # llm_model_fit -> _ffi.model_fit
 
 
 def init(struct_type, init_fn, *extra):
@@ -273,12 +391,15 @@ def init(struct_type, init_fn, *extra):
     init_fn(ctypes.cast(scratch, POINTER(struct_type)), *extra)
     s = struct_type.from_buffer_copy(scratch.raw[:ctypes.sizeof(struct_type)])
     if s.size < ctypes.sizeof(struct_type):
-        raise RuntimeError("libllm's %s is %d bytes, the binding's %d: the library is older "
-                           "than the binding" % (struct_type.__name__, s.size,
-                                                 ctypes.sizeof(struct_type)))
+        from .errors import Unavailable
+        raise Unavailable("libllm's %s is %d bytes, the binding's %d: the library is older "
+                          "than the binding" % (struct_type.__name__, s.size,
+                                                ctypes.sizeof(struct_type)))
     s.size = ctypes.sizeof(struct_type)
     return s
 
 
-def shape_array(shape):
-    return (c_int64 * len(shape))(*shape)
+def shape_array(shape, name="shape"):
+    """An int64_t[] of the dimensions, each checked."""
+    dims = [_check.integer(d, "%s[%d]" % (name, i), c_int64) for i, d in enumerate(shape)]
+    return (c_int64 * len(dims))(*dims)

@@ -1,16 +1,28 @@
-"""Exceptions: every failing llm_status raises one, carrying llm_last_error()."""
-from . import _ffi
+"""Exceptions. Every failure of the package raises an LLMError subclass: a
+failing llm_status raises the class of that status, carrying
+llm_last_error(); the binding's own checks (a bad argument type, a value out
+of range for C, a closed handle) raise the class of the status the library
+would give. Each class also derives from the built-in exception it
+corresponds to (InvalidArgument is a ValueError, ArgumentTypeError a
+TypeError, ClosedError a ValueError, IOError_ an OSError, ...), so
+`except ValueError` still catches what it caught before.
+
+This module imports nothing of the package at load time: _ffi raises
+LibraryNotFound while it loads the library."""
 
 
 class LLMError(Exception):
     """Base of every libllm error. .status is the llm_status value (negative),
-    .message the library's llm_last_error() text for the failing call."""
+    .message the library's llm_last_error() text for the failing call (or
+    the binding's own message)."""
     status = None
 
-    def __init__(self, status, message):
-        self.status = status
-        self.message = message
-        Exception.__init__(self, message)
+    def __init__(self, status_or_message=None, message=None):
+        if message is None and not isinstance(status_or_message, int):
+            status_or_message, message = type(self).status, status_or_message
+        self.status = status_or_message
+        self.message = "" if message is None else str(message)
+        Exception.__init__(self, self.message)
 
     def __str__(self):
         return self.message
@@ -41,21 +53,39 @@ BY_STATUS = {c.status: c for c in (InvalidArgument, OutOfMemory, ShapeError, DTy
                                    BackendError, OverflowError_, NotSupported, InternalError,
                                    Cancelled, DistributedError)}
 
-__all__ = ["LLMError"] + [c.__name__ for c in BY_STATUS.values()]
+
+class ArgumentTypeError(InvalidArgument, TypeError):
+    """An argument of the wrong Python type (e.g. predict_text(42), a layer
+    name where a Layer is wanted, None for a path): InvalidArgument and
+    TypeError."""
+
+
+class ClosedError(StateError, ValueError):
+    """A call on a handle after close() (or after a model or wrapper took it
+    over): StateError, and ValueError as before."""
+
+
+class LibraryNotFound(Unavailable, OSError):
+    """libllm.so.1 could not be loaded when the package was imported."""
+
+
+class NumpyMissing(Unavailable, ImportError):
+    """A call that returns numpy arrays without numpy installed."""
+
+
+__all__ = (["LLMError"] + [c.__name__ for c in BY_STATUS.values()] +
+           ["ArgumentTypeError", "ClosedError", "LibraryNotFound", "NumpyMissing"])
 
 
 def error_for(status, message=None):
     """The exception for a status; message defaults to llm_last_error()."""
+    from . import _ffi
     if message is None:
         message = (_ffi.last_error() or b"").decode("utf-8", "replace")
     if not message:
         message = (_ffi.status_string(status) or b"").decode("utf-8", "replace")
-    cls = BY_STATUS.get(status)
-    if cls is None:
-        err = LLMError(status, message)
-    else:
-        err = cls(status, message)
-    return err
+    cls = BY_STATUS.get(status, LLMError)
+    return cls(status, message)
 
 
 def check(status):

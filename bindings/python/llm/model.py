@@ -1,12 +1,14 @@
 """Optimizers and the Sequential model."""
+import ctypes
 import math
 import re
-from ctypes import byref, c_char_p, c_double, c_float, c_int, c_int64, c_void_p
+from ctypes import (byref, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_uint64,
+                    c_void_p)
 
-from . import _ffi
+from . import _ffi, _check
 from .core import (Handle, Tensor, Dataset, default_backend, as_tensor, dtype_code,
-                   _snprintf, _np)
-from .errors import check, error_for, InvalidArgument
+                   _snprintf, _np, Backend)
+from .errors import check, error_for, ArgumentTypeError, InvalidArgument, StateError
 
 LOSSES = {"binary_crossentropy": 0, "bce": 0, "binary_crossentropy_logits": 1,
           "sparse_categorical_crossentropy": 2, "sparse_categorical_crossentropy_logits": 3,
@@ -14,6 +16,7 @@ LOSSES = {"binary_crossentropy": 0, "bce": 0, "binary_crossentropy_logits": 1,
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
 SCHEDULES = {"constant": 0, "step": 1, "cosine": 2}
 MONITORS = {None: 0, "loss": 1, "accuracy": 2, "val_loss": 3, "val_accuracy": 4}
+METRICS = {"accuracy": 1, "acc": 1}
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 
@@ -24,16 +27,15 @@ class Optimizer(Handle):
     _free = staticmethod(_ffi.optimizer_free)
 
     def __init__(self, kind="adam", **options):
-        if kind not in OPTIMIZERS:
-            raise ValueError("unknown optimizer %r (%s)" % (kind, ", ".join(OPTIMIZERS)))
-        o = _ffi.init(_ffi.OptimizerOptions, _ffi.optimizer_options_init, OPTIMIZERS[kind])
+        code = _check.choice(kind, OPTIMIZERS, "optimizer")
+        o = _ffi.init(_ffi.OptimizerOptions, _ffi.optimizer_options_init, code)
         names = {f[0] for f in _ffi.OptimizerOptions._fields_} - {"size", "kind"}
         for k, v in options.items():
             if k not in names:
-                raise TypeError("unknown optimizer option %r" % (k,))
-            if k == "schedule":
-                v = SCHEDULES[v] if isinstance(v, str) else v
-            setattr(o, k, v)
+                raise ArgumentTypeError("unknown optimizer option %r (%s)" % (k, ", ".join(sorted(names))))
+            if k == "schedule" and isinstance(v, str):
+                v = _check.choice(v, SCHEDULES, "schedule")
+            _check.field(o, k, v, "optimizer: ")
         out = c_void_p()
         check(_ffi.optimizer_create(byref(out), byref(o)))
         self._ptr = out.value
@@ -46,7 +48,7 @@ class Optimizer(Handle):
 
     def learning_rate(self, step=0):
         lr = c_float()
-        check(_ffi.optimizer_learning_rate(self._handle(), step, byref(lr)))
+        check(_ffi.optimizer_learning_rate(self._handle(), _check.integer(step, "step"), byref(lr)))
         return lr.value
 
 
@@ -59,11 +61,17 @@ def _dataset(x, y, x_dtype=None, y_dtype=None):
     """(dataset, owned): x a Dataset (y None) or arrays."""
     if isinstance(x, Dataset):
         if y is not None:
-            raise InvalidArgument(-1, "y must be None when x is a Dataset")
+            raise InvalidArgument("y must be None when x is a Dataset")
         return x, False
     if y is None:
-        raise InvalidArgument(-1, "y is required unless x is a Dataset")
+        raise InvalidArgument("y is required unless x is a Dataset")
     return Dataset(x, y, x_dtype, y_dtype), True
+
+
+def _model_arg(m, what):
+    if not isinstance(m, Model):
+        raise ArgumentTypeError("%s must be an llm.Model, not %s" % (what, type(m).__name__))
+    return m
 
 
 class Model(Handle):
@@ -72,42 +80,62 @@ class Model(Handle):
         m = llm.Model([llm.layers.dense(8, "tanh"), llm.layers.dense(1, "sigmoid")])
         m.compile("binary_crossentropy", "adam", learning_rate=0.05)
         history = m.fit(x, y, epochs=100, batch_size=4)
+
+    Threads: predict, predict_text, generate and the read-only calls may run
+    at once from several threads on one model (include/llm/model.h,
+    Threads); fit, evaluate and the calls that change the model need it to
+    themselves.
     """
     _free = staticmethod(_ffi.model_free)
     _OUT_RE = re.compile(r"gives (\d+) output")
 
     def __init__(self, layers=(), backend=None, seed=None, _ptr=None):
+        if backend is not None and not isinstance(backend, Backend):
+            raise ArgumentTypeError("backend must be an llm.Backend, not %s" % type(backend).__name__)
         self.backend = backend or default_backend()
+        # the C model holds a reference to its backend, so this pointer stays
+        # valid while the model lives, also after self.backend is closed
+        self._be = self.backend._handle()
         if _ptr is None:
             out = c_void_p()
-            check(_ffi.model_sequential(byref(out), self.backend._handle()))
+            check(_ffi.model_sequential(byref(out), self._be))
             _ptr = out.value
         self._ptr = _ptr
         self._text_outputs = None
-        self.backend._adopt(self)
         if seed is not None:
             self.set_seed(seed)
+        if not isinstance(layers, (list, tuple)):
+            raise ArgumentTypeError("layers must be a list of Layers, not %s" % type(layers).__name__)
         for layer in layers:
             self.add(layer)
+
+    def _backend_ptr(self):
+        self._handle()
+        return self._be
 
     sequential = classmethod(lambda cls, backend=None, seed=None: cls(backend=backend, seed=seed))
 
     # ---- building
     def add(self, layer):
-        """Appends a layer; the model takes it (also when this raises)."""
-        ptr = layer._take()
-        check(_ffi.model_add(self._handle(), ptr))
+        """Appends a layer (llm.layers.*); the model takes it (also when this
+        raises)."""
+        from .layers import Layer
+        if not isinstance(layer, Layer):
+            raise ArgumentTypeError("add takes a Layer (llm.layers.dense(...), ...), not %s"
+                                    % type(layer).__name__)
+        handle = self._handle()
+        check(_ffi.model_add(handle, layer._take()))
         return self
 
     def set_seed(self, seed):
-        check(_ffi.model_set_seed(self._handle(), seed))
+        check(_ffi.model_set_seed(self._handle(), _check.integer(seed, "seed", c_uint64)))
 
     def build(self, sample_shape, dtype="float32"):
         """Builds for a per-sample input shape (no batch dimension), e.g.
         build([200], "int32") for token ids."""
-        shape = [sample_shape] if isinstance(sample_shape, int) else list(sample_shape)
+        shape = [sample_shape] if not isinstance(sample_shape, (list, tuple)) else list(sample_shape)
         check(_ffi.model_build(self._handle(), dtype_code(dtype), len(shape),
-                               _ffi.shape_array(shape)))
+                               _ffi.shape_array(shape, "sample_shape")))
         return self
 
     def summary(self):
@@ -119,6 +147,46 @@ class Model(Handle):
         check(_ffi.model_param_count(self._handle(), byref(n)))
         return n.value
 
+    def params(self):
+        """{name: shape} of the weights, in order (e.g. "dense_0.weight")."""
+        n = c_int()
+        check(_ffi.model_num_params(self._handle(), byref(n)))
+        out = {}
+        for i in range(n.value):
+            name, nd, dims = c_char_p(), c_int(), (c_int64 * 4)()
+            check(_ffi.model_param_info(self._ptr, i, byref(name), byref(nd), dims))
+            out[name.value.decode()] = tuple(dims[k] for k in range(nd.value))
+        return out
+
+    def get_param(self, name):
+        """The weights of one parameter as a flat list of floats (a numpy
+        array of its shape when numpy is there)."""
+        shape = self.params().get(name)
+        if shape is None:
+            raise InvalidArgument("no parameter %r (Model.params() lists them)" % (name,))
+        count = 1
+        for d in shape:
+            count *= d
+        buf = (c_float * count)()
+        check(_ffi.model_get_param(self._ptr, _check.cstring(name, "name"), buf, ctypes.sizeof(buf)))
+        if _np is not None:
+            return _np.frombuffer(buf, dtype=_np.float32).reshape(shape).copy()
+        return list(buf)
+
+    def set_param(self, name, values):
+        """Overwrites one parameter with values (as many floats as it holds)."""
+        from .core import HostBuffer
+        hb = HostBuffer(values, "float32")
+        check(_ffi.model_set_param(self._handle(), _check.cstring(name, "name"), hb.ptr, hb.nbytes))
+
+    def copy_weights(self, src):
+        """Copies every parameter of src whose name and shape match; returns
+        how many were copied (e.g. a pretrained language model's blocks into
+        a classifier)."""
+        n = c_int()
+        check(_ffi.model_copy_weights(self._handle(), _model_arg(src, "src")._handle(), byref(n)))
+        return n.value
+
     # ---- training
     def compile(self, loss="binary_crossentropy", optimizer="adam", metrics=("accuracy",),
                 **optimizer_options):
@@ -126,18 +194,19 @@ class Model(Handle):
         sparse_categorical_crossentropy[_logits], mse); optimizer: a name
         (adam, adamw, sgd; optimizer_options such as learning_rate go to it)
         or an Optimizer; metrics: () or ("accuracy",)."""
-        if loss not in LOSSES:
-            raise ValueError("unknown loss %r (%s)" % (loss, ", ".join(LOSSES)))
+        code = _check.choice(loss, LOSSES, "loss")
+        if isinstance(metrics, str):
+            metrics = (metrics,)
         flags = 0
         for m in metrics or ():
-            if m in ("accuracy", "acc"):
-                flags |= 1
-            else:
-                raise ValueError("unknown metric %r (accuracy)" % (m,))
+            flags |= _check.choice(m, METRICS, "metric")
         own = not isinstance(optimizer, Optimizer)
+        if not own and optimizer_options:
+            raise InvalidArgument("optimizer options (%s) go with an optimizer name, not an Optimizer"
+                                  % ", ".join(sorted(optimizer_options)))
         opt = Optimizer(optimizer, **optimizer_options) if own else optimizer
         try:
-            check(_ffi.model_compile(self._handle(), LOSSES[loss], opt._handle(), flags))
+            check(_ffi.model_compile(self._handle(), code, opt._handle(), flags))
         finally:
             if own:
                 opt.close()  # compile copied it
@@ -146,28 +215,49 @@ class Model(Handle):
     def fit(self, x, y=None, epochs=1, batch_size=32, validation_split=0.0,
             validation_data=None, shuffle=True, seed=1, on_epoch=None, on_batch=None,
             early_stopping=None, patience=0, min_delta=0.0, restore_best=True,
-            initial_epoch=0, checkpoint_path=None, x_dtype=None, y_dtype=None):
+            initial_epoch=0, checkpoint_path=None, x_dtype=None, y_dtype=None, dist=None):
         """Trains; x, y arrays or lists (or x a Dataset). validation_data: a
         Dataset or an (x, y) pair. on_epoch/on_batch(progress: dict) may
-        return True to stop. Returns a dict: per-epoch lists under "loss",
-        "accuracy", "val_loss", "val_accuracy", "learning_rate" (those
-        recorded), plus "epochs", "stopped_early" and "best_epoch"."""
+        return True to stop. dist: an llm.Dist for data-parallel training
+        over MPI (every rank calls fit alike). Returns a dict: per-epoch lists
+        under "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"
+        (those recorded), plus "epochs", "stopped_early" and "best_epoch"."""
+        o = _ffi.init(_ffi.FitOptions, _ffi.fit_options_init)
+        _check.set_fields(o, "fit: ", epochs=epochs, batch_size=batch_size, shuffle=int(bool(shuffle)),
+                          seed=seed, validation_split=validation_split, patience=patience,
+                          min_delta=min_delta, restore_best=int(bool(restore_best)),
+                          initial_epoch=initial_epoch,
+                          early_stopping=_check.choice(early_stopping, MONITORS, "early_stopping monitor"))
+        if checkpoint_path is not None:
+            o.checkpoint_path = _check.path(checkpoint_path, "checkpoint_path")
+        if dist is not None:
+            from .dist import Dist
+            if not isinstance(dist, Dist):
+                raise ArgumentTypeError("dist must be an llm.Dist, not %s" % type(dist).__name__)
+            o.dist = dist._handle()
+        for name, fn in (("on_epoch", on_epoch), ("on_batch", on_batch)):
+            if fn is not None and not callable(fn):
+                raise ArgumentTypeError("%s must be callable" % name)
+        handle = self._handle()
         train, own_train = _dataset(x, y, x_dtype, y_dtype)
         val, own_val = None, False
-        if validation_data is not None:
-            if isinstance(validation_data, Dataset):
-                val = validation_data
-            else:
-                val, own_val = _dataset(validation_data[0], validation_data[1], x_dtype, y_dtype)
-        o = _ffi.init(_ffi.FitOptions, _ffi.fit_options_init)
-        o.epochs, o.batch_size, o.shuffle, o.seed = epochs, batch_size, int(bool(shuffle)), seed
-        o.validation = val._handle() if val is not None else None
-        o.validation_split = validation_split
-        o.early_stopping = MONITORS[early_stopping]
-        o.patience, o.min_delta = patience, min_delta
-        o.restore_best, o.initial_epoch = int(bool(restore_best)), initial_epoch
-        if checkpoint_path is not None:
-            o.checkpoint_path = str(checkpoint_path).encode()
+        try:
+            if validation_data is not None:
+                if isinstance(validation_data, Dataset):
+                    val = validation_data
+                elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+                    val, own_val = _dataset(validation_data[0], validation_data[1], x_dtype, y_dtype)
+                else:
+                    raise ArgumentTypeError("validation_data must be a Dataset or an (x, y) pair")
+            o.validation = val._handle() if val is not None else None
+            return self._fit(handle, train, o, on_epoch, on_batch)
+        finally:
+            if own_train:
+                train.close()
+            if own_val:
+                val.close()
+
+    def _fit(self, handle, train, o, on_epoch, on_batch):
         raised = []
 
         def wrap(fn):
@@ -188,7 +278,7 @@ class Model(Handle):
         keep = (o.on_epoch, o.on_batch)  # the callbacks must outlive the call
         hist = c_void_p()
         try:
-            status = _ffi.model_fit(self._handle(), train._handle(), byref(o), byref(hist))
+            status = _ffi.model_fit(handle, train._handle(), byref(o), byref(hist))
             if raised:
                 raise raised[0]
             check(status)
@@ -197,10 +287,6 @@ class Model(Handle):
             del keep
             if hist.value:
                 _ffi.history_free(hist.value)
-            if own_train:
-                train.close()
-            if own_val:
-                val.close()
 
     @staticmethod
     def _history(h):
@@ -225,11 +311,17 @@ class Model(Handle):
 
     def train_on_batch(self, x, y):
         """One optimizer step; returns (loss, accuracy)."""
-        tx, ty = as_tensor(x, backend=self.backend), as_tensor(y, backend=self.backend)
+        handle = self._handle()
+        tx = as_tensor(x, backend=self)
+        try:
+            ty = as_tensor(y, backend=self)
+        except BaseException:
+            if tx is not x:
+                tx.close()
+            raise
         loss, acc = c_float(), c_float()
         try:
-            check(_ffi.model_train_on_batch(self._handle(), tx._handle(), ty._handle(),
-                                            byref(loss), byref(acc)))
+            check(_ffi.model_train_on_batch(handle, tx._handle(), ty._handle(), byref(loss), byref(acc)))
         finally:
             if tx is not x:
                 tx.close()
@@ -240,10 +332,12 @@ class Model(Handle):
     def evaluate(self, x, y=None, batch_size=32, x_dtype=None, y_dtype=None):
         """Loss and metrics (accuracy; for a binary model also precision,
         recall, f1, auc, tp/fp/tn/fn) as a dict; undefined ones are left out."""
+        batch_size = _check.integer(batch_size, "batch_size", c_int)
+        handle = self._handle()
         ds, own = _dataset(x, y, x_dtype, y_dtype)
         m = _ffi.init(_ffi.Metrics, _ffi.metrics_init)
         try:
-            check(_ffi.model_evaluate(self._handle(), ds._handle(), batch_size, byref(m)))
+            check(_ffi.model_evaluate(handle, ds._handle(), batch_size, byref(m)))
         finally:
             if own:
                 ds.close()
@@ -251,10 +345,11 @@ class Model(Handle):
 
     def predict_tensor(self, x, dtype=None):
         """Runs the model on x [N, ...]; returns a new Tensor (caller closes)."""
-        tx = as_tensor(x, dtype=dtype, backend=self.backend)
+        handle = self._handle()
+        tx = as_tensor(x, dtype=dtype, backend=self)
         out = c_void_p()
         try:
-            check(_ffi.model_predict(self._handle(), tx._handle(), byref(out)))
+            check(_ffi.model_predict(handle, tx._handle(), byref(out)))
         finally:
             if tx is not x:
                 tx.close()
@@ -269,34 +364,74 @@ class Model(Handle):
             return t.to_list()
 
     # ---- text pipeline
-    def set_text_pipeline(self, vocab, seq_len=200, padding="pre", truncation="post",
-                          email=True):
-        """Attaches vocab (copied) and the vectorizer settings; email True
-        reads inputs as raw e-mail with the default reader settings, a dict
-        of email_options() arguments or an EmailOptions changes them, and
-        False/None takes plain text."""
-        from .text import vectorize_options, email_options
+    def set_text_pipeline(self, tokens=None, seq_len=200, padding="pre", truncation="post",
+                          email=False):
+        """Attaches the pipeline predict_text runs: tokens a Vocab (copied:
+        word ids), a BPE (attached with set_tokenizer) or None (the tokenizer
+        already attached), and the vectorizer settings. As in C, the input is
+        plain text unless email says otherwise: True reads raw e-mail (MIME
+        decoded, headers dropped but the subject) with the default reader
+        settings, a dict of email_options() arguments or an EmailOptions
+        changes them."""
+        from .text import vectorize_options, email_options, Vocab, BPE
+        handle = self._handle()
         vo = vectorize_options(seq_len, padding, truncation)
         if email is True:
             em = email_options()
         elif isinstance(email, dict):
-            em = email_options(**email)
+            em = _check.call_with(email_options, email, "email options")
         elif isinstance(email, _ffi.EmailOptions):
             em = email
-        else:
+        elif email is False or email is None:
             em = None
-        check(_ffi.model_set_text_pipeline(self._handle(), vocab._handle(), byref(vo),
+        else:
+            raise ArgumentTypeError("email must be True, False, a dict or an EmailOptions, not %s"
+                                    % type(email).__name__)
+        if isinstance(tokens, BPE):
+            self.set_tokenizer(tokens)
+            vocab = None
+        elif isinstance(tokens, Vocab):
+            vocab = tokens._handle()
+        elif tokens is None:
+            vocab = None
+        else:
+            raise ArgumentTypeError("tokens must be a Vocab, a BPE or None, not %s" % type(tokens).__name__)
+        check(_ffi.model_set_text_pipeline(handle, vocab, byref(vo),
                                            byref(em) if em is not None else None))
         self._text_outputs = None
+        return self
+
+    def set_tokenizer(self, bpe):
+        """Attaches a copy of a BPE tokenizer, saved with the model (a
+        language model carries its own, so generate() takes text)."""
+        from .text import BPE
+        if not isinstance(bpe, BPE):
+            raise ArgumentTypeError("set_tokenizer takes an llm.BPE, not %s" % type(bpe).__name__)
+        check(_ffi.model_set_tokenizer(self._handle(), bpe._handle()))
+        return self
+
+    @property
+    def tokenizer(self):
+        """A copy of the attached BPE tokenizer (StateError if none)."""
+        from .text import BPE
+        ptr = c_void_p()
+        check(_ffi.model_tokenizer(self._handle(), byref(ptr)))
+        need = ctypes.c_size_t()
+        check(_ffi.bpe_serialize(ptr.value, None, 0, byref(need)))
+        buf = ctypes.create_string_buffer(need.value + 1)
+        check(_ffi.bpe_serialize(ptr.value, buf, len(buf), byref(need)))
+        return BPE.deserialize(buf.raw[:need.value])
 
     def predict_text(self, text):
-        """The model's outputs for one raw text (str or bytes) as a list of
-        floats; for a binary classifier [probability of class 1]."""
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        """The model's outputs for one raw text (str, bytes, bytearray or
+        memoryview) as a list of floats; for a binary classifier
+        [probability of class 1]."""
+        data = _check.text(text)
+        handle = self._handle()
         n = self._text_outputs or 1
         while True:
             out = (c_float * n)()
-            status = _ffi.model_predict_text(self._handle(), data, len(data), out, n)
+            status = _ffi.model_predict_text(handle, data, len(data), out, n)
             if status == 0:
                 self._text_outputs = n
                 return list(out)
@@ -307,18 +442,66 @@ class Model(Handle):
                 continue
             raise err
 
+    # ---- generation
+    def generate(self, prompt, max_tokens=100, temperature=1.0, top_k=0, top_p=1.0, seed=1,
+                 stop_token=-1, on_token=None):
+        """Samples up to max_tokens tokens after prompt from a causal language
+        model (layers.gpt). prompt: a list of ids, giving a list of ids; or a
+        text (str/bytes), encoded with the model's tokenizer, giving the
+        generated text (str for a str prompt, decoded as UTF-8 with
+        replacement, bytes otherwise). temperature 0 is greedy; top_k and
+        top_p restrict the choice; the same seed gives the same tokens.
+        on_token(id) is called as each is chosen and may return True to stop."""
+        from .lm import generate_options
+        from .text import _id_array
+        handle = self._handle()
+        o = generate_options(max_tokens, temperature, top_k, top_p, seed, stop_token)
+        if on_token is not None and not callable(on_token):
+            raise ArgumentTypeError("on_token must be callable")
+        as_text = isinstance(prompt, (str, bytes, bytearray, memoryview))
+        bpe = self.tokenizer if as_text else None
+        toks, raised = [], []
+
+        def cb(tok, user):  # collects the tokens: no buffer of max_tokens ids
+            toks.append(tok)
+            try:
+                return 1 if on_token is not None and on_token(tok) else 0
+            except BaseException as e:  # stop; re-raised after the call
+                raised.append(e)
+                return 1
+        o.on_token = _ffi.TOKEN_FN(cb)
+        try:
+            arr = _id_array(bpe.encode(prompt) if as_text else prompt)
+            n = c_int64()
+            status = _ffi.model_generate(handle, arr, len(arr), byref(o), None, 0, byref(n))
+            if raised:
+                raise raised[0]
+            check(status)
+            if not as_text:
+                return toks
+            data = bpe.decode(toks)
+            return data.decode("utf-8", "replace") if isinstance(prompt, str) else data
+        finally:
+            if bpe is not None:
+                bpe.close()
+
+    def decoder(self):
+        """A Decoder (KV cache) over this model: feed ids, get logits."""
+        from .lm import Decoder
+        return Decoder(self)
+
     # ---- metadata and files
     def set_metadata(self, key, value):
         """value None removes the key."""
-        check(_ffi.model_set_metadata(self._handle(), key.encode(),
-                                      None if value is None else str(value).encode()))
+        check(_ffi.model_set_metadata(self._handle(), _check.cstring(key, "key"),
+                                      None if value is None else _check.cstring(str(value), "value")))
 
     _MISSING = object()
 
     def get_metadata(self, key, default=_MISSING):
         """The value of key; default (if given) when absent, else InvalidArgument."""
         v = c_char_p()
-        status = _ffi.model_get_metadata(self._handle(), key.encode(), byref(v))
+        status = _ffi.model_get_metadata(self._handle(), _check.cstring(key, "key"), byref(v))
         if status != 0:
             if status == InvalidArgument.status and default is not Model._MISSING:
                 return default
@@ -326,45 +509,60 @@ class Model(Handle):
         return v.value.decode("utf-8", "replace")
 
     def save(self, path):
-        check(_ffi.model_save(self._handle(), str(path).encode()))
+        check(_ffi.model_save(self._handle(), _check.path(path)))
 
     def save_checkpoint(self, path):
-        check(_ffi.model_save_checkpoint(self._handle(), str(path).encode()))
+        check(_ffi.model_save_checkpoint(self._handle(), _check.path(path)))
 
     @classmethod
     def load(cls, path, backend=None):
-        """A model saved with save() (uncompiled), on backend (default CPU)."""
+        """A model saved with save() (uncompiled), on backend (default CPU).
+        path: str, bytes or os.PathLike."""
+        data = _check.path(path)
         backend = backend or default_backend()
         out = c_void_p()
-        check(_ffi.model_load(byref(out), backend._handle(), str(path).encode()))
+        check(_ffi.model_load(byref(out), backend._handle(), data))
         return cls(backend=backend, _ptr=out.value)
 
     @classmethod
     def load_checkpoint(cls, path, backend=None):
         """A compiled model from save_checkpoint(), ready to fit with
         initial_epoch=model.epochs_done."""
+        data = _check.path(path)
         backend = backend or default_backend()
         out = c_void_p()
-        check(_ffi.model_load_checkpoint(byref(out), backend._handle(), str(path).encode()))
+        check(_ffi.model_load_checkpoint(byref(out), backend._handle(), data))
         return cls(backend=backend, _ptr=out.value)
 
     @classmethod
     def ensemble(cls, members, backend=None):
         """A model whose outputs for a text are the mean of the members'
         (trained models with text pipelines, each read through its own).
-        The ensemble takes the members: they are closed here and live on
-        inside it. Save and load it like any model."""
+        All or nothing: on success the ensemble takes the members (they are
+        closed here and live on inside it); if any cannot join, none is taken
+        and every member stays open and usable. Save and load it like any
+        model."""
+        members = list(members)
+        for m in members:
+            _model_arg(m, "an ensemble member")._handle()
         backend = backend or default_backend()
         out = c_void_p()
         check(_ffi.model_ensemble(byref(out), backend._handle()))
         e = cls(backend=backend, _ptr=out.value)
+        added = 0
         try:
             for m in members:
-                check(_ffi.model_ensemble_add(e._handle(), m._handle()))
-                m._ptr = None  # owned by the ensemble now
-        except Exception:
+                check(_ffi.model_ensemble_add(e._ptr, m._ptr))
+                added += 1
+        except BaseException:
+            back = c_void_p()
+            while added:  # hand the members added so far back, newest first
+                added -= 1
+                check(_ffi.model_ensemble_remove(e._ptr, added, byref(back)))
             e.close()
             raise
+        for m in members:
+            m._ptr = None  # owned by the ensemble now
         return e
 
     @property

@@ -51,10 +51,13 @@ def contains5_data(n, seq=8, seed=0):
 
 
 def test_version():
-    assert llm.version() == "%d.%d.%d" % (llm.version_number() // 10000,
-                                          llm.version_number() // 100 % 100,
-                                          llm.version_number() % 100)
-    assert llm.library_path
+    # plain values, one style: version (str), version_number (int), library_path (str)
+    n = llm.version_number
+    assert isinstance(llm.version, str) and isinstance(n, int) and isinstance(llm.library_path, str)
+    assert llm.version == llm.__version__ == "%d.%d.%d" % (n // 10000, n // 100 % 100, n % 100)
+    assert os.path.exists(llm.library_path)
+    # 1.2's calls still work
+    assert llm.version() == llm.version and llm.version_number() == n
 
 
 def test_backend(cpu):
@@ -232,12 +235,22 @@ def test_layers_construct_and_ownership(cpu):
     unused.close()
 
 
-def test_backend_close_closes_children():
+def test_backend_close_leaves_children_usable():
+    # tensors and models hold their backend (in C too): closing the Backend
+    # first gives up its handle only
     b = llm.Backend("cpu", threads=1)
     t = llm.Tensor([1.0, 2.0], backend=b)
-    m = llm.Model([L.dense(1)], backend=b)
+    m = llm.Model([L.dense(1, "sigmoid")], backend=b, seed=1)
     b.close()
-    assert t.closed and m.closed and b.closed
+    assert b.closed and not t.closed and not m.closed
+    assert t.to_list() == [1.0, 2.0]
+    m.compile("binary_crossentropy", "sgd", learning_rate=0.1)
+    m.fit([[0.0], [1.0]], [0.0, 1.0], epochs=2, batch_size=2)
+    assert len(m.predict([[0.5]])) == 1
+    with pytest.raises(llm.ClosedError):
+        b.threads
+    t.close()
+    m.close()
 
 
 def test_spam_pipeline(cpu, tmp_path):
@@ -257,7 +270,7 @@ def test_spam_pipeline(cpu, tmp_path):
         assert len(tr) == len(train)
         m = llm.Model([L.embedding(len(vocab), 16), L.lstm(16), L.dense(1, "sigmoid")],
                       backend=cpu, seed=1)
-        m.set_text_pipeline(vocab, seq_len=seq)
+        m.set_text_pipeline(vocab, seq_len=seq, email=True)
         m.set_metadata("class_names", ",".join(corpus.class_names))
         m.compile("binary_crossentropy", "adam", learning_rate=0.01)
         hist = m.fit(tr, epochs=4, batch_size=8, validation_data=va)
