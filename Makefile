@@ -225,11 +225,13 @@ test: deps
 
 # Checks of the build itself (tests/build/): every public header alone as
 # C99, C11 and C++; `make LLM_CUDA=0` then `make install` installs what was
-# built (on a copy of $(BUILD)). A few seconds; `make test` runs them.
+# built (on a copy of $(BUILD)); `make demo` prints what README shows. About
+# 10 s; `make test` runs them.
 .PHONY: check-build
 check-build:
 	tests/build/check_headers.sh
 	tests/build/check_install.sh $(BUILD)
+	tests/build/check_demo.sh $(BUILD)
 
 # The Python binding's tests (bindings/python/tests) against the shared library
 # just built; `make test` runs them before the Check runner when pytest is there.
@@ -342,11 +344,15 @@ interop-check:
 
 # The spam classifier on a small sample of the SpamAssassin corpus (or on a
 # full one: `make demo DATA=/path/to/corpus/train`): train with a held-out
-# test part, score the whole folder, classify two new messages.
+# test part, score the whole folder, classify two new messages. The demo
+# trains the bag of embeddings over whole messages: on 216 training
+# messages it generalises better than the LSTM and gets the two new
+# messages right for every seed tried (README, "The spam classifier");
+# `make demo DEMO_ARGS=` trains spam_train's default LSTM instead.
 DATA = data/spam-sample
 DEMO_PROGRAM = spam_train
 DEMO_MODEL = $(BUILD)/demo/spam.safetensors
-DEMO_ARGS =
+DEMO_ARGS = --arch bag --seq 2000 --epochs 20 --lr 3e-3
 demo: deps
 	$(MAKE) all
 	@mkdir -p $(BUILD)/demo

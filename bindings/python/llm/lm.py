@@ -26,17 +26,17 @@ def next_token_windows(ids, context, stride=None):
     stride = context if stride is None else _check.integer(stride, "stride", lo=1)
     if isinstance(ids, (str, bytes, bytearray)):
         raise ArgumentTypeError("ids must be a sequence of token ids; encode the text first (BPE.encode)")
-    ids = list(ids)
-    if len(ids) < context + 1:
-        raise InvalidArgument("%d ids make no window of context %d (it needs context + 1 ids)"
-                              % (len(ids), context))
-    starts = range(0, len(ids) - context, stride)
-    x = [ids[s:s + context] for s in starts]
-    y = [ids[s + 1:s + context + 1] for s in starts]
+    n = len(ids)
+    if n < context + 1:
+        raise InvalidArgument("%d ids make no window of context %d (it needs context + 1 ids)" % (n, context))
+    starts = range(0, n - context, stride)
     if _np is not None:
         from .core import _numpy_checked, I32
-        return (_numpy_checked(_np.asarray(x), I32), _numpy_checked(_np.asarray(y), I32))
-    return x, y
+        a = _numpy_checked(_np.asarray(ids), I32)
+        rows = _np.asarray(starts)[:, None] + _np.arange(context)[None, :]
+        return a[rows], a[rows + 1]
+    ids = list(ids)
+    return [ids[s:s + context] for s in starts], [ids[s + 1:s + context + 1] for s in starts]
 
 
 def sample_token(logits, temperature=1.0, top_k=0, top_p=1.0, seed=1, counter=0):
