@@ -24,8 +24,9 @@ def next_token_windows(ids, context, stride=None):
     else lists; fit them with the loss "sparse_categorical_crossentropy_logits"."""
     context = _check.integer(context, "context", lo=1)
     stride = context if stride is None else _check.integer(stride, "stride", lo=1)
-    if isinstance(ids, (str, bytes, bytearray)):
-        raise ArgumentTypeError("ids must be a sequence of token ids; encode the text first (BPE.encode)")
+    if isinstance(ids, (str, bytes, bytearray)) or not hasattr(ids, "__len__"):
+        raise ArgumentTypeError("ids must be a sequence of token ids (BPE.encode of a text), not %s"
+                                % type(ids).__name__)
     n = len(ids)
     if n < context + 1:
         raise InvalidArgument("%d ids make no window of context %d (it needs context + 1 ids)" % (n, context))
@@ -43,6 +44,8 @@ def sample_token(logits, temperature=1.0, top_k=0, top_p=1.0, seed=1, counter=0)
     """Picks a token id from logits (a list of floats) as generate does;
     returns (token, counter + 1): pass the counter back for the next token,
     so that the same seed gives the same sequence."""
+    if isinstance(logits, (str, bytes, bytearray)) or not hasattr(logits, "__iter__"):
+        raise ArgumentTypeError("logits must be a sequence of numbers, not %s" % type(logits).__name__)
     vals = [_check.float32(v, "logit") for v in logits]
     arr = (c_float * len(vals))(*vals)
     o = generate_options(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)

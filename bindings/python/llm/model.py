@@ -68,6 +68,14 @@ def _dataset(x, y, x_dtype=None, y_dtype=None):
     return Dataset(x, y, x_dtype, y_dtype), True
 
 
+def _backend_arg(backend):
+    if backend is None:
+        return default_backend()
+    if not isinstance(backend, Backend):
+        raise ArgumentTypeError("backend must be an llm.Backend, not %s" % type(backend).__name__)
+    return backend
+
+
 def _model_arg(m, what):
     if not isinstance(m, Model):
         raise ArgumentTypeError("%s must be an llm.Model, not %s" % (what, type(m).__name__))
@@ -90,9 +98,7 @@ class Model(Handle):
     _OUT_RE = re.compile(r"gives (\d+) output")
 
     def __init__(self, layers=(), backend=None, seed=None, _ptr=None):
-        if backend is not None and not isinstance(backend, Backend):
-            raise ArgumentTypeError("backend must be an llm.Backend, not %s" % type(backend).__name__)
-        self.backend = backend or default_backend()
+        self.backend = _backend_arg(backend)
         # the C model holds a reference to its backend, so this pointer stays
         # valid while the model lives, also after self.backend is closed
         self._be = self.backend._handle()
@@ -161,6 +167,7 @@ class Model(Handle):
     def get_param(self, name):
         """The weights of one parameter as a flat list of floats (a numpy
         array of its shape when numpy is there)."""
+        name = _check.cstring(name, "name").decode("utf-8", "surrogateescape")
         shape = self.params().get(name)
         if shape is None:
             raise InvalidArgument("no parameter %r (Model.params() lists them)" % (name,))
@@ -197,6 +204,8 @@ class Model(Handle):
         code = _check.choice(loss, LOSSES, "loss")
         if isinstance(metrics, str):
             metrics = (metrics,)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise ArgumentTypeError("metrics must be a list of names, not %s" % type(metrics).__name__)
         flags = 0
         for m in metrics or ():
             flags |= _check.choice(m, METRICS, "metric")
@@ -519,7 +528,7 @@ class Model(Handle):
         """A model saved with save() (uncompiled), on backend (default CPU).
         path: str, bytes or os.PathLike."""
         data = _check.path(path)
-        backend = backend or default_backend()
+        backend = _backend_arg(backend)
         out = c_void_p()
         check(_ffi.model_load(byref(out), backend._handle(), data))
         return cls(backend=backend, _ptr=out.value)
@@ -529,7 +538,7 @@ class Model(Handle):
         """A compiled model from save_checkpoint(), ready to fit with
         initial_epoch=model.epochs_done."""
         data = _check.path(path)
-        backend = backend or default_backend()
+        backend = _backend_arg(backend)
         out = c_void_p()
         check(_ffi.model_load_checkpoint(byref(out), backend._handle(), data))
         return cls(backend=backend, _ptr=out.value)
@@ -542,10 +551,12 @@ class Model(Handle):
         closed here and live on inside it); if any cannot join, none is taken
         and every member stays open and usable. Save and load it like any
         model."""
+        if not isinstance(members, (list, tuple)):
+            raise ArgumentTypeError("members must be a list of Models, not %s" % type(members).__name__)
         members = list(members)
         for m in members:
             _model_arg(m, "an ensemble member")._handle()
-        backend = backend or default_backend()
+        backend = _backend_arg(backend)
         out = c_void_p()
         check(_ffi.model_ensemble(byref(out), backend._handle()))
         e = cls(backend=backend, _ptr=out.value)

@@ -31,6 +31,8 @@ def email_options(max_bytes=None, keep_subject=True, keep_headers=None, decode_m
     o.keep_subject = int(bool(keep_subject))
     if keep_headers:
         if not isinstance(keep_headers, (str, bytes)):
+            if not isinstance(keep_headers, (list, tuple)) or not all(isinstance(h, str) for h in keep_headers):
+                raise ArgumentTypeError("keep_headers must be a comma-separated str or a list of str")
             keep_headers = ",".join(keep_headers)
         _check.field(o, "keep_headers", keep_headers)  # the struct keeps the bytes alive
     o.decode_mime = int(bool(decode_mime))
@@ -68,8 +70,8 @@ class TextCorpus(Handle):
 
     def __init__(self, class_names=None, _ptr=None):
         if _ptr is None:
-            if isinstance(class_names, (str, bytes)) or class_names is None:
-                raise ArgumentTypeError("class_names must be a list of names")
+            if not isinstance(class_names, (list, tuple)):
+                raise ArgumentTypeError("class_names must be a list of names, not %s" % type(class_names).__name__)
             names = [_check.cstring(n, "class name") for n in class_names]
             arr = (c_char_p * len(names))(*names)
             out = c_void_p()
@@ -177,6 +179,8 @@ class Vocab(Handle):
     @classmethod
     def from_corpus(cls, corpus, max_tokens=20000, min_count=1, **tokenizer):
         """tokenizer: tokenizer_options() arguments (lowercase, fold_numbers...)."""
+        if not isinstance(corpus, TextCorpus):
+            raise ArgumentTypeError("corpus must be a TextCorpus, not %s" % type(corpus).__name__)
         vo = _ffi.init(_ffi.VocabOptions, _ffi.vocab_options_init)
         _check.set_fields(vo, max_tokens=max_tokens, min_count=min_count)
         to = _check.call_with(tokenizer_options, tokenizer, "Vocab.from_corpus")
@@ -303,10 +307,7 @@ class BPE(Handle):
 def _id_array(ids):
     """A c_int32 array of token ids (each checked: an id that does not fit
     int32 is an error, not another id)."""
-    if isinstance(ids, (str, bytes, bytearray)):
+    if isinstance(ids, (str, bytes, bytearray)) or not hasattr(ids, "__iter__"):
         raise ArgumentTypeError("ids must be a sequence of integers, not %s" % type(ids).__name__)
-    try:
-        vals = [_check.integer(v, "token id", c_int32) for v in ids]
-    except TypeError:
-        raise ArgumentTypeError("ids must be a sequence of integers, not %s" % type(ids).__name__) from None
+    vals = [_check.integer(v, "token id", c_int32) for v in ids]
     return (c_int32 * len(vals))(*vals)

@@ -246,3 +246,74 @@ def test_paths(tmp_path):
     with pytest.raises(llm.InvalidArgument):
         llm.TextCorpus.from_directory(str(tmp_path) + "\x00")
     m.close()
+
+
+BAD_VALUES = [None, "x", b"\0", 2 ** 70, -2 ** 70, -1, 1.5, float("nan"), object(), [1, "a"], {}]
+
+
+def test_bad_values_raise_llm_errors_only():
+    """Every public function and method, each parameter in turn given values
+    of the wrong type or out of range (the others their default, or 1):
+    whatever fails must fail with an llm.LLMError."""
+    import inspect
+    corpus = llm.TextCorpus(["a", "b"])
+    corpus.add("some words", 0)
+    corpus.add("more words", 1)
+    vocab = llm.Vocab.from_corpus(corpus)
+    bpe = llm.BPE.train(b"abc abc abd abd", vocab_size=260)
+    gpt = llm.Model(L.gpt(16, context=8, dim=8, layers=1, heads=2))
+    gpt.build([8], "int32")
+
+    def classifier():
+        m = llm.Model([L.embedding(len(vocab), 4), L.global_pool(), L.dense(1, "sigmoid")])
+        m.build([4], "int32")
+        m.set_text_pipeline(vocab, seq_len=4)
+        return m.compile()
+    fresh = {"Model": classifier, "Tensor": lambda: llm.Tensor([1.0, 2.0]),
+             "Dataset": lambda: llm.Dataset([[1.0]], [1.0]), "Decoder": gpt.decoder,
+             "Optimizer": lambda: llm.Optimizer("adam"), "Backend": lambda: llm.Backend("cpu", threads=1)}
+    shared = {"Vocab": vocab, "BPE": bpe, "TextCorpus": corpus, "GPT": gpt}
+    calls, wrong = 0, []
+
+    def probe(fn, label, make=None):
+        nonlocal calls
+        try:
+            params = [p for p in inspect.signature(fn).parameters.values()
+                      if p.kind == p.POSITIONAL_OR_KEYWORD and p.name not in ("self", "cls")
+                      and not p.name.startswith("_")]
+        except (TypeError, ValueError):
+            return
+        for i, p in enumerate(params):
+            for bad in BAD_VALUES:
+                args = [q.default if q.default is not q.empty else 1 for q in params[:i]] + [bad] + \
+                    [1 for q in params[i + 1:] if q.default is q.empty]
+                calls += 1
+                try:
+                    (getattr(make(), fn.__name__) if make else fn)(*args)
+                except llm.LLMError:
+                    pass
+                except Exception as e:  # reported below
+                    wrong.append("%s(%s=%r): %s: %s" % (label, p.name, bad, type(e).__name__, e))
+
+    for name in ("tokenize", "email_options", "tokenizer_options", "next_token_windows", "sample_token"):
+        probe(getattr(llm, name), "llm." + name)
+    for name in dir(L):
+        fn = getattr(L, name)
+        if inspect.isfunction(fn) and fn.__module__ == L.__name__ and not name.startswith("_"):
+            probe(fn, "layers." + name)
+    for name in ("Tensor", "Dataset", "Model", "TextCorpus", "Backend", "Optimizer", "Decoder"):
+        probe(getattr(llm, name), "llm." + name)
+    for cname, obj in list(fresh.items()) + list(shared.items()):
+        inst = obj() if callable(obj) and cname in fresh else obj
+        for name in dir(type(inst)):
+            member = getattr(type(inst), name)
+            if name.startswith("_") or name == "close" or isinstance(member, property):
+                continue
+            if inspect.isfunction(member):
+                probe(member, "%s.%s" % (cname, name), make=obj if cname in fresh else (lambda o=inst: o))
+            elif inspect.ismethod(getattr(inst, name)):  # classmethods
+                probe(getattr(inst, name), "%s.%s" % (cname, name))
+    assert calls > 1000
+    assert not wrong, "%d of %d calls raised something else:\n%s" % (len(wrong), calls, "\n".join(wrong[:30]))
+    for h in (gpt, bpe, vocab, corpus):
+        h.close()

@@ -16,9 +16,10 @@ PKG = os.path.abspath(os.path.join(HERE, ".."))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 EMAILS = os.path.join(REPO, "tests", "data", "emails")
 
-# issue 17's reproducer: models alive at exit, the default backend a
-# module global; Python's finalisers freed the backend first (status 139)
-AT_EXIT = """
+# issue 17's reproducer, as filed: models alive at exit, the default
+# backend a module global; Python's finalisers freed the backend first
+# (status 139)
+ISSUE = """
 import sys; sys.path.insert(0, %r)
 import llm
 from llm import layers as L
@@ -26,18 +27,22 @@ def f(): pass
 ms = []
 for s in range(2):
     m = llm.Model([L.dense(1, "sigmoid")]); m.compile(); m.fit([[0.0], [1.0]], [0, 1], epochs=1); ms.append(m)
-t = llm.Tensor([1.0, 2.0])
+print("ok")
+"""
+# more objects alive at exit: tensors, a decoder, a closed backend's models
+MORE = ISSUE.replace('print("ok")', """t = llm.Tensor([1.0, 2.0])
 d = llm.Model(L.gpt(16, context=8, dim=8, layers=1, heads=2)).build([8], "int32").decoder()
 e = llm.Backend("cpu", threads=1)
 kept = [llm.Model([L.dense(1)], backend=e), llm.Tensor([3.0], backend=e)]
-print("ok")
-"""
+e.close()
+print("ok")""")
 
 
+@pytest.mark.parametrize("script", [ISSUE, MORE], ids=["issue", "more"])
 @pytest.mark.parametrize("flags", [[], ["-X", "dev"]], ids=["plain", "X-dev"])
-def test_exit_with_live_models_is_clean(flags):
+def test_exit_with_live_models_is_clean(flags, script):
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    r = subprocess.run([sys.executable] + flags + ["-c", AT_EXIT % PKG], env=env, capture_output=True,
+    r = subprocess.run([sys.executable] + flags + ["-c", script % PKG], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, "exit status %d\n%s" % (r.returncode, r.stderr[-3000:])
     assert r.stdout.strip() == "ok"
@@ -61,7 +66,9 @@ def test_closing_in_any_order():
 
 def _text_model(corpus, vocab, seed, pool):
     m = llm.Model([L.embedding(len(vocab), 4), pool, L.dense(1, "sigmoid")], seed=seed)
-    return m.build([10], "int32").set_text_pipeline(vocab, seq_len=10, email=True)
+    m.build([10], "int32")
+    m.set_text_pipeline(vocab, seq_len=10, email=True)
+    return m
 
 
 def test_failed_ensemble_takes_no_member():

@@ -199,9 +199,10 @@ def run(dist):
 d = llm.Dist(timeout=60)
 loss, w = run(d)
 alone = run(None) if d.rank == 0 else None
-print("rank", d.rank, "of", d.size, loss, " ".join("%%.6f" %% v for v in w))
-if alone:
-    print("alone", alone[0], " ".join("%%.6f" %% v for v in alone[1]))
+with open(sys.argv[1] + ".%%d" %% d.rank, "w") as f:  # one file per rank: stdout interleaves
+    f.write("rank %%d of %%d %%r %%s\\n" %% (d.rank, d.size, loss, " ".join("%%.6f" %% v for v in w)))
+    if alone:
+        f.write("alone %%r %%s\\n" %% (alone[0], " ".join("%%.6f" %% v for v in alone[1])))
 d.close()
 """
 
@@ -214,14 +215,15 @@ def test_fit_over_mpi_matches_one_process(tmp_path):
     script.write_text(DIST_RUN % PKG)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OMPI_MCA_rmaps_base_oversubscribe="1")
     r = subprocess.run([mpirun, "--oversubscribe", "--allow-run-as-root", "--mca",
-                        "btl_vader_single_copy_mechanism", "none", "-np", "2", sys.executable, str(script)],
-                       env=env, capture_output=True, text=True, timeout=180)
+                        "btl_vader_single_copy_mechanism", "none", "-np", "2", sys.executable, str(script),
+                        str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=180)
     if r.returncode != 0 and "module" in r.stdout + r.stderr and "not found" in r.stdout + r.stderr:
         pytest.skip("libllm-mpi.so not built: %s" % (r.stdout + r.stderr)[-300:])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    ranks = sorted(line.split() for line in r.stdout.splitlines() if line.startswith("rank"))
-    alone = [line.split() for line in r.stdout.splitlines() if line.startswith("alone")]
-    assert len(ranks) == 2 and ranks[0][3] == "2" and len(alone) == 1, r.stdout
+    lines = [line.split() for k in range(2) for line in open(str(tmp_path / ("out.%d" % k)))]
+    ranks = sorted(line for line in lines if line[0] == "rank")
+    alone = [line for line in lines if line[0] == "alone"]
+    assert len(ranks) == 2 and ranks[0][3] == "2" and len(alone) == 1, lines
     w0, w1, wa = ranks[0][5:], ranks[1][5:], alone[0][2:]
     assert w0 == w1                            # the ranks hold the same weights
     for a, b in zip(w0, wa):                   # = one process with the same batch
