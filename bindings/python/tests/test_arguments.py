@@ -251,11 +251,12 @@ def test_paths(tmp_path):
 BAD_VALUES = [None, "x", b"\0", 2 ** 70, -2 ** 70, -1, 1.5, float("nan"), object(), [1, "a"], {}]
 
 
-def test_bad_values_raise_llm_errors_only():
+def test_bad_values_raise_llm_errors_only(tmp_path, monkeypatch):
     """Every public function and method, each parameter in turn given values
     of the wrong type or out of range (the others their default, or 1):
     whatever fails must fail with an llm.LLMError."""
     import inspect
+    monkeypatch.chdir(tmp_path)  # save("x") and the like write here
     corpus = llm.TextCorpus(["a", "b"])
     corpus.add("some words", 0)
     corpus.add("more words", 1)
