@@ -3,7 +3,7 @@ import array
 import ctypes
 import math
 import threading
-from ctypes import byref, c_double, c_int, c_int64, c_void_p
+from ctypes import byref, c_int, c_int64, c_void_p
 
 from . import _ffi, _check
 from .errors import check, ArgumentTypeError, ClosedError, InvalidArgument, NumpyMissing, ShapeError

@@ -1,7 +1,6 @@
 """Language models: training windows over a token sequence, the decoder
 (key/value cache) and sampling (include/llm/generate.h). Model.generate
 samples whole continuations; a Decoder gives the logits token by token."""
-import ctypes
 from ctypes import byref, c_float, c_int32, c_int64, c_uint64, c_void_p
 
 from . import _ffi, _check

@@ -2,13 +2,12 @@
 import ctypes
 import math
 import re
-from ctypes import (byref, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_uint64,
-                    c_void_p)
+from ctypes import byref, c_char_p, c_double, c_float, c_int, c_int64, c_uint64, c_void_p
 
 from . import _ffi, _check
 from .core import (Handle, Tensor, Dataset, default_backend, as_tensor, dtype_code,
                    _snprintf, _np, Backend)
-from .errors import check, error_for, ArgumentTypeError, InvalidArgument, StateError
+from .errors import check, error_for, ArgumentTypeError, InvalidArgument
 
 LOSSES = {"binary_crossentropy": 0, "bce": 0, "binary_crossentropy_logits": 1,
           "sparse_categorical_crossentropy": 2, "sparse_categorical_crossentropy_logits": 3,
@@ -98,6 +97,8 @@ class Model(Handle):
     _OUT_RE = re.compile(r"gives (\d+) output")
 
     def __init__(self, layers=(), backend=None, seed=None, _ptr=None):
+        if not isinstance(layers, (list, tuple)):
+            raise ArgumentTypeError("layers must be a list of Layers, not %s" % type(layers).__name__)
         self.backend = _backend_arg(backend)
         # the C model holds a reference to its backend, so this pointer stays
         # valid while the model lives, also after self.backend is closed
@@ -110,8 +111,6 @@ class Model(Handle):
         self._text_outputs = None
         if seed is not None:
             self.set_seed(seed)
-        if not isinstance(layers, (list, tuple)):
-            raise ArgumentTypeError("layers must be a list of Layers, not %s" % type(layers).__name__)
         for layer in layers:
             self.add(layer)
 
