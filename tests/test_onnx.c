@@ -792,6 +792,34 @@ START_TEST(write_is_atomic) {
 }
 END_TEST
 
+/* Every allocation of libllm's side failing in turn (the view, the writer):
+ * out of memory, cleanly, and nothing on disk, until the export goes through. */
+START_TEST(out_of_memory_is_clean) {
+    llm_model *m = classifier();
+    int64_t n, failures = 0;
+    for (n = 0; n < 100000; n++) {
+        llm__alloc_fail_after(n);
+        llm_status s = llm_model_export_onnx(m, path, NULL);
+        int fired = llm__alloc_fired();
+        llm__alloc_fail_after(-1);
+        if (!fired) {
+            ck_assert_int_eq(s, LLM_OK);
+            break;
+        }
+        ck_assert_msg(s == LLM_ERR_OUT_OF_MEMORY, "allocation %lld failing gave %s: %s", (long long)n,
+                      llm_status_string(s), llm_last_error());
+        int temps;
+        ck_assert_int_eq(entries(&temps), 0);
+        failures++;
+    }
+    ck_assert_int_gt(failures, 3);
+    Onnx__ModelProto *mp = read_model(path);
+    check_well_formed(mp, 17);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    llm_model_free(m);
+}
+END_TEST
+
 Suite *suite_onnx(void) {
     Suite *s = suite_create("onnx");
     TCase *c = tcase_create("core");
@@ -810,6 +838,7 @@ Suite *suite_onnx(void) {
     tcase_add_test(e, unknown_kind_is_refused);
     tcase_add_test(e, bad_calls_are_refused);
     tcase_add_test(e, write_is_atomic);
+    tcase_add_test(e, out_of_memory_is_clean);
     suite_add_tcase(s, e);
     return s;
 }

@@ -331,6 +331,17 @@ class Model(Handle):
     def save_checkpoint(self, path):
         check(_ffi.model_save_checkpoint(self._handle(), str(path).encode()))
 
+    def export_onnx(self, path, opset=17, batch=None, text_pipeline=True):
+        """Writes the built model as an ONNX file (docs/ONNX.md): input 'ids',
+        int64 [batch, seq]; output 'probabilities' for a classifier, what
+        predict() gives. batch None keeps the batch dimension dynamic;
+        text_pipeline puts the vocabulary or tokenizer into its metadata."""
+        o = _ffi.init(_ffi.OnnxOptions, _ffi.onnx_options_init)
+        o.opset = opset
+        o.batch = batch or 0
+        o.text_pipeline = 1 if text_pipeline else 0
+        check(_ffi.model_export_onnx(self._handle(), str(path).encode(), byref(o)))
+
     @classmethod
     def load(cls, path, backend=None):
         """A model saved with save() (uncompiled), on backend (default CPU)."""
