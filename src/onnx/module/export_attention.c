@@ -50,32 +50,24 @@ static void score_mask(ex_ctx *x, const char *mask, int causal, int64_t T, const
     x->attn_any = *any;
 }
 
-static const char *perm(ox *g, const char *in, int rank, const int64_t *p) {
-    Onnx__NodeProto *n = ox_node(g, "Transpose", 1, &in, 1);
-    ox_attr_ints(g, n, "perm", rank, p);
-    return ox_out(n, 0);
-}
-
 /* qkv [B, T, 3D] (queries, keys, values) -> [B, T, D] */
 static const char *attend(ex_ctx *x, const char *qkv, const char *mask, int64_t T, int64_t D, int64_t heads,
                           int causal) {
     ox *g = x->g;
     const int64_t d = D / heads;
     const char *split = OX2(g, "Reshape", qkv, OX_I64S(g, -1, T, 3, heads, d));
-    const char *qkvh = perm(g, split, 5, (const int64_t[]){ 2, 0, 3, 1, 4 }); /* [3, B, heads, T, d] */
+    const char *qkvh = ex_transpose(x, split, 5, (const int64_t[]){ 2, 0, 3, 1, 4 }); /* [3, B, heads, T, d] */
     const char *q = OX2(g, "Gather", qkvh, ox_i64(g, 0));
     const char *k = OX2(g, "Gather", qkvh, ox_i64(g, 1));
     const char *v = OX2(g, "Gather", qkvh, ox_i64(g, 2));
-    const char *s = OX2(g, "MatMul", q, perm(g, k, 4, (const int64_t[]){ 0, 1, 3, 2 }));
+    const char *s = OX2(g, "MatMul", q, ex_transpose(x, k, 4, (const int64_t[]){ 0, 1, 3, 2 }));
     s = OX2(g, "Mul", s, ox_f32(g, (float)(1.0 / sqrt((double)d))));
     const char *bias, *any;
     score_mask(x, mask, causal, T, &bias, &any);
     if (bias) s = OX2(g, "Add", s, bias);
-    Onnx__NodeProto *n = ox_node(g, "Softmax", 1, &s, 1);
-    ox_attr_int(g, n, "axis", -1);
-    const char *o = OX2(g, "MatMul", ox_out(n, 0), v); /* [B, heads, T, d] */
+    const char *o = OX2(g, "MatMul", ex_activation(x, s, EX_ACT_SOFTMAX), v); /* [B, heads, T, d] */
     if (any) o = OX2(g, "Mul", o, any);
-    o = perm(g, o, 4, (const int64_t[]){ 0, 2, 1, 3 });
+    o = ex_transpose(x, o, 4, (const int64_t[]){ 0, 2, 1, 3 });
     return OX2(g, "Reshape", o, OX_I64S(g, -1, T, D));
 }
 
@@ -111,15 +103,6 @@ llm_status ex_attention(ex_ctx *x, const ex_layer *l, ex_val *v) {
     return ex_built(x, l);
 }
 
-static const char *layer_norm(ox *g, const char *in, const char *gamma, const char *beta, float eps) {
-    Onnx__NodeProto *n = ox_node(g, "LayerNormalization", 3, (const char *const[]){ in, gamma, beta }, 1);
-    ox_attr_int(g, n, "axis", -1);
-    ox_attr_float(g, n, "epsilon", eps);
-    return ox_out(n, 0);
-}
-
-enum { GELU = 4 };
-
 llm_status ex_transformer_block(ex_ctx *x, const ex_layer *l, ex_val *v) {
     static const char *const names[12] = { "ln1_gamma", "ln1_beta", "qkv_weight", "qkv_bias", "proj_weight",
                                            "proj_bias", "ln2_gamma", "ln2_beta", "fc1_weight", "fc1_bias",
@@ -137,11 +120,11 @@ llm_status ex_transformer_block(ex_ctx *x, const ex_layer *l, ex_val *v) {
     const char *p[12];
     for (int i = 0; i < 12; i++) EX_CHECK(ex_param(x, l, l->name, names[i], cols[i] ? 2 : 1, rows[i], cols[i], &p[i]));
     ox *g = x->g;
-    const char *h1 = layer_norm(g, v->name, p[0], p[1], eps);
+    const char *h1 = ex_layer_norm(x, v->name, p[0], p[1], eps);
     const char *a = attend(x, linear(x, v, h1, p[2], p[3], 3 * D), v->mask, T, D, H, causal);
     const char *x2 = OX2(g, "Add", v->name, linear(x, v, a, p[4], p[5], D));
-    const char *h2 = layer_norm(g, x2, p[6], p[7], eps);
-    const char *f = ex_activation(x, linear(x, v, h2, p[8], p[9], M), GELU);
+    const char *h2 = ex_layer_norm(x, x2, p[6], p[7], eps);
+    const char *f = ex_activation(x, linear(x, v, h2, p[8], p[9], M), EX_ACT_GELU);
     ex_val wide = *v;
     wide.dim[1] = M;
     v->name = OX2(g, "Add", x2, linear(x, &wide, f, p[10], p[11], D));

@@ -4,11 +4,9 @@
 #include <string.h>
 #include "exporter.h"
 
-enum { ACT_SIGMOID = 2, ACT_SOFTMAX = 5 };
-
 /* A sigmoid or softmax at the end makes the output probabilities. */
 static void note_activation(ex_ctx *x, int act) {
-    x->out_kind = act == ACT_SIGMOID || act == ACT_SOFTMAX ? EX_OUT_PROBABILITIES : EX_OUT_VALUES;
+    x->out_kind = act == EX_ACT_SIGMOID || act == EX_ACT_SOFTMAX ? EX_OUT_PROBABILITIES : EX_OUT_VALUES;
 }
 
 llm_status ex_dense(ex_ctx *x, const ex_layer *l, ex_val *v) {

@@ -12,10 +12,7 @@ llm_status ex_layernorm(ex_ctx *x, const ex_layer *l, ex_val *v) {
     int64_t F = v->dim[v->rank - 1];
     EX_CHECK(ex_param(x, l, l->name, "gamma", 1, F, 0, &gamma));
     EX_CHECK(ex_param(x, l, l->name, "beta", 1, F, 0, &beta));
-    Onnx__NodeProto *n = ox_node(x->g, "LayerNormalization", 3, (const char *const[]){ v->name, gamma, beta }, 1);
-    ox_attr_int(x->g, n, "axis", -1);
-    ox_attr_float(x->g, n, "epsilon", eps);
-    v->name = ox_out(n, 0);
+    v->name = ex_layer_norm(x, v->name, gamma, beta, eps);
     return ex_built(x, l);
 }
 

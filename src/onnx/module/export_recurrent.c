@@ -81,12 +81,6 @@ static const char *gather_axis(ox *g, const char *op, const char *data, const ch
     return ox_out(n, 0);
 }
 
-static const char *transpose(ox *g, const char *in, int rank, const int64_t *perm) {
-    Onnx__NodeProto *n = ox_node(g, "Transpose", 1, &in, 1);
-    ox_attr_ints(g, n, "perm", rank, perm);
-    return ox_out(n, 0);
-}
-
 static const char *concat(ox *g, int count, const char *const *in, int64_t axis) {
     if (count == 1) return in[0];
     Onnx__NodeProto *n = ox_node(g, "Concat", count, in, 1);
@@ -116,7 +110,7 @@ static llm_status recurrent(ex_ctx *x, const ex_layer *l, ex_val *v, const rnn *
         X = gather_steps(g, X, ex_steps_order(x, v->mask, T), T, E);
         lens = ex_steps_lens(x, v->mask);
     }
-    X = transpose(g, X, 3, (const int64_t[]){ 1, 0, 2 }); /* [T, B, E]: ONNX's layout */
+    X = ex_transpose(x, X, 3, (const int64_t[]){ 1, 0, 2 }); /* [T, B, E]: ONNX's layout */
     Onnx__NodeProto *n = ox_node(g, r->gru ? "GRU" : "LSTM", 5, (const char *const[]){ X, w[0], w[1], w[2], lens }, 2);
     ox_attr_int(g, n, "hidden_size", H);
     ox_attr_str(g, n, "direction", r->parts == 2 ? "bidirectional" : r->reverse[0] ? "reverse" : "forward");
@@ -134,7 +128,7 @@ static llm_status recurrent(ex_ctx *x, const ex_layer *l, ex_val *v, const rnn *
         v->dim[0] = r->parts * H;
         v->mask = NULL;
     } else {
-        const char *Yb = transpose(g, Y, 4, (const int64_t[]){ 2, 0, 1, 3 }); /* [B, T, dirs, H] */
+        const char *Yb = ex_transpose(x, Y, 4, (const int64_t[]){ 2, 0, 1, 3 }); /* [B, T, dirs, H] */
         for (int k = 0; k < r->parts; k++) {
             part[k] = gather_axis(g, "Gather", Yb, ox_i64(g, dir_of[k]), 2);
             if (v->mask) {

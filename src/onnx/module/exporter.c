@@ -130,7 +130,6 @@ const char *ex_linear(ex_ctx *x, const ex_val *v, const char *W, const char *b, 
 }
 
 const char *const ex_act_names[6] = { "none", "relu", "sigmoid", "tanh", "gelu", "softmax" };
-enum { ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_GELU, ACT_SOFTMAX };
 
 /* libllm's GELU is the tanh form, 0.5 v (1 + tanh(k (v + a v^3))), which it
  * computes as v sigmoid(2 k (v + a v^3)); opset 20 has it as one operator. */
@@ -150,17 +149,30 @@ static const char *gelu_tanh(ex_ctx *x, const char *v) {
 const char *ex_activation(ex_ctx *x, const char *in, int act) {
     ox *g = x->g;
     switch (act) {
-    case ACT_RELU: return OX1(g, "Relu", in);
-    case ACT_SIGMOID: return OX1(g, "Sigmoid", in);
-    case ACT_TANH: return OX1(g, "Tanh", in);
-    case ACT_GELU: return gelu_tanh(x, in);
-    case ACT_SOFTMAX: {
+    case EX_ACT_RELU: return OX1(g, "Relu", in);
+    case EX_ACT_SIGMOID: return OX1(g, "Sigmoid", in);
+    case EX_ACT_TANH: return OX1(g, "Tanh", in);
+    case EX_ACT_GELU: return gelu_tanh(x, in);
+    case EX_ACT_SOFTMAX: {
         Onnx__NodeProto *n = ox_node(g, "Softmax", 1, &in, 1);
         ox_attr_int(g, n, "axis", -1);
         return ox_out(n, 0);
     }
     default: return in;
     }
+}
+
+const char *ex_transpose(ex_ctx *x, const char *in, int rank, const int64_t *perm) {
+    Onnx__NodeProto *n = ox_node(x->g, "Transpose", 1, &in, 1);
+    ox_attr_ints(x->g, n, "perm", rank, perm);
+    return ox_out(n, 0);
+}
+
+const char *ex_layer_norm(ex_ctx *x, const char *in, const char *gamma, const char *beta, float eps) {
+    Onnx__NodeProto *n = ox_node(x->g, "LayerNormalization", 3, (const char *const[]){ in, gamma, beta }, 1);
+    ox_attr_int(x->g, n, "axis", -1);
+    ox_attr_float(x->g, n, "epsilon", eps);
+    return ox_out(n, 0);
 }
 
 const char *ex_reduce(ex_ctx *x, const char *op, const char *in, int64_t axis, int keepdims) {
@@ -197,13 +209,7 @@ static const char *cast(ox *g, const char *in, int to) {
     return ox_out(n, 0);
 }
 
-const ex_steps *ex_steps_of(ex_ctx *x, const char *mask) {
-    ex_steps *s = steps(x, mask);
-    done(x, NULL);
-    return s;
-}
-
-const char *ex_steps_m64(ex_ctx *x, const char *mask) {
+static const char *steps_m64(ex_ctx *x, const char *mask) {
     ex_steps *s = steps(x, mask);
     if (!s->m64) s->m64 = cast(x->g, mask, OX_INT64);
     return done(x, s->m64);
@@ -215,22 +221,22 @@ const char *ex_steps_mf(ex_ctx *x, const char *mask) {
     return done(x, s->mf);
 }
 
-const char *ex_steps_count(ex_ctx *x, const char *mask) {
-    const char *m64 = ex_steps_m64(x, mask);
+static const char *steps_count(ex_ctx *x, const char *mask) {
+    const char *m64 = steps_m64(x, mask);
     ex_steps *s = steps(x, mask);
     if (!s->count) s->count = ex_reduce(x, "ReduceSum", m64, 1, 1);
     return done(x, s->count);
 }
 
 const char *ex_steps_nonempty(ex_ctx *x, const char *mask) {
-    const char *count = ex_steps_count(x, mask);
+    const char *count = steps_count(x, mask);
     ex_steps *s = steps(x, mask);
     if (!s->nonempty) s->nonempty = cast(x->g, OX2(x->g, "Greater", count, ox_i64(x->g, 0)), OX_FLOAT);
     return done(x, s->nonempty);
 }
 
 static const char *cumulative(ex_ctx *x, const char *mask) {
-    const char *m64 = ex_steps_m64(x, mask);
+    const char *m64 = steps_m64(x, mask);
     ex_steps *s = steps(x, mask);
     if (!s->cum) s->cum = OX2(x->g, "CumSum", m64, ox_i64(x->g, 1));
     return done(x, s->cum);
@@ -239,7 +245,7 @@ static const char *cumulative(ex_ctx *x, const char *mask) {
 /* The real steps first, in order, then the padding: the positions sorted by
  * t + T (1 - mask), all distinct, by TopK (smallest first). */
 const char *ex_steps_order(ex_ctx *x, const char *mask, int64_t T) {
-    const char *m64 = ex_steps_m64(x, mask);
+    const char *m64 = steps_m64(x, mask);
     ex_steps *s = steps(x, mask);
     if (!s->order) {
         ox *g = x->g;
@@ -261,7 +267,7 @@ const char *ex_steps_order(ex_ctx *x, const char *mask, int64_t T) {
 /* sequence_lens: at least 1, since the ONNX spec does not promise what an
  * empty sequence gives; an empty row's outputs are zeroed instead. */
 const char *ex_steps_lens(ex_ctx *x, const char *mask) {
-    const char *count = ex_steps_count(x, mask);
+    const char *count = steps_count(x, mask);
     ex_steps *s = steps(x, mask);
     if (!s->lens) {
         ox *g = x->g;
@@ -276,7 +282,7 @@ const char *ex_steps_lens(ex_ctx *x, const char *mask) {
  * from t on: packed index cum[t] - mask[t] (the real steps before t), none
  * when that reaches count. */
 void ex_steps_expand(ex_ctx *x, const char *mask, int reverse, int64_t T, const char **index, const char **valid) {
-    const char *cum = cumulative(x, mask), *m64 = ex_steps_m64(x, mask), *count = ex_steps_count(x, mask);
+    const char *cum = cumulative(x, mask), *m64 = steps_m64(x, mask), *count = steps_count(x, mask);
     ex_steps *s = steps(x, mask);
     ox *g = x->g;
     const int64_t axis2[1] = { 2 };

@@ -100,16 +100,17 @@ llm_status ex_expect(ex_ctx *x, const ex_layer *l, const ex_val *v, int ids, int
 const char *ex_linear(ex_ctx *x, const ex_val *v, const char *W, const char *b, int64_t units);
 /* A libllm activation (names as in the file: none, relu, sigmoid, tanh,
  * gelu, softmax) over the last dimension. */
+enum { EX_ACT_NONE, EX_ACT_RELU, EX_ACT_SIGMOID, EX_ACT_TANH, EX_ACT_GELU, EX_ACT_SOFTMAX };
 extern const char *const ex_act_names[6];
 const char *ex_activation(ex_ctx *x, const char *in, int act);
+const char *ex_transpose(ex_ctx *x, const char *in, int rank, const int64_t *perm);
+/* LayerNormalization over the last dimension. */
+const char *ex_layer_norm(ex_ctx *x, const char *in, const char *gamma, const char *beta, float eps);
 /* ReduceSum / ReduceMean / ReduceMax over one axis, in the form the opset has. */
 const char *ex_reduce(ex_ctx *x, const char *op, const char *in, int64_t axis, int keepdims);
 
 /* The padding mask's derived values (above), made on first use. */
-const ex_steps *ex_steps_of(ex_ctx *x, const char *mask);
-const char *ex_steps_m64(ex_ctx *x, const char *mask);
 const char *ex_steps_mf(ex_ctx *x, const char *mask);
-const char *ex_steps_count(ex_ctx *x, const char *mask);
 const char *ex_steps_nonempty(ex_ctx *x, const char *mask);
 const char *ex_steps_order(ex_ctx *x, const char *mask, int64_t T);
 const char *ex_steps_lens(ex_ctx *x, const char *mask);
