@@ -49,7 +49,8 @@ LLM_API void llm_onnx_options_init(llm_onnx_options *opts);
  * LLM_ERR_STATE: the model is not built.
  * LLM_ERR_NOT_SUPPORTED: an ensemble, or a layer with no ONNX mapping (the
  *   message names the layer), or weights beyond the 2 GiB a protobuf holds.
- * LLM_ERR_UNAVAILABLE: the module libllm-onnx.so is missing or unloadable.
+ * LLM_ERR_UNAVAILABLE: the module libllm-onnx.so is missing, unloadable or
+ *   from another build of libllm.
  * LLM_ERR_IO: the file cannot be written. */
 LLM_API llm_status llm_model_export_onnx(const llm_model *model, const char *path,
                                          const llm_onnx_options *opts);
