@@ -39,7 +39,7 @@ if [ ! -f "$ORT/node_modules/onnxruntime-node/package.json" ]; then
 fi
 
 # name | program | its options (small and quick: a few seconds each)
-MODELS='lstm|spam_train|
+MODELS='lstm|spam_train|--threshold 0.6
 gru|spam_train|--gru
 bilstm|spam_train|--bidirectional
 bigru|spam_train|--bidirectional --gru

@@ -1,5 +1,6 @@
 /* The ONNX model builder (ox.h). */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct ox {
 
 static void *arena_alloc(ox *g, size_t n) {
     if (g->failed) return NULL;
+    if (n > SIZE_MAX / 2) { g->failed = 1; return NULL; }
     n = (n + 15) & ~(size_t)15;
     chunk *c = g->arena;
     if (!c || c->cap - c->used < n) {
