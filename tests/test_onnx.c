@@ -641,7 +641,8 @@ START_TEST(unknown_kind_is_refused) {
     *(void **)&init = dlsym(h, LLM__ONNX_MODULE_ENTRY);
     ck_assert_ptr_nonnull(init);
     const llm__onnx_host host = { sizeof(llm__onnx_host), sizeof(llm__onnx_module), sizeof(llm__onnx_view),
-                                  sizeof(llm__onnx_settings), LLM_VERSION_NUMBER, llm__error, host_write };
+                                  sizeof(llm__onnx_settings), LLM_VERSION_NUMBER, llm__error, host_write,
+                                  llm__write_all };
     llm__onnx_module mod;
     ck_assert_ok(init(&host, &mod));
     ck_assert_int_eq(mod.version, LLM_VERSION_NUMBER);

@@ -29,7 +29,7 @@ void llm_onnx_options_init(llm_onnx_options *opts) {
 
 static const llm__onnx_host onnx_host = {
     sizeof(llm__onnx_host), sizeof(llm__onnx_module), sizeof(llm__onnx_view), sizeof(llm__onnx_settings),
-    LLM_VERSION_NUMBER, llm__error, llm__write_atomic,
+    LLM_VERSION_NUMBER, llm__error, llm__write_atomic, llm__write_all,
 };
 
 /* Opens the module into *handle and fills *mod; LLM_ERR_UNAVAILABLE with

@@ -17,7 +17,7 @@
  * one place that gathers the view from a model).
  *
  * The module does not link against libllm (which may be linked statically
- * into the program): libllm hands it error() and the atomic file writer. */
+ * into the program): libllm hands it error() and its file writers. */
 #ifndef LLM_PRIVATE_ONNX_MODULE_H
 #define LLM_PRIVATE_ONNX_MODULE_H
 
@@ -78,6 +78,8 @@ typedef struct llm__onnx_host {
     /* Writes path atomically (temporary file, fsync, rename, directory fsync)
      * with the bytes fill() writes; on failure nothing is left behind. */
     llm_status (*write_atomic)(const char *path, llm__onnx_fill_fn fill, void *user);
+    /* write(2) until all n bytes are written; 0 or an errno value (for fill). */
+    int (*write_all)(int fd, const void *p, size_t n);
 } llm__onnx_host;
 
 typedef struct llm__onnx_module {

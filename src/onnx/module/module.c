@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <errno.h>
 #include "exporter.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -159,30 +157,20 @@ static void add_metadata(ex_ctx *x, const model_spec *m) {
 typedef struct sink {
     ProtobufCBuffer base;
     const Onnx__ModelProto *model;
+    int (*write_all)(int fd, const void *p, size_t n);
     int fd, err;
     size_t used;
     uint8_t buf[1 << 16];
 } sink;
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return w < 0 ? errno : EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
     sink *s = (sink *)b;
     if (s->err) return;
     if (s->used + len > sizeof s->buf) {
-        s->err = write_all(s->fd, s->buf, s->used);
+        s->err = s->write_all(s->fd, s->buf, s->used);
         s->used = 0;
         if (!s->err && len >= sizeof s->buf) { /* a weight tensor: straight through */
-            s->err = write_all(s->fd, data, len);
+            s->err = s->write_all(s->fd, data, len);
             return;
         }
     }
@@ -195,7 +183,7 @@ static int fill(int fd, void *user) {
     sink *s = user;
     s->fd = fd;
     onnx__model_proto__pack_to_buffer(s->model, &s->base);
-    if (!s->err && s->used) s->err = write_all(fd, s->buf, s->used);
+    if (!s->err && s->used) s->err = s->write_all(fd, s->buf, s->used);
     return s->err;
 }
 
@@ -210,6 +198,7 @@ static llm_status write_model(ex_ctx *x, const Onnx__ModelProto *model, const ch
     if (!s) return ex_fail(x, NULL, LLM_ERR_OUT_OF_MEMORY, "out of memory");
     s->base.append = sink_append;
     s->model = model;
+    s->write_all = x->host->write_all;
     llm_status st = x->host->write_atomic(path, fill, s);
     free(s);
     return st;
