@@ -37,7 +37,7 @@ LIB_LIBS := $(BLAS_LIBS) $(CJSON_LIBS) -lm -lpthread -ldl
 LDFLAGS ?=
 SAN ?=
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c src/io/*.c src/dist/*.c))
+LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c src/io/*.c src/dist/*.c src/onnx/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
@@ -102,6 +102,28 @@ MPI_OBJ := $(MPI_SRC:%.c=$(BUILD)/obj/%.o)
 MPI_MODULE := $(BUILD)/lib/libllm-mpi.so
 endif
 
+# ---- the ONNX exporter: src/onnx/module/*.c -> $(BUILD)/lib/libllm-onnx.so ----
+# llm_model_export_onnx (src/onnx/export.c, in libllm) loads this module with
+# dlopen, so libllm.so never depends on protobuf. It serialises with
+# protobuf-c over the structs protoc-c generates (into $(BUILD)/gen) from
+# ONNX's own src/onnx/onnx.proto. Built whenever protoc-c and libprotobuf-c
+# are found (Debian: protobuf-c-compiler, libprotobuf-c-dev, which
+# scripts/deps.sh installs); `make LLM_ONNX=0` skips it.
+LLM_ONNX ?= 1
+PROTOC_C ?= protoc-c
+ifneq ($(LLM_ONNX),0)
+ONNX_FOUND := $(shell command -v $(PROTOC_C) >/dev/null 2>&1 && $(PKG_CONFIG) --exists libprotobuf-c 2>/dev/null && echo 1)
+endif
+ifeq ($(ONNX_FOUND),1)
+PROTOBUF_C_CFLAGS := $(shell $(PKG_CONFIG) --cflags libprotobuf-c)
+PROTOBUF_C_LIBS := $(shell $(PKG_CONFIG) --libs libprotobuf-c)
+ONNX_GEN := $(BUILD)/gen/onnx.pb-c.c
+ONNX_GEN_OBJ := $(BUILD)/obj/gen/onnx.pb-c.o
+ONNX_SRC := $(sort $(wildcard src/onnx/module/*.c))
+ONNX_OBJ := $(ONNX_SRC:%.c=$(BUILD)/obj/%.o) $(ONNX_GEN_OBJ)
+ONNX_MODULE := $(BUILD)/lib/libllm-onnx.so
+endif
+
 STATIC := $(BUILD)/lib/libllm.a
 SHARED := $(BUILD)/lib/libllm.so.$(VERSION)
 SONAME := libllm.so.$(VERSION_MAJOR)
@@ -110,9 +132,9 @@ SONAME := libllm.so.$(VERSION_MAJOR)
 
 all: lib examples
 
-lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so $(CUDA_MODULE) $(MPI_MODULE)
-	@printf '# written by make: the settings of this build, read by make install\nLLM_CUDA := %s\nNVCC := %s\nLLM_MPI := %s\nMPICC := %s\n' \
-		'$(if $(CUDA_MODULE),1,0)' '$(if $(CUDA_MODULE),$(NVCC))' '$(if $(MPI_MODULE),1,0)' '$(if $(MPI_MODULE),$(MPICC))' \
+lib: $(STATIC) $(SHARED) $(BUILD)/lib/$(SONAME) $(BUILD)/lib/libllm.so $(CUDA_MODULE) $(MPI_MODULE) $(ONNX_MODULE)
+	@printf '# written by make: the settings of this build, read by make install\nLLM_CUDA := %s\nNVCC := %s\nLLM_MPI := %s\nMPICC := %s\nLLM_ONNX := %s\n' \
+		'$(if $(CUDA_MODULE),1,0)' '$(if $(CUDA_MODULE),$(NVCC))' '$(if $(MPI_MODULE),1,0)' '$(if $(MPI_MODULE),$(MPICC))' '$(if $(ONNX_MODULE),1,0)' \
 		> $(BUILD_CONFIG).tmp && mv -f $(BUILD_CONFIG).tmp $(BUILD_CONFIG)
 
 ifneq ($(CUDA_MODULE),)
@@ -143,6 +165,28 @@ $(MPI_MODULE): $(MPI_OBJ) src/dist/mpi/libllm-mpi.map
 	@mkdir -p $(dir $@)
 	$(MPICC) -shared $(SAN) -Wl,-soname,libllm-mpi.so -Wl,--version-script=src/dist/mpi/libllm-mpi.map \
 		-Wl,--no-undefined -o $@ $(MPI_OBJ) $(LDFLAGS)
+endif
+
+ifneq ($(ONNX_MODULE),)
+$(ONNX_GEN): src/onnx/onnx.proto
+	@mkdir -p $(dir $@)
+	$(PROTOC_C) --c_out=$(dir $@) --proto_path=src/onnx src/onnx/onnx.proto
+$(ONNX_GEN:.c=.h): $(ONNX_GEN) ;
+# generated code: compiled as it comes, without the project's warning set
+$(ONNX_GEN_OBJ): $(ONNX_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -g -fPIC -fvisibility=hidden $(PROTOBUF_C_CFLAGS) $(SAN) -I$(BUILD)/gen -c $< -o $@
+$(BUILD)/obj/src/onnx/module/%.o: src/onnx/module/%.c $(ONNX_GEN:.c=.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(SAN) $(PROTOBUF_C_CFLAGS) -I$(BUILD)/gen -MMD -MP -c $< -o $@
+$(ONNX_MODULE): $(ONNX_OBJ) src/onnx/module/libllm-onnx.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -Wl,-soname,libllm-onnx.so -Wl,--version-script=src/onnx/module/libllm-onnx.map \
+		-Wl,--no-undefined -o $@ $(ONNX_OBJ) $(PROTOBUF_C_LIBS) $(CJSON_LIBS) -lm $(LDFLAGS)
+# the Check suite reads exported files back with the same generated code
+$(BUILD)/obj/tests/test_onnx.o: BASE_CFLAGS += -DLLM_TEST_ONNX -I$(BUILD)/gen $(PROTOBUF_C_CFLAGS)
+$(BUILD)/obj/tests/test_onnx.o: $(ONNX_GEN:.c=.h)
+TEST_ONNX_LIBS := $(ONNX_GEN_OBJ) $(PROTOBUF_C_LIBS)
 endif
 
 # `make gpu-deps` (on a machine with Debian's package mirrors) fetches the
@@ -202,9 +246,10 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
 
 # One runner holds every suite so `make test` ends with one Check summary.
 # suite_dist runs $(BUILD)/tests/dist_worker under mpirun, with the MPI module.
-$(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC) | $(BUILD)/tests/dist_worker $(BUILD)/tests/libfake_blas_core.so $(MPI_MODULE)
+$(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC) $(if $(ONNX_MODULE),$(ONNX_GEN_OBJ)) | $(BUILD)/tests/dist_worker \
+		$(BUILD)/tests/libfake_blas_core.so $(MPI_MODULE) $(ONNX_MODULE)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LIB_LIBS) $(LDFLAGS)
+	$(CC) $(SAN) -o $@ $(TEST_OBJ) $(STATIC) $(TEST_ONNX_LIBS) $(CHECK_LIBS) $(LIB_LIBS) $(LDFLAGS)
 # preloaded by test_examples to play a CPU that OpenBLAS does not know (no
 # sanitizer: it is loaded ahead of everything)
 $(BUILD)/tests/libfake_blas_core.so: tests/shim/fake_blas_core.c
@@ -332,8 +377,8 @@ $(BUILD)/bin/make_seeds: $(BUILD)/obj/fuzz/make_seeds.o $(STATIC)
 # tools/check_torch_interop.py: a model saved by libllm, read with a plain
 # safetensors reader into torch.nn.LSTM, must predict as libllm does.
 # `make interop-check MODEL=path` checks that file instead of a fresh one.
-tools: $(BUILD)/bin/predict_ids
-$(BUILD)/bin/predict_ids: $(BUILD)/obj/tools/predict_ids.o $(STATIC)
+tools: $(BUILD)/bin/predict_ids $(BUILD)/bin/onnx_rows
+$(BUILD)/bin/predict_ids $(BUILD)/bin/onnx_rows: $(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
 interop-check:
@@ -341,6 +386,19 @@ interop-check:
 		$(MAKE) lib examples tools && \
 		/usr/bin/python3 tools/check_torch_interop.py --build $(BUILD) $(if $(MODEL),--model $(MODEL)); \
 	else echo "interop-check: skipped: /usr/bin/python3 cannot import torch and numpy (Debian: python3-torch)"; fi
+
+# tools/onnx_check.sh: every architecture spam_train makes and a GPT, trained
+# briefly, exported with llm_export, passed through the ONNX checker and run
+# in ONNX Runtime (onnxruntime-node from npm, installed once under
+# $(BUILD)/onnxruntime), must give llm_model_predict's outputs within 1e-5 on
+# 200 rows of real token ids (docs/ONNX.md). Needs node, npm and python3-onnx:
+# `scripts/deps.sh onnx`.
+.PHONY: onnx-check
+onnx-check:
+	@scripts/deps.sh onnx
+	$(MAKE) lib examples tools
+	@test -f $(BUILD)/lib/libllm-onnx.so || { echo "onnx-check: the ONNX module was not built (protobuf-c missing or LLM_ONNX=0)"; exit 1; }
+	tools/onnx_check.sh $(BUILD)
 
 # The spam classifier on a small sample of the SpamAssassin corpus (or on a
 # full one: `make demo DATA=/path/to/corpus/train`): train with a held-out
@@ -365,7 +423,7 @@ demo: deps
 # The programs `make install` puts in BINDIR: the command-line tools (the
 # other examples, e.g. tensor_demo, are sample code, not tools). README's
 # install line lists them.
-INSTALL_PROGRAMS := spam_train spam_eval spam_predict spam_ensemble spam_server lm_train lm_generate
+INSTALL_PROGRAMS := spam_train spam_eval spam_predict spam_ensemble spam_server lm_train lm_generate llm_export
 
 install: lib examples
 	install -d $(DESTDIR)$(INCLUDEDIR)/llm $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
@@ -374,6 +432,7 @@ install: lib examples
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	$(if $(CUDA_MODULE),install -m 755 $(CUDA_MODULE) $(DESTDIR)$(LIBDIR)/)
 	$(if $(MPI_MODULE),install -m 755 $(MPI_MODULE) $(DESTDIR)$(LIBDIR)/)
+	$(if $(ONNX_MODULE),install -m 755 $(ONNX_MODULE) $(DESTDIR)$(LIBDIR)/)
 	ln -sf libllm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc
@@ -383,7 +442,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/llm
 	rm -f $(DESTDIR)$(LIBDIR)/libllm.a $(DESTDIR)$(LIBDIR)/libllm.so.$(VERSION) \
 		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libllm.so $(DESTDIR)$(LIBDIR)/pkgconfig/llm.pc \
-		$(DESTDIR)$(LIBDIR)/libllm-cuda.so $(DESTDIR)$(LIBDIR)/libllm-mpi.so
+		$(DESTDIR)$(LIBDIR)/libllm-cuda.so $(DESTDIR)$(LIBDIR)/libllm-mpi.so $(DESTDIR)$(LIBDIR)/libllm-onnx.so
 	for e in $(INSTALL_PROGRAMS) tensor_demo; do rm -f $(DESTDIR)$(BINDIR)/$$e; done  # 1.2.0 installed tensor_demo
 
 clean:

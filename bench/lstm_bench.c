@@ -1,5 +1,7 @@
 /* The seed model's training or inference speed, with the same options and
- * last line as ../shared/peers/torch_lstm_bench.py (samples_per_s=...). */
+ * last line as ../shared/peers/torch_lstm_bench.py (samples_per_s=...).
+ * --save PATH also writes the model (after the timed steps), e.g. for
+ * bench/onnx_compare.sh to export and run in ONNX Runtime. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@ int main(int argc, char **argv) {
     int batch = arg_int(argc, argv, "--batch", 32), steps = arg_int(argc, argv, "--steps", 30);
     int warmup = arg_int(argc, argv, "--warmup", 3), threads = arg_int(argc, argv, "--threads", 2);
     const char *mode = arg_str(argc, argv, "--mode", "train"), *backend = arg_str(argc, argv, "--backend", "cpu");
+    const char *save = arg_str(argc, argv, "--save", NULL);
     CHECK_RANGE("--steps", steps, 1);
     CHECK_RANGE("--warmup", warmup, 0);
     CHECK_RANGE("--batch", batch, 1);
@@ -58,6 +61,7 @@ int main(int argc, char **argv) {
     double fwd = (double)seq * 2 * 4 * hidden * (embed + hidden) + 2.0 * hidden;
     printf("steps=%d time=%.3fs loss=%.4f gflops=%.1f\n", steps, dt, (double)loss, sps * (train ? 3 * fwd : fwd) / 1e9);
     printf("samples_per_s=%.2f\n", sps);
+    if (save) CHECK(llm_model_save(m, save));
     llm_tensor_free(out);
     llm_tensor_free(x);
     llm_tensor_free(t);

@@ -1,4 +1,4 @@
-/* The example programs spam_train, spam_eval and spam_predict, run as
+/* The example programs spam_train, spam_eval, spam_predict and llm_export, run as
  * processes: strict option parsing (exit status 2 and a message), bad data
  * (a clean failure or success with a message, never a signal), a tiny
  * end-to-end run on the fixture folder data/emails, and the exact output
@@ -331,9 +331,22 @@ START_TEST(ensemble_bad_options) {
 }
 END_TEST
 
+START_TEST(export_bad_options) {
+    static const bad_case cases[] = {
+        { { "--onnx", "x.onnx" }, "--model M.safetensors is required" },
+        { { M }, "--onnx OUT.onnx is required" },
+        { { M, "--onnx", "x.onnx", "--opset", "16" }, "--opset = 16 is out of range [17, 21]" },
+        { { M, "--onnx", "x.onnx", "--batch", "0" }, "--batch = 0 is out of range" },
+        { { M, "--onnx" }, "--onnx needs a value" },
+        { { M, "--onnx", "x.onnx", "--bogus" }, "unknown option '--bogus'" },
+    };
+    check_bad_cases("llm_export", cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
 START_TEST(help_exits_zero) {
-    static const char *const progs[] = { "spam_train", "spam_eval", "spam_predict", "spam_ensemble" };
-    for (size_t i = 0; i < 4; i++) {
+    static const char *const progs[] = { "spam_train", "spam_eval", "spam_predict", "spam_ensemble", "llm_export" };
+    for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
         run_result r;
         RUN(&r, (char *)progs[i], "--help");
         ASSERT_EXIT(&r, 0);
@@ -942,6 +955,35 @@ START_TEST(e2e_predict_missing_file) {
 }
 END_TEST
 
+/* llm_export writes the trained model as ONNX (the file's contents are the
+ * onnx suite's business); a file it cannot read fails cleanly, leaving
+ * nothing behind. */
+START_TEST(e2e_export_onnx) {
+    need_model();
+    char onnx[600], missing[600];
+    snprintf(onnx, sizeof onnx, "%s/spam.onnx", e2e_dir);
+    snprintf(missing, sizeof missing, "%s/none.safetensors", e2e_dir);
+    run_result r;
+    RUN(&r, "llm_export", "--model", e2e_model, "--onnx", onnx);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^llm_export: wrote .*spam\\.onnx \\([0-9]+ bytes, ONNX opset 17\\)$"), "%s", r.out);
+    struct stat st;
+    ck_assert_int_eq(stat(onnx, &st), 0);
+    ck_assert_int_gt(st.st_size, 1000);
+    run_free(&r);
+    RUN(&r, "llm_export", "--model", e2e_model, "--onnx", onnx, "--opset", "21", "--batch", "8", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+    snprintf(missing, sizeof missing, "%s/none.safetensors", e2e_dir);
+    RUN(&r, "llm_export", "--model", missing, "--onnx", onnx);
+    ASSERT_EXIT(&r, 1);
+    ck_assert_msg(strstr(r.err, "none.safetensors") != NULL, "%s", r.err);
+    run_free(&r);
+    unlink(onnx);
+}
+END_TEST
+
 /* ---- language models: lm_train, lm_generate, spam_train --arch transformer ---- */
 
 /* Writes ~40 KB of template sentences (subject, verb, object drawn by a
@@ -1043,6 +1085,7 @@ Suite *suite_examples(void) {
     tcase_add_test(opts, eval_bad_options);
     tcase_add_test(opts, predict_bad_options);
     tcase_add_test(opts, ensemble_bad_options);
+    tcase_add_test(opts, export_bad_options);
     tcase_add_test(opts, help_exits_zero);
     tcase_add_test(opts, generic_blas_core_reexec);
     suite_add_tcase(s, opts);
@@ -1071,6 +1114,7 @@ Suite *suite_examples(void) {
     tcase_add_test(e2e, e2e_predict_files);
     tcase_add_test(e2e, e2e_predict_stdin);
     tcase_add_test(e2e, e2e_predict_missing_file);
+    tcase_add_test(e2e, e2e_export_onnx);
     suite_add_tcase(s, e2e);
 
     TCase *lm = tcase_create("language_models");

@@ -29,6 +29,7 @@ Suite *suite_hardening(void);
 Suite *suite_concurrency(void);
 Suite *suite_dist(void);
 Suite *suite_lifetime(void);
+Suite *suite_onnx(void);
 
 /* tests/testutil.c: a monotonic clock in seconds, and the folder of the
  * example programs ($LLM_BIN_DIR, else beside this runner's build, else

@@ -15,5 +15,6 @@
 #include "model.h"
 #include "generate.h"
 #include "dist.h"
+#include "onnx.h"
 
 #endif /* LLM_LLM_H */

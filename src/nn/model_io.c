@@ -12,6 +12,7 @@
 #include "llm/version.h"
 #include "model_internal.h"
 #include "../io/safetensors.h"
+#include "model_contents.h"
 
 #define FORMAT_NAME "libllm"
 #define FORMAT_VERSION "1"
@@ -357,6 +358,28 @@ llm_status llm_model_save(const llm_model *m, const char *path) {
 
 llm_status llm_model_save_checkpoint(const llm_model *m, const char *path) {
     return save_file(m, path, 1, "llm_model_save_checkpoint");
+}
+
+llm_status llm__model_contents_get(const llm_model *m, llm__model_contents *out, const char *fn) {
+    memset(out, 0, sizeof *out);
+    if (m->ensemble) return llm__error(LLM_ERR_STATE, "%s: an ensemble has no contents of its own", fn);
+    if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build or train the model first", fn);
+    file_parts *fp = llm__calloc(1, sizeof *fp);
+    if (!fp) return llm__oom(fn);
+    out->owner = fp;
+    LLM__CHECK(gather_model(fp, m, 0, "", "", fn));
+    out->tensors = fp->t;
+    out->n_tensors = fp->nt;
+    out->meta = fp->meta;
+    out->n_meta = fp->nm;
+    return LLM_OK;
+}
+
+void llm__model_contents_free(llm__model_contents *c) {
+    if (!c || !c->owner) return;
+    free_parts(c->owner);
+    llm__free(c->owner);
+    memset(c, 0, sizeof *c);
 }
 
 /* ---- load ---- */

@@ -159,6 +159,10 @@ class VectorizeOptions(Structure):
                 ("truncation", enum_t)]
 
 
+class OnnxOptions(Structure):
+    _fields_ = [("size", c_size_t), ("opset", c_int), ("batch", c_int64), ("text_pipeline", c_int)]
+
+
 class CorpusOptions(Structure):
     _fields_ = [("size", c_size_t), ("format", enum_t), ("max_file_bytes", c_size_t),
                 ("skip_unreadable", c_int), ("email", POINTER(EmailOptions))]
@@ -250,6 +254,8 @@ _PROTOS = {
     "llm_model_save": (status_t, [p, c_char_p]),
     "llm_model_load": (status_t, [PP, p, c_char_p]),
     "llm_model_save_checkpoint": (status_t, [p, c_char_p]),
+    "llm_onnx_options_init": (None, [POINTER(OnnxOptions)]),
+    "llm_model_export_onnx": (status_t, [p, c_char_p, POINTER(OnnxOptions)]),
     "llm_model_load_checkpoint": (status_t, [PP, p, c_char_p]),
     "llm_model_epochs_done": (status_t, [p, POINTER(c_int)]),
     "llm_model_free": (None, [p]),

@@ -522,6 +522,17 @@ class Model(Handle):
     def save_checkpoint(self, path):
         check(_ffi.model_save_checkpoint(self._handle(), _check.path(path)))
 
+    def export_onnx(self, path, opset=17, batch=None, text_pipeline=True):
+        """Writes the built model as an ONNX file (docs/ONNX.md): input 'ids',
+        int64 [batch, seq]; output 'probabilities' for a classifier, what
+        predict() gives. batch None keeps the batch dimension dynamic;
+        text_pipeline puts the vocabulary or tokenizer into its metadata."""
+        data = _check.path(path)
+        o = _ffi.init(_ffi.OnnxOptions, _ffi.onnx_options_init)
+        _check.set_fields(o, opset=opset, batch=0 if batch is None else batch,
+                          text_pipeline=1 if text_pipeline else 0)
+        check(_ffi.model_export_onnx(self._handle(), data, byref(o)))
+
     @classmethod
     def load(cls, path, backend=None):
         """A model saved with save() (uncompiled), on backend (default CPU).

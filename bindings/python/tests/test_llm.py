@@ -290,6 +290,27 @@ def test_spam_pipeline(cpu, tmp_path):
         h.close()
 
 
+def test_export_onnx(cpu, tmp_path):
+    m = llm.Model([L.embedding(10, 8), L.gru(6), L.dense(1, "sigmoid")], backend=cpu, seed=3)
+    m.build([12], dtype="int32")
+    m.set_metadata("class_names", "no5,has5")
+    path = tmp_path / "c5.onnx"
+    m.export_onnx(path)
+    onnx = pytest.importorskip("onnx")  # Debian's python3-onnx, for reading it back
+    mp = onnx.load(str(path))
+    onnx.checker.check_model(mp)
+    assert [i.name for i in mp.graph.input] == ["ids"]
+    assert [o.name for o in mp.graph.output] == ["probabilities"]
+    assert any(n.op_type == "GRU" for n in mp.graph.node)
+    meta = {e.key: e.value for e in mp.metadata_props}
+    assert meta["class_names"] == "no5,has5" and meta["seq_len"] == "12"
+    m.export_onnx(path, opset=21, batch=4)
+    assert onnx.load(str(path)).opset_import[0].version == 21
+    with pytest.raises(llm.InvalidArgument):
+        m.export_onnx(path, opset=16)
+    m.close()
+
+
 def test_ensemble(cpu, tmp_path):
     corpus = llm.TextCorpus.from_directory(EMAILS)
     vocab = llm.Vocab.from_corpus(corpus, max_tokens=500)
