@@ -148,8 +148,18 @@ typedef struct llm__opt_update {
     int nesterov;
 } llm__opt_update;
 
+/* Capability flags of a backend (llm__backend_ops.caps). Optional kernels
+ * are not flags: their slots are NULL when missing. */
+enum {
+    /* Backend memory is ordinary host memory: the core may hand a buffer
+     * straight to code that reads and writes host memory (MPI, a file
+     * write) instead of staging it through copy_d2h / copy_h2d. */
+    LLM__BACKEND_HOST_MEMORY = 1u << 0
+};
+
 typedef struct llm__backend_ops {
     const char *name;
+    unsigned caps;  /* LLM__BACKEND_* flags */
 
     /* ---- memory ---- */
     llm_status (*alloc)(llm_backend *be, size_t bytes, void **out);
@@ -295,9 +305,15 @@ typedef struct llm__backend_ops {
 /* The backend object behind the public opaque handle. */
 struct llm_backend {
     const llm__backend_ops *ops;
-    llm_backend_kind kind;
+    const struct llm__backend_provider *provider; /* what made it (src/core/backend_internal.h) */
     int threads;
     void *impl; /* backend-private state (thread pool, CUDA handles) */
 };
+
+/* Whether a backend has a capability (LLM__BACKEND_* flags): what callers
+ * ask instead of which kind of backend it is. */
+static inline int llm__backend_has(const llm_backend *be, unsigned capability) {
+    return (be->ops->caps & capability) == capability;
+}
 
 #endif /* LLM_PRIVATE_BACKEND_H */

@@ -6,7 +6,7 @@
  *   1. $LLM_MPI_MODULE, if set (then only there);
  *   2. the folder of the file that holds libllm, then ../lib beside it;
  *   3. the dynamic linker's search path;
- * the same order as the CUDA module (src/core/backend.c). The module stays
+ * the same order as the CUDA module (src/core/module.h). The module stays
  * loaded: MPI cannot be unloaded and initialised again in one process. */
 #include <dlfcn.h>
 #include <limits.h>
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "../core/internal.h"
-#include "../core/backend_internal.h"
+#include "../core/module.h"
 #include "dist_internal.h"
 
 /* ---- the module ---- */

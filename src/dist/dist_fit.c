@@ -23,9 +23,9 @@
 #include "../nn/model_internal.h"
 #include "dist_internal.h"
 
-/* Host view of backend memory: the buffer itself on the CPU backend, else
+/* Host view of backend memory: the buffer itself when it is host memory, else
  * f->stage after a copy. */
-static int on_host(const llm_model *m) { return m->be->kind == LLM_BACKEND_CPU; }
+static int on_host(const llm_model *m) { return llm__backend_has(m->be, LLM__BACKEND_HOST_MEMORY); }
 
 /* f->stage for a model on a device backend: the handle's host buffer, grown
  * once to the model's size and reused by every later step. */
