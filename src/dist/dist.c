@@ -180,11 +180,3 @@ llm_status llm__dist_bcast(llm_dist *d, void *buf, size_t bytes, int root, const
     LLM__CHECK(usable(d, what));
     return note(d, mpi_mod.bcast(d->comm, buf, bytes, root, d->timeout_s, what));
 }
-
-void llm__dist_slice(const llm_dist *d, int64_t n, int64_t *off, int64_t *len) {
-    int64_t p = d->size, r = d->rank;
-    int64_t lo = n / p * r + (r < n % p ? r : n % p);
-    int64_t cnt = n / p + (r < n % p ? 1 : 0);
-    *off = lo;
-    *len = cnt;
-}
