@@ -14,9 +14,18 @@
 #include <stddef.h>
 #include "llm/backend.h"
 #include "llm/status.h"
+#include "llm/layer.h"
+#include "llm/optimizer.h"
 
-/* Activation ids shared by all kernels. Kept equal to the public llm_activation
- * values (include/llm/layer.h). */
+#ifdef __cplusplus /* the CUDA module includes this header too */
+#  define LLM__STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#  define LLM__STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* Activation ids shared by all kernels. Equal to the public llm_activation
+ * values (include/llm/layer.h), which layers pass straight through; softmax
+ * has kernels of its own. */
 enum {
     LLM__ACT_NONE = 0,
     LLM__ACT_RELU = 1,
@@ -24,6 +33,10 @@ enum {
     LLM__ACT_TANH = 3,
     LLM__ACT_GELU = 4  /* tanh approximation, as GPT-2 and PyTorch approximate='tanh' */
 };
+LLM__STATIC_ASSERT(LLM__ACT_NONE == (int)LLM_ACT_NONE && LLM__ACT_RELU == (int)LLM_ACT_RELU &&
+                   LLM__ACT_SIGMOID == (int)LLM_ACT_SIGMOID && LLM__ACT_TANH == (int)LLM_ACT_TANH &&
+                   LLM__ACT_GELU == (int)LLM_ACT_GELU,
+                   "LLM__ACT_* must equal llm_activation (include/llm/layer.h)");
 
 /* Arguments of one LSTM time step (gate order i, f, g, o as in PyTorch).
  * B rows (batch), H units. Row b of an argument X is at X + b * ld_X. */
@@ -129,13 +142,21 @@ typedef struct llm__attention {
     float *dq, *dk, *dv;
 } llm__attention;
 
+/* Pooling and optimizer kinds of the kernels. The layers and the optimizer
+ * convert from the public enums by name, but the values are kept equal so
+ * that a cast would not be a bug either. */
 enum { LLM__POOL_AVG = 0, LLM__POOL_MAX = 1 };
+LLM__STATIC_ASSERT(LLM__POOL_AVG == (int)LLM_POOL_AVERAGE && LLM__POOL_MAX == (int)LLM_POOL_MAX,
+                   "LLM__POOL_* must equal llm_pool_mode (include/llm/layer.h)");
 
 enum {
     LLM__OPT_SGD = 0,
     LLM__OPT_ADAM = 1,
     LLM__OPT_ADAMW = 2
 };
+LLM__STATIC_ASSERT(LLM__OPT_SGD == (int)LLM_OPTIMIZER_SGD && LLM__OPT_ADAM == (int)LLM_OPTIMIZER_ADAM &&
+                   LLM__OPT_ADAMW == (int)LLM_OPTIMIZER_ADAMW,
+                   "LLM__OPT_* must equal llm_optimizer_kind (include/llm/optimizer.h)");
 
 /* One optimizer update over n contiguous parameters. grad is multiplied by
  * grad_scale first (gradient clipping). Adam: bias corrections bc1 = 1 -

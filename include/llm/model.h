@@ -11,8 +11,13 @@
  *
  * The model owns its layers, parameters, gradients and optimizer state, each
  * kind in one contiguous buffer, and a workspace that is sized on the first
- * batch and reused, so a training step allocates nothing. A model is not
- * safe for concurrent use from several threads. */
+ * batch and reused, so a training step allocates nothing.
+ *
+ * Threads: llm_model_predict and llm_model_predict_text may run from several
+ * threads at once on one model (each call takes a workspace of its own, and
+ * a model built by its first prediction is built once); every other call
+ * that changes a model (building, compiling, training, setting parameters,
+ * metadata or the text pipeline, freeing) needs that model to itself. */
 #ifndef LLM_MODEL_H
 #define LLM_MODEL_H
 
@@ -137,7 +142,11 @@ LLM_API llm_status llm_model_summary(const llm_model *model, char *buf, size_t l
 /* Number of trainable scalars (needs a built model). */
 LLM_API llm_status llm_model_param_count(const llm_model *model, int64_t *count);
 
-/* ---- parameters by name ("lstm_1.weight_hh", see docs) ---- */
+/* ---- parameters by name ----
+ * "<layer>.<parameter>": layers are named after their kind and numbered from
+ * 0 per kind in the order they were added (embedding_0, lstm_0, lstm_1,
+ * dense_0), e.g. "lstm_0.weight_hh" or "bidirectional_0.backward.bias_ih";
+ * docs/FORMAT.md lists each kind's parameters and layouts. */
 LLM_API llm_status llm_model_num_params(const llm_model *model, int *count);
 /* Name (valid while the model lives), ndim and shape (room for LLM_MAX_DIMS) of parameter i. */
 LLM_API llm_status llm_model_param_info(const llm_model *model, int index, const char **name,
@@ -219,8 +228,8 @@ LLM_API llm_status llm_model_vocab(const llm_model *model, const llm_vocab **voc
 /* Runs the text pipeline and the model on one raw text (e-mail bytes when
  * the pipeline reads e-mail) and writes the model's outputs for it into
  * out[0 .. count), count being the per-example output size (1 for a binary
- * classifier: the probability of class 1). Like every model call, not for
- * concurrent use on one model. */
+ * classifier: the probability of class 1). Safe to call from several
+ * threads at once on one model, like llm_model_predict. */
 LLM_API llm_status llm_model_predict_text(llm_model *model, const char *text, size_t len,
                                           float *out, size_t count);
 
