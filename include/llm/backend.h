@@ -31,8 +31,10 @@ LLM_API void llm_backend_options_init(llm_backend_options *opts);
 
 /* Creates a backend of the given kind. opts may be NULL for the defaults.
  * Returns LLM_ERR_UNAVAILABLE (with the reason in llm_last_error()) when the
- * kind is not built in or has no device. The caller frees it with
- * llm_backend_free after every tensor and model that uses it. */
+ * kind's module is missing or it has no device, LLM_ERR_INVALID_ARGUMENT for
+ * an unknown kind, threads outside [0, 1024] or a negative device. The
+ * caller frees it with llm_backend_free after every tensor and model that
+ * uses it. */
 LLM_API llm_status llm_backend_create(llm_backend **out, llm_backend_kind kind,
                                       const llm_backend_options *opts);
 
