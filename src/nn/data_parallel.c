@@ -26,10 +26,10 @@
 /* rank 0's weights and, when there are some, optimizer moments */
 static llm_status broadcast_state(const llm__grad_exchange *ex, llm_model *m, const char *fn) {
     char what[160];
-    snprintf(what, sizeof what, "%s: broadcast of the weights from rank 0", fn);
+    llm__exchange_what(ex, what, sizeof what, "%s: broadcast of the weights from rank 0", fn);
     LLM__CHECK(ex->broadcast_f32(ex->ctx, m->be, m->w, m->n_scalars, what));
     if (m->m1 && m->m2) {
-        snprintf(what, sizeof what, "%s: broadcast of the optimizer state from rank 0", fn);
+        llm__exchange_what(ex, what, sizeof what, "%s: broadcast of the optimizer state from rank 0", fn);
         LLM__CHECK(ex->broadcast_f32(ex->ctx, m->be, m->m1, m->n_scalars, what));
         LLM__CHECK(ex->broadcast_f32(ex->ctx, m->be, m->m2, m->n_scalars, what));
     }
@@ -75,7 +75,7 @@ static llm_status compare_setup(const llm__grad_exchange *ex, const llm_model *m
     double mine[K];
     memcpy(mine, v, sizeof mine);
     char what[160];
-    snprintf(what, sizeof what, "%s: comparing the ranks' set-up", fn);
+    llm__exchange_what(ex, what, sizeof what, "%s: comparing the ranks' set-up", fn);
     LLM__CHECK(ex->reduce_f64(ex->ctx, v, 2 * K + 1, LLM__EXCHANGE_MAX, what));
     for (int k = 0; k < K; k++)
         if (v[k] != -v[K + k])
@@ -92,7 +92,7 @@ llm_status llm__parallel_begin(const llm__grad_exchange *ex, llm_status local_s,
                                const llm_fit_options *o, int *any_on_batch, const char *fn) {
     char what[160];
     if (local_s == LLM_OK) local_s = ex->reserve(ex->ctx, m->be, m->n_scalars, fn);
-    snprintf(what, sizeof what, "%s: start of distributed training", fn);
+    llm__exchange_what(ex, what, sizeof what, "%s: start of distributed training", fn);
     LLM__CHECK(llm__exchange_agree(ex, local_s, NULL, what));
     LLM__CHECK(compare_setup(ex, m, tr, val, batch, o, any_on_batch, fn));
     LLM__CHECK(broadcast_state(ex, m, fn));
@@ -116,7 +116,7 @@ llm_status llm__parallel_step(const llm__grad_exchange *ex, llm_model *m, llm_st
     char what[160];
     double v[5] = { local_s == LLM_OK ? l * (double)B_local : 0, local_s == LLM_OK ? c : 0, (double)B_local,
                     local_s != LLM_OK, local_s == LLM_ERR_NUMERIC };
-    snprintf(what, sizeof what, "%s: allreduce of the loss at step %lld", fn, (long long)step);
+    llm__exchange_what(ex, what, sizeof what, "%s: allreduce of the loss at step %lld", fn, (long long)step);
     LLM__CHECK(ex->reduce_f64(ex->ctx, v, 5, LLM__EXCHANGE_SUM, what));
     if (v[3] > 0) {
         if (local_s != LLM_OK) return local_s; /* its message is still the last error */
@@ -134,7 +134,7 @@ llm_status llm__parallel_step(const llm__grad_exchange *ex, llm_model *m, llm_st
        B_local / B_global: the sum over ranks is the global batch's mean */
     if (B_local > 0 && B_local != B_global)
         LLM__CHECK(be->ops->scale(be, m->n_scalars, (float)((double)B_local / (double)B_global), m->gw));
-    snprintf(what, sizeof what, "%s: allreduce of the gradients at step %lld", fn, (long long)step);
+    llm__exchange_what(ex, what, sizeof what, "%s: allreduce of the gradients at step %lld", fn, (long long)step);
     LLM__CHECK(ex->sum_f32(ex->ctx, be, m->gw, m->n_scalars, what));
     /* identical gradients on every rank: the non-finite check and clipping
        agree everywhere */
@@ -146,7 +146,7 @@ llm_status llm__parallel_step(const llm__grad_exchange *ex, llm_model *m, llm_st
 
 llm_status llm__parallel_check_weights(const llm__grad_exchange *ex, llm_model *m, int epoch, const char *fn) {
     char what[160];
-    snprintf(what, sizeof what, "%s: comparing the weights after epoch %d", fn, epoch + 1);
+    llm__exchange_what(ex, what, sizeof what, "%s: comparing the weights after epoch %d", fn, epoch + 1);
     int same = 0;
     LLM__CHECK(ex->same_f32(ex->ctx, m->be, m->w, m->n_scalars, &same, what));
     if (same) return LLM_OK;
@@ -166,11 +166,11 @@ llm_status llm_dist_sync_model(llm_dist *d, llm_model *m) {
                                                : llm__error(LLM_ERR_STATE, "%s: build and compile the model first", fn);
     if (local == LLM_OK) local = ex.reserve(ex.ctx, m->be, m->n_scalars, fn);
     char what[160];
-    snprintf(what, sizeof what, "%s: start", fn);
+    llm__exchange_what(&ex, what, sizeof what, "%s: start", fn);
     LLM__CHECK(llm__exchange_agree(&ex, local, NULL, what));
     /* the same number of parameters everywhere, or the broadcast would mismatch */
     double v[2] = { (double)m->n_scalars, -(double)m->n_scalars };
-    snprintf(what, sizeof what, "%s: comparing the models", fn);
+    llm__exchange_what(&ex, what, sizeof what, "%s: comparing the models", fn);
     LLM__CHECK(ex.reduce_f64(ex.ctx, v, 2, LLM__EXCHANGE_MAX, what));
     if (v[0] != -v[1])
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the ranks' models differ in size (%.0f to %.0f parameters)",

@@ -91,7 +91,7 @@ static llm_status run_eval(llm_model *m, const llm_dataset *ds, int64_t batch, d
     llm__free(idx);
     llm__free(raw_y);
     char what[160];
-    snprintf(what, sizeof what, "%s: validation", fn);
+    llm__exchange_what(ex, what, sizeof what, "%s: validation", fn);
     LLM__CHECK(llm__exchange_agree(ex, s, NULL, what));
     double v[2] = { loss_sum, correct };
     LLM__CHECK(ex->reduce_f64(ex->ctx, v, 2, LLM__EXCHANGE_SUM, what));
@@ -234,7 +234,7 @@ static llm_status train_batch(fit_run *r, const int64_t *idx, int64_t B, double 
 static llm_status agree_on_stopping(fit_run *r, int *stop) {
     if (!r->any_on_batch) return LLM_OK;
     char what[160];
-    snprintf(what, sizeof what, "%s: agreeing on stopping after step %lld", r->fn, (long long)r->m->step);
+    llm__exchange_what(&r->ex, what, sizeof what, "%s: agreeing on stopping after step %lld", r->fn, (long long)r->m->step);
     return llm__exchange_agree(&r->ex, LLM_OK, stop, what);
 }
 
@@ -277,7 +277,7 @@ static llm_status record_epoch(fit_run *r, int epoch, const llm_progress *p, int
         if (!*stop && r->o.on_epoch && r->o.on_epoch(p, r->o.user)) *stop = 1;
     }
     char what[160];
-    snprintf(what, sizeof what, "%s: end of epoch %d", r->fn, epoch + 1);
+    llm__exchange_what(&r->ex, what, sizeof what, "%s: end of epoch %d", r->fn, epoch + 1);
     LLM__CHECK(llm__exchange_agree(&r->ex, s, stop, what));
     return llm__parallel_check_weights(&r->ex, r->m, epoch, r->fn);
 }
@@ -306,7 +306,7 @@ static llm_status complete_epoch(fit_run *r, int epoch) {
     if (!r->o.checkpoint_path) return LLM_OK;
     llm_status s = r->ex.rank == 0 ? llm_model_save_checkpoint(r->m, r->o.checkpoint_path) : LLM_OK;
     char what[160];
-    snprintf(what, sizeof what, "%s: writing the checkpoint after epoch %d (rank 0)", r->fn, epoch + 1);
+    llm__exchange_what(&r->ex, what, sizeof what, "%s: writing the checkpoint after epoch %d (rank 0)", r->fn, epoch + 1);
     return llm__exchange_agree(&r->ex, s, NULL, what);
 }
 

@@ -1,5 +1,7 @@
 /* The exchange of a process training alone, and the helpers every
  * exchange shares (grad_exchange.h). */
+#include <stdarg.h>
+#include <stdio.h>
 #include "../core/internal.h"
 #include "grad_exchange.h"
 
@@ -33,6 +35,16 @@ void llm__exchange_slice(const llm__grad_exchange *ex, int64_t n, int64_t *off, 
     int64_t p = ex->size, r = ex->rank;
     *off = n / p * r + (r < n % p ? r : n % p);
     *len = n / p + (r < n % p ? 1 : 0);
+}
+
+const char *llm__exchange_what(const llm__grad_exchange *ex, char *buf, size_t len, const char *fmt, ...) {
+    buf[0] = '\0';
+    if (!ex->ctx) return buf; /* llm__solo_exchange: nothing to fail */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return buf;
 }
 
 llm_status llm__exchange_agree(const llm__grad_exchange *ex, llm_status local_s, int *flag, const char *what) {

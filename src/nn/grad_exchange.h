@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include "llm/dist.h"
 #include "../backend.h"
+#include "../core/internal.h"
 
 typedef enum llm__exchange_op {
     LLM__EXCHANGE_SUM = 0,
@@ -48,8 +49,8 @@ typedef struct llm__grad_exchange {
     llm_status (*same_f32)(void *ctx, llm_backend *be, const float *x, int64_t n, int *same, const char *what);
 } llm__grad_exchange;
 
-/* A process training alone: rank 0 of 1; every operation succeeds and
- * leaves its buffer as it is. */
+/* A process training alone: rank 0 of 1, ctx NULL; every operation
+ * succeeds and leaves its buffer as it is. */
 extern const llm__grad_exchange llm__solo_exchange;
 
 /* Implemented by src/dist/exchange.c: the exchange over a handle's
@@ -62,6 +63,13 @@ llm_status llm__dist_exchange(llm_dist *d, llm__grad_exchange *out, const char *
 /* This rank's rows [*off, *off + *len) of n rows split as evenly as
  * possible, in rank order (the first n % size ranks get one more). */
 void llm__exchange_slice(const llm__grad_exchange *ex, int64_t n, int64_t *off, int64_t *len);
+
+/* Names a collective for the messages of a failure, formatted into buf
+ * (len bytes) only for an exchange that can fail: llm__solo_exchange (the
+ * one without ctx) cannot, and a process's own training step then costs
+ * what it did before there was an exchange. Returns buf. */
+const char *llm__exchange_what(const llm__grad_exchange *ex, char *buf, size_t len, const char *fmt, ...)
+    LLM__PRINTF(4, 5);
 
 /* Combines a local outcome: when any rank failed, every rank fails (a
  * failed one with its own status and message, the others with
