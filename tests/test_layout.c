@@ -1,5 +1,5 @@
-/* The source layout rules of docs/ARCHITECTURE-style reviews, checked on the
- * tree itself (tests run from tests/, so the sources are ../src):
+/* Rules of the source layout, checked on the tree itself (tests run from
+ * tests/, so the sources are ../src):
  *   - training reaches other processes only through the gradient exchange:
  *     src/nn includes nothing of src/dist, and src/dist includes nothing of
  *     src/nn but src/nn/grad_exchange.h (no include cycle);
@@ -14,19 +14,6 @@
 
 static char g_bad[4096];
 static int g_files;
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = '\0';
-    else { free(buf); buf = NULL; }
-    fclose(f);
-    return buf;
-}
 
 static int is_source(const char *path) {
     const char *dot = strrchr(path, '.');
@@ -54,7 +41,7 @@ static const char *next_include(const char *p, char *inc, size_t len) {
 static int check_src(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st; (void)ftw;
     if (flag != FTW_F || !is_source(path)) return 0;
-    char *text = slurp(path);
+    char *text = tu_read_text(path);
     if (!text) { note(path, "unreadable"); return 0; }
     g_files++;
     int in_nn = strstr(path, "/src/nn/") != NULL, in_dist = strstr(path, "/src/dist/") != NULL;
@@ -84,7 +71,7 @@ END_TEST
 static int check_example(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st; (void)ftw;
     if (flag != FTW_F || !is_source(path)) return 0;
-    char *text = slurp(path);
+    char *text = tu_read_text(path);
     if (!text) { note(path, "unreadable"); return 0; }
     g_files++;
     char inc[512];

@@ -9,21 +9,6 @@
 #include <sys/wait.h>
 #include "testutil.h"
 
-/* The whole of a text file, NUL-terminated. */
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 START_TEST(seed_lstm_learns) {
     enum { EPOCHS = 5 };
     char cmd[8192];
@@ -57,7 +42,8 @@ START_TEST(seed_lstm_learns) {
 END_TEST
 
 START_TEST(readme_shows_the_whole_program) {
-    char *readme = slurp("../README.md"), *program = slurp("../examples/seed_lstm.c");
+    char *readme = tu_read_text("../README.md"), *program = tu_read_text("../examples/seed_lstm.c");
+    ck_assert_msg(readme && program, "cannot read ../README.md or ../examples/seed_lstm.c");
     size_t n = strlen(program);
     char *block = malloc(n + 16);
     ck_assert_ptr_nonnull(block);
