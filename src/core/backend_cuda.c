@@ -81,5 +81,5 @@ static void cuda_describe(const llm_backend *be, char *buf, size_t len) {
 }
 
 const llm__backend_provider llm__cuda_provider = {
-    LLM_BACKEND_CUDA, "cuda", cuda_probe, cuda_init, cuda_release, cuda_describe,
+    LLM_BACKEND_CUDA, cuda_probe, cuda_init, cuda_release, cuda_describe,
 };

@@ -12,7 +12,6 @@
 
 typedef struct llm__backend_provider {
     llm_backend_kind kind;
-    const char *name;
     /* LLM_OK when a backend for `device` can be created here, else
      * LLM_ERR_UNAVAILABLE saying which of module, driver or device is
      * missing (the message starts with fn). Creates nothing: no device

@@ -236,5 +236,5 @@ static void cpu_describe(const llm_backend *be, char *buf, size_t len) {
 }
 
 const llm__backend_provider llm__cpu_provider = {
-    LLM_BACKEND_CPU, "cpu", cpu_probe, cpu_init, cpu_release, cpu_describe,
+    LLM_BACKEND_CPU, cpu_probe, cpu_init, cpu_release, cpu_describe,
 };
