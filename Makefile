@@ -231,7 +231,13 @@ $(BUILD)/lib/libllm.so: $(BUILD)/lib/$(SONAME)
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' pkgconfig/llm.pc.in
 
-# Examples link the static library so they run from the build tree as they are.
+# Examples are built as a program outside libllm would be: the public headers
+# only (no -Isrc, no LLM_BUILDING), so one that reaches into src/ fails here.
+# They link the static library so they run from the build tree as they are.
+EXAMPLE_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE $(WARN) -Iinclude $(CJSON_CFLAGS) $(CFLAGS)
+$(BUILD)/obj/examples/%.o: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(EXAMPLE_CFLAGS) $(SAN) -MMD -MP -c $< -o $@
 examples: $(EXAMPLES)
 $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(dir $@)

@@ -258,6 +258,21 @@ EX_UNUSED static int ex_threshold(const char *prog, const llm_model *model, int 
     return 0;
 }
 
+/* Loads a binary classifier saved by spam_train with what it says about
+ * itself: its class names and, unless the user gave one (threshold_given),
+ * its decision threshold into *threshold. Returns 0 or EX_FAILURE after
+ * printing why. */
+EX_UNUSED static int ex_load_classifier(const char *prog, llm_backend *be, const char *path, int threshold_given,
+                                        llm_model **model, char names[2][EX_CLASS_NAME_MAX + 1],
+                                        double *threshold) {
+    char what[1024];
+    snprintf(what, sizeof what, "loading %s", path);
+    llm_status s = llm_model_load(model, be, path);
+    if (s != LLM_OK) return ex_fail(prog, s, what);
+    if (ex_class_names(prog, *model, names)) return EX_FAILURE;
+    return ex_threshold(prog, *model, threshold_given, threshold);
+}
+
 /* ---------------------------------------------------------- MPI */
 
 /* Whether this run is distributed: asked for (--distributed) or launched by

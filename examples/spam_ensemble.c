@@ -60,58 +60,75 @@ static int parse_args(int argc, char **argv, ensemble_opts *o) {
     return a.bad ? EX_USAGE : 0;
 }
 
-static int run(const ensemble_opts *o) {
-    int rc = EX_FAILURE;
-    llm_status s;
-    llm_backend *be = NULL;
-    llm_model *ensemble = NULL;
-    char what[1024], first_names[2][EX_CLASS_NAME_MAX + 1];
-    if (ex_backend(prog, LLM_BACKEND_CPU, 1, 1, &be)) goto done;
-    if ((s = llm_model_ensemble(&ensemble, be)) != LLM_OK) { ex_fail(prog, s, "creating the ensemble"); goto done; }
-    for (int i = 0; i < o->nfiles; i++) {
-        llm_model *member = NULL;
-        snprintf(what, sizeof what, "loading %s", o->files[i]);
-        if ((s = llm_model_load(&member, be, o->files[i])) != LLM_OK) { ex_fail(prog, s, what); goto done; }
-        char names[2][EX_CLASS_NAME_MAX + 1];
-        const char *v = NULL;
-        if (llm_model_get_metadata(member, "class_names", &v) != LLM_OK) {
-            fprintf(stderr, "%s: %s has no class_names metadata: not a classifier from spam_train\n", prog, o->files[i]);
-            llm_model_free(member);
-            goto done;
-        }
-        if (ex_class_names(prog, member, names)) { llm_model_free(member); goto done; }
-        if (i == 0) memcpy(first_names, names, sizeof names);
-        else if (strcmp(names[0], first_names[0]) != 0 || strcmp(names[1], first_names[1]) != 0) {
-            fprintf(stderr, "%s: %s has classes %s,%s but %s has %s,%s\n", prog, o->files[i], names[0], names[1],
-                    o->files[0], first_names[0], first_names[1]);
-            llm_model_free(member);
-            goto done;
-        }
-        int64_t params = 0;
-        llm_model_param_count(member, &params);
-        snprintf(what, sizeof what, "adding %s", o->files[i]);
-        if ((s = llm_model_ensemble_add(ensemble, member)) != LLM_OK) { llm_model_free(member); ex_fail(prog, s, what); goto done; }
-        printf("member %d: %s (%lld parameters)\n", i, o->files[i], (long long)params);
+/* Loads the i-th member, checks that it is a classifier from spam_train
+ * with the same classes as the first (whose names it sets), and hands it
+ * to the ensemble. 0 or EX_FAILURE after printing why. */
+static int add_member(const ensemble_opts *o, int i, llm_backend *be, llm_model *ensemble,
+                      char first_names[2][EX_CLASS_NAME_MAX + 1]) {
+    const char *path = o->files[i];
+    llm_model *member = NULL;
+    char what[1024], names[2][EX_CLASS_NAME_MAX + 1];
+    snprintf(what, sizeof what, "loading %s", path);
+    llm_status s = llm_model_load(&member, be, path);
+    if (s != LLM_OK) return ex_fail(prog, s, what);
+    const char *v = NULL;
+    int rc = 0;
+    if (llm_model_get_metadata(member, "class_names", &v) != LLM_OK) {
+        fprintf(stderr, "%s: %s has no class_names metadata: not a classifier from spam_train\n", prog, path);
+        rc = EX_FAILURE;
     }
-    char classes[2 * EX_CLASS_NAME_MAX + 2], made_by[64], tbuf[32];
-    snprintf(classes, sizeof classes, "%s,%s", first_names[0], first_names[1]);
+    if (!rc) rc = ex_class_names(prog, member, names);
+    if (!rc && i == 0) memcpy(first_names, names, sizeof names);
+    if (!rc && (strcmp(names[0], first_names[0]) != 0 || strcmp(names[1], first_names[1]) != 0)) {
+        fprintf(stderr, "%s: %s has classes %s,%s but %s has %s,%s\n", prog, path, names[0], names[1],
+                o->files[0], first_names[0], first_names[1]);
+        rc = EX_FAILURE;
+    }
+    int64_t params = 0;
+    llm_model_param_count(member, &params);
+    snprintf(what, sizeof what, "adding %s", path);
+    if (!rc && (s = llm_model_ensemble_add(ensemble, member)) != LLM_OK) rc = ex_fail(prog, s, what);
+    if (rc) {
+        llm_model_free(member); /* the ensemble owns it only once added */
+        return rc;
+    }
+    printf("member %d: %s (%lld parameters)\n", i, path, (long long)params);
+    return 0;
+}
+
+/* The ensemble's own metadata (class names, who made it, the threshold if
+ * given), then the file. */
+static int save_ensemble(const ensemble_opts *o, llm_model *ensemble, char names[2][EX_CLASS_NAME_MAX + 1]) {
+    char classes[2 * (EX_CLASS_NAME_MAX + 1) + 1], made_by[64], tbuf[32], what[1024];
+    snprintf(classes, sizeof classes, "%s,%s", names[0], names[1]);
     snprintf(made_by, sizeof made_by, "spam_ensemble (libllm %s)", llm_version_string());
+    llm_status s;
     if ((s = llm_model_set_metadata(ensemble, "class_names", classes)) != LLM_OK ||
-        (s = llm_model_set_metadata(ensemble, "created_by", made_by)) != LLM_OK) { ex_fail(prog, s, "setting metadata"); goto done; }
+        (s = llm_model_set_metadata(ensemble, "created_by", made_by)) != LLM_OK)
+        return ex_fail(prog, s, "setting metadata");
     if (o->threshold_set) {
         snprintf(tbuf, sizeof tbuf, "%.6g", o->threshold);
-        if ((s = llm_model_set_metadata(ensemble, "threshold", tbuf)) != LLM_OK) { ex_fail(prog, s, "setting threshold"); goto done; }
+        if ((s = llm_model_set_metadata(ensemble, "threshold", tbuf)) != LLM_OK) return ex_fail(prog, s, "setting threshold");
     }
     snprintf(what, sizeof what, "saving %s", o->model_path);
-    if ((s = llm_model_save(ensemble, o->model_path)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
+    if ((s = llm_model_save(ensemble, o->model_path)) != LLM_OK) return ex_fail(prog, s, what);
     printf("saved the mean of %d models in %s\n", o->nfiles, o->model_path);
-    rc = 0;
+    return 0;
+}
 
-done:
+static int run(const ensemble_opts *o) {
+    llm_backend *be = NULL;
+    llm_model *ensemble = NULL;
+    char names[2][EX_CLASS_NAME_MAX + 1];
+    int rc = ex_backend(prog, LLM_BACKEND_CPU, 1, 1, &be);
+    llm_status s;
+    if (!rc && (s = llm_model_ensemble(&ensemble, be)) != LLM_OK) rc = ex_fail(prog, s, "creating the ensemble");
+    for (int i = 0; !rc && i < o->nfiles; i++) rc = add_member(o, i, be, ensemble, names);
+    if (!rc) rc = save_ensemble(o, ensemble, names);
     fflush(stdout);
     llm_model_free(ensemble);
     llm_backend_free(be);
-    return rc;
+    return rc ? EX_FAILURE : 0;
 }
 
 int main(int argc, char **argv) {

@@ -67,59 +67,46 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
     return a.bad ? EX_USAGE : 0;
 }
 
-static int run(const eval_opts *o) {
-    int rc = EX_FAILURE;
-    llm_status s;
-    llm_backend *be = NULL;
-    llm_model *model = NULL;
-    llm_text_corpus *corpus = NULL;
-    float *scores = NULL;
-    int32_t *labels = NULL;
-    char what[1024];
-
-    if (ex_backend(prog, o->backend, o->threads, o->quiet, &be)) goto done;
-    snprintf(what, sizeof what, "loading %s", o->model_path);
-    if ((s = llm_model_load(&model, be, o->model_path)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
-    char names[2][EX_CLASS_NAME_MAX + 1];
-    if (ex_class_names(prog, model, names)) goto done;
-    double threshold = o->threshold;
-    if (ex_threshold(prog, model, o->threshold_set, &threshold)) goto done;
-
-    /* the files as raw bytes: the model's pipeline reads them as e-mail */
+/* The files of --data as raw bytes (the model's pipeline reads them as
+ * e-mail), and map[folder's label] = the model's label for that class. */
+static int read_messages(const eval_opts *o, char names[2][EX_CLASS_NAME_MAX + 1], llm_text_corpus **corpus,
+                         int32_t map[2]) {
     llm_corpus_options co;
     llm_corpus_options_init(&co);
     co.format = LLM_CORPUS_RAW;
     co.max_file_bytes = EX_MAX_MESSAGE_BYTES;
     co.skip_unreadable = 1;
+    char what[1024];
     snprintf(what, sizeof what, "reading %s", o->data);
-    if ((s = llm_text_corpus_from_directory(&corpus, o->data, &co)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
+    llm_status s = llm_text_corpus_from_directory(corpus, o->data, &co);
+    if (s != LLM_OK) return ex_fail(prog, s, what);
     int32_t classes = 0;
-    llm_text_corpus_num_classes(corpus, &classes);
+    llm_text_corpus_num_classes(*corpus, &classes);
     if (classes != 2) {
         fprintf(stderr, "%s: %s has %d class folders; the model knows two (%s, %s)\n", prog,
                 o->data, (int)classes, names[0], names[1]);
-        goto done;
+        return EX_FAILURE;
     }
-    int32_t map[2] = { -1, -1 };
     for (int32_t c = 0; c < classes; c++) {
         const char *name = "";
-        llm_text_corpus_class_name(corpus, c, &name);
-        int32_t m = strcmp(name, names[0]) == 0 ? 0 : strcmp(name, names[1]) == 0 ? 1 : -1;
-        if (m < 0) {
+        llm_text_corpus_class_name(*corpus, c, &name);
+        map[c] = strcmp(name, names[0]) == 0 ? 0 : strcmp(name, names[1]) == 0 ? 1 : -1;
+        if (map[c] < 0) {
             fprintf(stderr, "%s: class folder '%s' of %s is not a class of the model (%s, %s)\n",
                     prog, name, o->data, names[0], names[1]);
-            goto done;
+            return EX_FAILURE;
         }
-        map[c] = m;
     }
-    int64_t n = 0, skipped = 0;
-    llm_text_corpus_count(corpus, &n);
-    llm_text_corpus_skipped(corpus, &skipped);
+    int64_t skipped = 0;
+    llm_text_corpus_skipped(*corpus, &skipped);
     if (skipped > 0) fprintf(stderr, "%s: warning: %lld unreadable files skipped\n", prog, (long long)skipped);
-    scores = malloc((size_t)n * sizeof *scores + 1);
-    labels = malloc((size_t)n * sizeof *labels + 1);
-    if (!scores || !labels) { fprintf(stderr, "%s: out of memory for %lld messages\n", prog, (long long)n); goto done; }
+    return 0;
+}
 
+/* scores[i] and labels[i] (the model's label) for each of the n messages,
+ * with a progress line on a terminal. */
+static int score_messages(const eval_opts *o, llm_model *model, const llm_text_corpus *corpus, const int32_t map[2],
+                          int64_t n, float *scores, int32_t *labels) {
     int tty = !o->quiet && isatty(STDERR_FILENO);
     double t0 = ex_now(), last = t0;
     for (int64_t i = 0; i < n; i++) {
@@ -129,12 +116,14 @@ static int run(const eval_opts *o) {
         llm_text_corpus_text(corpus, i, &text, &len);
         llm_text_corpus_label(corpus, i, &label);
         labels[i] = map[label];
-        if ((s = llm_model_predict_text(model, text, len, &scores[i], 1)) != LLM_OK) {
+        llm_status s = llm_model_predict_text(model, text, len, &scores[i], 1);
+        if (s != LLM_OK) {
             const char *src = "";
+            char what[1024];
             llm_text_corpus_source(corpus, i, &src);
             snprintf(what, sizeof what, "scoring %s", src);
-            ex_fail(prog, s, what);
-            goto done;
+            if (tty) fprintf(stderr, "\r\033[K");
+            return ex_fail(prog, s, what);
         }
         double now = ex_now();
         if (tty && (now - last >= 0.1 || i + 1 == n)) {
@@ -147,26 +136,56 @@ static int run(const eval_opts *o) {
     double secs = ex_now() - t0;
     printf("scored %lld messages from %s in %.1fs (%.2f ms per message)\n", (long long)n, o->data,
            secs, n > 0 ? secs * 1e3 / (double)n : 0.0);
+    return 0;
+}
 
+/* The report (metrics and confusion matrix), then the machine-readable line. */
+static int print_metrics(const float *scores, const int32_t *labels, int64_t n, double threshold,
+                         char names[2][EX_CLASS_NAME_MAX + 1]) {
     llm_metrics m;
     llm_metrics_init(&m);
-    if ((s = llm_metrics_binary(scores, labels, n, threshold, &m)) != LLM_OK) { ex_fail(prog, s, "computing metrics"); goto done; }
+    llm_status s = llm_metrics_binary(scores, labels, n, threshold, &m);
+    if (s != LLM_OK) return ex_fail(prog, s, "computing metrics");
     llm_clear_error();
     char report[2048];
-    if ((s = llm_metrics_format(&m, names[0], names[1], report, sizeof report, NULL)) != LLM_OK) { ex_fail(prog, s, "formatting metrics"); goto done; }
+    if ((s = llm_metrics_format(&m, names[0], names[1], report, sizeof report, NULL)) != LLM_OK)
+        return ex_fail(prog, s, "formatting metrics");
     fputs(report, stdout);
     printf("accuracy=%.4f precision=%.4f recall=%.4f f1=%.4f auc=%.4f\n", m.accuracy, m.precision,
            m.recall, m.f1, m.auc);
-    rc = 0;
+    return 0;
+}
 
-done:
+static int run(const eval_opts *o) {
+    llm_backend *be = NULL;
+    llm_model *model = NULL;
+    llm_text_corpus *corpus = NULL;
+    float *scores = NULL;
+    int32_t *labels = NULL, map[2] = { -1, -1 };
+    char names[2][EX_CLASS_NAME_MAX + 1];
+    double threshold = o->threshold;
+    int64_t n = 0;
+    int rc = ex_backend(prog, o->backend, o->threads, o->quiet, &be);
+    if (!rc) rc = ex_load_classifier(prog, be, o->model_path, o->threshold_set, &model, names, &threshold);
+    if (!rc) rc = read_messages(o, names, &corpus, map);
+    if (!rc) {
+        llm_text_corpus_count(corpus, &n);
+        scores = malloc((size_t)n * sizeof *scores + 1);
+        labels = malloc((size_t)n * sizeof *labels + 1);
+        if (!scores || !labels) {
+            fprintf(stderr, "%s: out of memory for %lld messages\n", prog, (long long)n);
+            rc = EX_FAILURE;
+        }
+    }
+    if (!rc) rc = score_messages(o, model, corpus, map, n, scores, labels);
+    if (!rc) rc = print_metrics(scores, labels, n, threshold, names);
     fflush(stdout);
     free(scores);
     free(labels);
     llm_text_corpus_free(corpus);
     llm_model_free(model);
     llm_backend_free(be);
-    return rc;
+    return rc ? EX_FAILURE : 0;
 }
 
 int main(int argc, char **argv) {

@@ -86,64 +86,62 @@ static int classify(llm_model *model, const char *name, const char *text, size_t
     return 0;
 }
 
+/* The backend, described on stderr unless quiet, so that stdout stays one
+ * line per message. */
+static int open_backend(const predict_opts *o, llm_backend **be) {
+    if (ex_backend(prog, o->backend, o->threads, 1, be)) return EX_FAILURE;
+    char desc[512];
+    if (!o->quiet && llm_backend_describe(*be, desc, sizeof desc, NULL) == LLM_OK) fprintf(stderr, "backend: %s\n", desc);
+    return 0;
+}
+
+/* Reads one message (path "-": standard input, only once) and classifies
+ * it; 0 or EX_FAILURE after printing why. */
+static int classify_path(llm_model *model, const char *path, double threshold, char names[2][EX_CLASS_NAME_MAX + 1],
+                         int *stdin_used) {
+    char *text = NULL;
+    size_t len = 0;
+    if (strcmp(path, "-") == 0) {
+        if (*stdin_used) {
+            fprintf(stderr, "%s: -: standard input was already read\n", prog);
+            return EX_FAILURE;
+        }
+        *stdin_used = 1;
+        if (ex_read_stream(stdin, EX_MAX_MESSAGE_BYTES, &text, &len) != 0) {
+            fprintf(stderr, "%s: -: cannot read standard input: %s\n", prog, strerror(errno));
+            return EX_FAILURE;
+        }
+        int rc = classify(model, "-", text, len, threshold, names);
+        free(text);
+        return rc;
+    }
+    llm_status s = llm_text_read_file(path, EX_MAX_MESSAGE_BYTES, &text, &len);
+    if (s != LLM_OK) {
+        fprintf(stderr, "%s: %s: %s: %s\n", prog, path, llm_status_string(s), llm_last_error());
+        return EX_FAILURE;
+    }
+    int rc = classify(model, path, text, len, threshold, names);
+    llm_text_free(text);
+    return rc;
+}
+
+/* Every file named (standard input when none), going on after a failure:
+ * the exit status says whether any failed. */
 static int run(const predict_opts *o) {
-    int rc = EX_FAILURE;
-    llm_status s;
     llm_backend *be = NULL;
     llm_model *model = NULL;
-    char what[1024];
-
-    if (ex_backend(prog, o->backend, o->threads, 1, &be)) goto done;
-    if (!o->quiet) {
-        /* on stderr, so that stdout stays one line per message */
-        char desc[512];
-        if (llm_backend_describe(be, desc, sizeof desc, NULL) == LLM_OK) fprintf(stderr, "backend: %s\n", desc);
-    }
-    snprintf(what, sizeof what, "loading %s", o->model_path);
-    if ((s = llm_model_load(&model, be, o->model_path)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
     char names[2][EX_CLASS_NAME_MAX + 1];
-    if (ex_class_names(prog, model, names)) goto done;
     double threshold = o->threshold;
-    if (ex_threshold(prog, model, o->threshold_set, &threshold)) goto done;
-
-    int failed = 0, stdin_used = 0;
-    int n = o->nfiles > 0 ? o->nfiles : 1;
-    for (int i = 0; i < n; i++) {
-        const char *path = o->nfiles > 0 ? o->files[i] : "-";
-        char *text = NULL;
-        size_t len = 0;
-        if (strcmp(path, "-") == 0) {
-            if (stdin_used) {
-                fprintf(stderr, "%s: -: standard input was already read\n", prog);
-                failed = 1;
-                continue;
-            }
-            stdin_used = 1;
-            if (ex_read_stream(stdin, EX_MAX_MESSAGE_BYTES, &text, &len) != 0) {
-                fprintf(stderr, "%s: -: cannot read standard input: %s\n", prog, strerror(errno));
-                failed = 1;
-                continue;
-            }
-            if (classify(model, "-", text, len, threshold, names)) failed = 1;
-            free(text);
-        } else {
-            s = llm_text_read_file(path, EX_MAX_MESSAGE_BYTES, &text, &len);
-            if (s != LLM_OK) {
-                fprintf(stderr, "%s: %s: %s: %s\n", prog, path, llm_status_string(s), llm_last_error());
-                failed = 1;
-                continue;
-            }
-            if (classify(model, path, text, len, threshold, names)) failed = 1;
-            llm_text_free(text);
-        }
-    }
-    rc = failed ? EX_FAILURE : 0;
-
-done:
+    int rc = open_backend(o, &be);
+    if (!rc) rc = ex_load_classifier(prog, be, o->model_path, o->threshold_set, &model, names, &threshold);
+    int stdin_used = 0, failed = 0;
+    for (int i = 0; !rc && i < (o->nfiles > 0 ? o->nfiles : 1); i++)
+        if (classify_path(model, o->nfiles > 0 ? o->files[i] : "-", threshold, names, &stdin_used)) failed = 1;
+    if (failed) rc = EX_FAILURE;
     fflush(stdout);
     llm_model_free(model);
     llm_backend_free(be);
-    return rc;
+    return rc ? EX_FAILURE : 0;
 }
 
 int main(int argc, char **argv) {

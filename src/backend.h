@@ -14,9 +14,18 @@
 #include <stddef.h>
 #include "llm/backend.h"
 #include "llm/status.h"
+#include "llm/layer.h"
+#include "llm/optimizer.h"
 
-/* Activation ids shared by all kernels. Kept equal to the public llm_activation
- * values (include/llm/layer.h). */
+#ifdef __cplusplus /* the CUDA module includes this header too */
+#  define LLM__STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#  define LLM__STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* Activation ids shared by all kernels. Equal to the public llm_activation
+ * values (include/llm/layer.h), which layers pass straight through; softmax
+ * has kernels of its own. */
 enum {
     LLM__ACT_NONE = 0,
     LLM__ACT_RELU = 1,
@@ -24,6 +33,10 @@ enum {
     LLM__ACT_TANH = 3,
     LLM__ACT_GELU = 4  /* tanh approximation, as GPT-2 and PyTorch approximate='tanh' */
 };
+LLM__STATIC_ASSERT(LLM__ACT_NONE == (int)LLM_ACT_NONE && LLM__ACT_RELU == (int)LLM_ACT_RELU &&
+                   LLM__ACT_SIGMOID == (int)LLM_ACT_SIGMOID && LLM__ACT_TANH == (int)LLM_ACT_TANH &&
+                   LLM__ACT_GELU == (int)LLM_ACT_GELU,
+                   "LLM__ACT_* must equal llm_activation (include/llm/layer.h)");
 
 /* Arguments of one LSTM time step (gate order i, f, g, o as in PyTorch).
  * B rows (batch), H units. Row b of an argument X is at X + b * ld_X. */
@@ -129,13 +142,21 @@ typedef struct llm__attention {
     float *dq, *dk, *dv;
 } llm__attention;
 
+/* Pooling and optimizer kinds of the kernels. The layers and the optimizer
+ * convert from the public enums by name, but the values are kept equal so
+ * that a cast would not be a bug either. */
 enum { LLM__POOL_AVG = 0, LLM__POOL_MAX = 1 };
+LLM__STATIC_ASSERT(LLM__POOL_AVG == (int)LLM_POOL_AVERAGE && LLM__POOL_MAX == (int)LLM_POOL_MAX,
+                   "LLM__POOL_* must equal llm_pool_mode (include/llm/layer.h)");
 
 enum {
     LLM__OPT_SGD = 0,
     LLM__OPT_ADAM = 1,
     LLM__OPT_ADAMW = 2
 };
+LLM__STATIC_ASSERT(LLM__OPT_SGD == (int)LLM_OPTIMIZER_SGD && LLM__OPT_ADAM == (int)LLM_OPTIMIZER_ADAM &&
+                   LLM__OPT_ADAMW == (int)LLM_OPTIMIZER_ADAMW,
+                   "LLM__OPT_* must equal llm_optimizer_kind (include/llm/optimizer.h)");
 
 /* One optimizer update over n contiguous parameters. grad is multiplied by
  * grad_scale first (gradient clipping). Adam: bias corrections bc1 = 1 -
@@ -148,8 +169,18 @@ typedef struct llm__opt_update {
     int nesterov;
 } llm__opt_update;
 
+/* Capability flags of a backend (llm__backend_ops.caps). Optional kernels
+ * are not flags: their slots are NULL when missing. */
+enum {
+    /* Backend memory is ordinary host memory: the core may hand a buffer
+     * straight to code that reads and writes host memory (MPI, a file
+     * write) instead of staging it through copy_d2h / copy_h2d. */
+    LLM__BACKEND_HOST_MEMORY = 1u << 0
+};
+
 typedef struct llm__backend_ops {
     const char *name;
+    unsigned caps;  /* LLM__BACKEND_* flags */
 
     /* ---- memory ---- */
     llm_status (*alloc)(llm_backend *be, size_t bytes, void **out);
@@ -295,7 +326,7 @@ typedef struct llm__backend_ops {
 /* The backend object behind the public opaque handle. */
 struct llm_backend {
     const llm__backend_ops *ops;
-    llm_backend_kind kind;
+    const struct llm__backend_provider *provider; /* what made it (src/core/backend_internal.h) */
     int threads;
     void *impl; /* backend-private state (thread pool, CUDA handles) */
     /* references: the creator's, plus one per tensor, model and decoder on
@@ -305,5 +336,11 @@ struct llm_backend {
      * the module's view of the fields above does not move. */
     long refs;
 };
+
+/* Whether a backend has a capability (LLM__BACKEND_* flags): what callers
+ * ask instead of which kind of backend it is. */
+static inline int llm__backend_has(const llm_backend *be, unsigned capability) {
+    return (be->ops->caps & capability) == capability;
+}
 
 #endif /* LLM_PRIVATE_BACKEND_H */

@@ -1434,7 +1434,11 @@ static void lseq_ref_forward(lseq *q, double *ref) {
 
 /* The sequence slots must take these sizes: CUDA all of them, the CPU from
  * 8 rows (below that its per-step path splits the GEMMs instead). */
-static int lseq_slot_expected(dev *d, int B) { return d->be->kind == LLM_BACKEND_CUDA || B >= 8; }
+static int lseq_slot_expected(dev *d, int B) {
+    llm_backend_kind kind = LLM_BACKEND_CPU;
+    llm_backend_kind_of(d->be, &kind);
+    return kind == LLM_BACKEND_CUDA || B >= 8;
+}
 
 static void run_lseq_forward(dev *d, const void *p, float *out) {
     const lseq *q = p;

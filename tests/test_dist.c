@@ -7,6 +7,8 @@
  *     per-epoch figures of one process with batch 32 (float tolerance), and
  *     all ranks hold identical weights;
  *   - a job of one rank without mpirun is bit-for-bit a plain fit;
+ *   - llm_dist_train_on_batch with a rank that has no rows (x = y = NULL)
+ *     matches one process;
  *   - ranks set up differently fail at once with a message, not a hang;
  *   - one rank's callback stopping stops every rank after the same step;
  *   - a failure on one rank fails every rank at once;
@@ -415,6 +417,24 @@ START_TEST(lm_train_distributed_matches_one_process) {
 }
 END_TEST
 
+/* llm_dist_train_on_batch in a loop of one's own on global batches of 1, 3
+ * and 32 rows: rank 1 of 2 has no rows in every batch of 1 and passes x = y
+ * = NULL, and the weights still equal one process's after 30 steps. */
+START_TEST(own_loop_with_empty_shares) {
+    char *one = make_tmpdir(), *two = make_tmpdir();
+    run_result r;
+    RUN_MPI(&r, 120, "WORKER", one, "--own-loop");
+    assert_ok(one, 0, &r);
+    RUN_MPI(&r, 120, MPI_ARGS("2"), "WORKER", two, "--dist", "--own-loop");
+    assert_ok(two, 0, &r);
+    assert_ok(two, 1, &r);
+    compare_weights(two, 0, one, 0, 2e-5, 1e-4);
+    compare_weights(two, 1, two, 0, 0, 0);
+    rm_tmpdir(one);
+    rm_tmpdir(two);
+}
+END_TEST
+
 START_TEST(one_rank_without_mpirun_is_a_plain_fit) {
     char *plain = make_tmpdir(), *single = make_tmpdir();
     run_result r;
@@ -575,6 +595,7 @@ Suite *suite_dist(void) {
     tcase_add_test(tc, equivalent_to_one_process);
     tcase_add_test(tc, one_rank_without_mpirun_is_a_plain_fit);
     tcase_add_test(tc, lm_train_distributed_matches_one_process);
+    tcase_add_test(tc, own_loop_with_empty_shares);
     tcase_add_test(tc, different_setups_fail_fast);
     tcase_add_test(tc, one_callback_stops_every_rank);
     tcase_add_test(tc, local_failure_fails_every_rank);

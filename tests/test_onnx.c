@@ -21,7 +21,7 @@
 #ifdef LLM_TEST_ONNX
 #include "onnx.pb-c.h"
 #include "core/internal.h"
-#include "core/backend_internal.h"
+#include "core/module.h"
 #include "io/atomic_file.h"
 #include "onnx/onnx_module.h"
 

@@ -33,6 +33,19 @@ const char *tu_bin_dir(void) {
     return "../build/bin";
 }
 
+char *tu_read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = '\0';
+        else { free(buf); buf = NULL; }
+    }
+    fclose(f);
+    return buf;
+}
+
 /* Runs in a child process (a GPU driver initialised in Check's parent would
  * be unusable in the forked tests): optionally sets an environment variable, then asks
  * llm_backend_is_available (mode 0) or llm_backend_create (mode 1, for

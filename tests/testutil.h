@@ -30,12 +30,17 @@ Suite *suite_concurrency(void);
 Suite *suite_dist(void);
 Suite *suite_lifetime(void);
 Suite *suite_onnx(void);
+Suite *suite_seed(void);
+Suite *suite_layout(void);
 
 /* tests/testutil.c: a monotonic clock in seconds, and the folder of the
  * example programs ($LLM_BIN_DIR, else beside this runner's build, else
  * ../build/bin). */
 double tu_now(void);
 const char *tu_bin_dir(void);
+/* The whole of a file, NUL-terminated (free it), or NULL when it cannot be
+ * read. */
+char *tu_read_text(const char *path);
 /* In a child process, optionally with env=value set: llm_backend_is_available
  * (mode 0) or llm_backend_create on `device` (mode 1) for a backend kind.
  * Returns the child's status; *available and msg (its llm_last_error()). */

@@ -31,7 +31,8 @@ LLM_API void llm_backend_options_init(llm_backend_options *opts);
 
 /* Creates a backend of the given kind. opts may be NULL for the defaults.
  * Returns LLM_ERR_UNAVAILABLE (with the reason in llm_last_error()) when the
- * kind is not built in or has no device.
+ * kind's module is missing or it has no device, LLM_ERR_INVALID_ARGUMENT for
+ * an unknown kind, threads outside [0, 1024] or a negative device.
  *
  * Lifetime: a backend is reference-counted. Creating it gives the caller one
  * reference, which llm_backend_free drops. Every tensor, model (ensembles

@@ -30,9 +30,11 @@ LLM_API llm_status llm_dataset_from_tensors(llm_dataset **out, const llm_tensor 
 /* Number of examples. */
 LLM_API llm_status llm_dataset_size(const llm_dataset *ds, int64_t *count);
 
-/* Shuffles (deterministically for a seed) and splits off the last
- * `fraction` in (0, 1) as *second; both parts are new datasets. When the
- * targets are class labels (int32, or float 0/1) the split is stratified. */
+/* Shuffles (deterministically for a seed) and splits off round(fraction *
+ * N) examples, fraction in (0, 1), as *second; both parts are new datasets.
+ * When every target is one class label in [0, 1000) (int32, or a float with
+ * an integral value) the split is stratified: each class gives that share of
+ * its own examples. LLM_ERR_INVALID_ARGUMENT when a part would be empty. */
 LLM_API llm_status llm_dataset_split(const llm_dataset *ds, float fraction, uint64_t seed,
                                      llm_dataset **first, llm_dataset **second);
 
@@ -41,6 +43,7 @@ LLM_API llm_status llm_dataset_split(const llm_dataset *ds, float fraction, uint
 LLM_API llm_status llm_dataset_get(const llm_dataset *ds, int64_t index, void *x, size_t x_bytes,
                                    void *y, size_t y_bytes);
 
+/* Frees a dataset. NULL is a no-op. */
 LLM_API void llm_dataset_free(llm_dataset *ds);
 
 LLM_EXTERN_C_END

@@ -80,9 +80,6 @@ LLM_API llm_status llm_dist_barrier(llm_dist *dist);
  * from it whether to call llm_dist_init. Always LLM_OK. */
 LLM_API llm_status llm_dist_launched(int *world_size);
 
-/* Frees the handle: the duplicated communicator, and MPI_Finalize when
- * llm_dist_init called MPI_Init (not after a failed collective, see above).
- * NULL is allowed. Collective when MPI is finalised. */
 /* Data parallelism in a loop of your own (llm_model_train_on_batch style,
  * as lm_train does) instead of llm_model_fit:
  *
@@ -91,16 +88,21 @@ LLM_API llm_status llm_dist_launched(int *world_size);
  *
  * llm_dist_train_on_batch is one optimizer step on a global batch of
  * global_batch rows of which x, y hold this rank's share (the shares of all
- * ranks must add up to global_batch; a rank may have none only if it passes
- * tensors of 0 rows). Every rank calls it with the same global_batch. The
- * gradient of the global batch's mean loss is summed across ranks before
- * the update, so the weights stay identical everywhere and equal (within
- * float rounding) one process training on the whole batch; *loss (may be
- * NULL) gets the global mean loss. A failure on any rank fails all. */
+ * ranks must add up to global_batch; a rank with no share passes x and y
+ * NULL, its model built and compiled as llm_dist_sync_model requires).
+ * Every rank calls it with the same
+ * global_batch. The gradient of the global batch's mean loss is summed
+ * across ranks before the update, so the weights stay identical everywhere
+ * and equal (within float rounding) one process training on the whole
+ * batch; *loss (may be NULL) gets the global mean loss. A failure on any
+ * rank fails all; shares that do not add up give LLM_ERR_INVALID_ARGUMENT. */
 LLM_API llm_status llm_dist_sync_model(llm_dist *dist, llm_model *model);
 LLM_API llm_status llm_dist_train_on_batch(llm_dist *dist, llm_model *model, const llm_tensor *x,
                                            const llm_tensor *y, int64_t global_batch, float *loss);
 
+/* Frees the handle: the duplicated communicator, and MPI_Finalize when
+ * llm_dist_init called MPI_Init (not after a failed collective, see above).
+ * NULL is allowed. Collective when MPI is finalised. */
 LLM_API void llm_dist_free(llm_dist *dist);
 
 LLM_EXTERN_C_END

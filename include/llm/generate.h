@@ -34,6 +34,7 @@ LLM_API llm_status llm_decoder_feed(llm_decoder *decoder, const int32_t *ids, in
 /* Number of tokens currently in the window, and the vocabulary size. */
 LLM_API llm_status llm_decoder_length(const llm_decoder *decoder, int64_t *length);
 LLM_API llm_status llm_decoder_vocab_size(const llm_decoder *decoder, int64_t *vocab);
+/* Frees a decoder (not its model). NULL is a no-op. */
 LLM_API void llm_decoder_free(llm_decoder *decoder);
 
 /* Called with each generated token as soon as it is chosen (streaming);

@@ -49,13 +49,13 @@ typedef enum llm_pool_mode {
 /* ---- Embedding: token ids [T] (int32) -> vectors [T, dim] ---- */
 typedef struct llm_embedding_options {
     size_t size;       /* sizeof(llm_embedding_options), set by _init */
-    int64_t vocab;     /* number of token ids, >= 2 (id 0 is padding) */
-    int64_t dim;       /* vector size, >= 1 */
+    int64_t vocab;     /* number of token ids, in [2, 2^31) (id 0 is padding) */
+    int64_t dim;       /* vector size, in [1, 2^31) */
     int mask_zero;     /* 1 (default): id 0 is padding; it gets no gradient and
                           marks masked steps for the layers after it, so a
                           recurrent layer returns the state at each sequence's
                           true end whatever the padding side */
-    float init_scale;  /* weights uniform in [-s, s]; default 0.05 (Keras) */
+    float init_scale;  /* weights uniform in [-s, s], s >= 0; default 0.05 (Keras) */
 } llm_embedding_options;
 LLM_API void llm_embedding_options_init(llm_embedding_options *opts);
 LLM_API llm_layer *llm_layer_embedding(int64_t vocab, int64_t dim);
@@ -69,7 +69,7 @@ LLM_API llm_layer *llm_layer_embedding_ex(const llm_embedding_options *opts);
  * before a masking Embedding) carry the state over unchanged. */
 typedef struct llm_recurrent_options {
     size_t size;          /* sizeof(llm_recurrent_options), set by _init */
-    int64_t units;        /* H >= 1 */
+    int64_t units;        /* H in [1, 2^20] */
     llm_return_mode return_mode; /* default LLM_RETURN_LAST */
     int unit_forget_bias; /* LSTM only; default 1 */
     int go_backwards;     /* process the sequence from its end; default 0 */
@@ -88,7 +88,7 @@ LLM_API llm_layer *llm_layer_bidirectional(llm_layer *inner);
 /* ---- Dense: [..., F] -> [..., units], y = act(x W^T + b) ---- */
 typedef struct llm_dense_options {
     size_t size;               /* sizeof(llm_dense_options), set by _init */
-    int64_t units;             /* >= 1 */
+    int64_t units;             /* in [1, 2^31) */
     llm_activation activation; /* default LLM_ACT_NONE */
     int use_bias;              /* default 1 */
 } llm_dense_options;
@@ -103,7 +103,7 @@ LLM_API llm_layer *llm_layer_activation(llm_activation activation);
  * in [0, 1) and scales the rest by 1/(1-rate); identity in inference. */
 LLM_API llm_layer *llm_layer_dropout(float rate);
 /* Layer normalisation over the last dimension with learned scale and shift;
- * eps > 0 (1e-5 is usual). */
+ * eps in (0, 1) (1e-5 is usual). */
 LLM_API llm_layer *llm_layer_layernorm(float eps);
 
 /* ---- pooling over time: [T, F] -> [F], ignoring masked steps ---- */
@@ -128,13 +128,14 @@ typedef enum llm_positional {
 /* Token plus positional embedding: ids [T] (int32, T <= context) -> [T, dim]. */
 typedef struct llm_transformer_embedding_options {
     size_t size;               /* set by _init */
-    int64_t vocab;             /* token ids, >= 2 */
-    int64_t context;           /* longest sequence (positions), default 128 */
-    int64_t dim;               /* model width, default 128 */
+    int64_t vocab;             /* token ids, in [2, 2^31) */
+    int64_t context;           /* longest sequence (positions), in [1, 2^20]; default 128 */
+    int64_t dim;               /* model width, in [1, 65536] (even for sinusoidal
+                                  positions); default 128 */
     llm_positional positional; /* default LLM_POSITIONAL_LEARNED */
     int mask_zero;             /* 1 (default): id 0 is padding; padded keys are
                                   hidden from attention and from pooling */
-    float init_std;            /* default 0.02 */
+    float init_std;            /* >= 0; default 0.02 */
 } llm_transformer_embedding_options;
 LLM_API void llm_transformer_embedding_options_init(llm_transformer_embedding_options *opts);
 LLM_API llm_layer *llm_layer_transformer_embedding(int64_t vocab, int64_t context, int64_t dim);
@@ -145,9 +146,9 @@ LLM_API llm_layer *llm_layer_transformer_embedding_ex(const llm_transformer_embe
  * softmax is computed blockwise and never stored), output projection. */
 typedef struct llm_attention_options {
     size_t size;       /* set by _init */
-    int64_t heads;     /* >= 1, must divide the input width; default 4 */
+    int64_t heads;     /* in [1, 4096], must divide the input width; default 4 */
     int causal;        /* 1: position t attends to positions <= t; default 1 */
-    float init_std;    /* default 0.02 */
+    float init_std;    /* >= 0; default 0.02 */
 } llm_attention_options;
 LLM_API void llm_attention_options_init(llm_attention_options *opts);
 LLM_API llm_layer *llm_layer_attention(int64_t heads, int causal);
@@ -159,12 +160,12 @@ LLM_API llm_layer *llm_layer_attention_ex(const llm_attention_options *opts);
  * GELU is the tanh approximation (GPT-2). */
 typedef struct llm_transformer_block_options {
     size_t size;       /* set by _init */
-    int64_t heads;     /* default 4; must divide D */
-    int64_t mlp_hidden;/* width of the MLP; 0 (default) = 4 D */
+    int64_t heads;     /* in [1, 4096], must divide D; default 4 */
+    int64_t mlp_hidden;/* width of the MLP, in [0, 2^20]; 0 (default) = 4 D */
     int causal;        /* default 1 (language model); 0 for an encoder */
     float dropout;     /* residual dropout in [0, 1); default 0 */
-    float eps;         /* layer-norm epsilon; default 1e-5 */
-    float init_std;    /* default 0.02 */
+    float eps;         /* layer-norm epsilon in (0, 1); default 1e-5 */
+    float init_std;    /* >= 0; default 0.02 */
 } llm_transformer_block_options;
 LLM_API void llm_transformer_block_options_init(llm_transformer_block_options *opts);
 LLM_API llm_layer *llm_layer_transformer_block(int64_t heads, int causal);
@@ -176,9 +177,9 @@ LLM_API llm_layer *llm_layer_transformer_block_ex(const llm_transformer_block_op
  * the file stores that table once and both uses train it. */
 typedef struct llm_lm_head_options {
     size_t size;       /* set by _init */
-    int64_t vocab;     /* >= 2 */
+    int64_t vocab;     /* in [2, 2^31) */
     int tie;           /* default 1 */
-    float init_std;    /* untied weights; default 0.02 */
+    float init_std;    /* untied weights; >= 0; default 0.02 */
 } llm_lm_head_options;
 LLM_API void llm_lm_head_options_init(llm_lm_head_options *opts);
 LLM_API llm_layer *llm_layer_lm_head(int64_t vocab, int tie);

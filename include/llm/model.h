@@ -162,7 +162,11 @@ LLM_API llm_status llm_model_summary(const llm_model *model, char *buf, size_t l
 /* Number of trainable scalars (needs a built model). */
 LLM_API llm_status llm_model_param_count(const llm_model *model, int64_t *count);
 
-/* ---- parameters by name ("lstm_1.weight_hh", see docs) ---- */
+/* ---- parameters by name ----
+ * "<layer>.<parameter>": layers are named after their kind and numbered from
+ * 0 per kind in the order they were added (embedding_0, lstm_0, lstm_1,
+ * dense_0), e.g. "lstm_0.weight_hh" or "bidirectional_0.backward.bias_ih";
+ * docs/FORMAT.md lists each kind's parameters and layouts. */
 LLM_API llm_status llm_model_num_params(const llm_model *model, int *count);
 /* Name (valid while the model lives), ndim and shape (room for LLM_MAX_DIMS) of parameter i. */
 LLM_API llm_status llm_model_param_info(const llm_model *model, int index, const char **name,

@@ -64,6 +64,8 @@ LLM_API llm_status llm_optimizer_learning_rate(const llm_optimizer *opt, int64_t
 /* Copies the optimizer's options out (opts->size must be set). */
 LLM_API llm_status llm_optimizer_get_options(const llm_optimizer *opt, llm_optimizer_options *opts);
 
+/* Frees an optimizer (a model compiled with it keeps its own copy). NULL is
+ * a no-op. */
 LLM_API void llm_optimizer_free(llm_optimizer *opt);
 
 LLM_EXTERN_C_END

@@ -317,7 +317,6 @@ LLM_API llm_status llm_text_corpus_vectorize(const llm_text_corpus *corpus, cons
                                              int64_t ids_count, int32_t *labels, int32_t *lengths,
                                              int64_t rows);
 
-/* Frees a corpus and its texts. NULL is a no-op. */
 /* A training dataset from a corpus: inputs int32 ids [n, seq_len] through
  * the vocabulary and vectorizer options (NULL = defaults), targets the
  * int32 class labels [n]. */
@@ -325,6 +324,7 @@ LLM_API llm_status llm_dataset_from_corpus(llm_dataset **out, const llm_text_cor
                                            const llm_vocab *vocab,
                                            const llm_vectorize_options *vectorize);
 
+/* Frees a corpus and its texts. NULL is a no-op. */
 LLM_API void llm_text_corpus_free(llm_text_corpus *corpus);
 
 /* ------------------------------------------------- byte-pair encoding */

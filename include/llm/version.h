@@ -19,7 +19,8 @@ LLM_EXTERN_C_BEGIN
  * mismatch between the headers a program was built with and the library it runs. */
 LLM_API unsigned llm_version(void);
 
-/* The same as a string, "1.0.0". Never NULL; static storage. */
+/* The same as a string, "MAJOR.MINOR.PATCH" (e.g. "1.2.0"). Never NULL;
+ * static storage. */
 LLM_API const char *llm_version_string(void);
 
 LLM_EXTERN_C_END

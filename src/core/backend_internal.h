@@ -1,4 +1,10 @@
-/* libllm private: entry points of the built-in backends. */
+/* libllm private: the backend providers.
+ *
+ * A provider makes backends of one kind. src/core/backend.c keeps the table
+ * of providers and answers the public calls through it, so no code outside
+ * a provider asks which kind a backend is: the rest of the library uses the
+ * backend's vtable (src/backend.h) and its capability flags
+ * (llm__backend_has). Adding a kind is one provider plus one table line. */
 #ifndef LLM_PRIVATE_BACKEND_INTERNAL_H
 #define LLM_PRIVATE_BACKEND_INTERNAL_H
 
@@ -11,32 +17,26 @@
 void llm__backend_retain(llm_backend *be);
 void llm__backend_release(llm_backend *be);
 
-/* src/cpu/cpu_backend.c */
-llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opts);
-void llm__cpu_backend_release(llm_backend *be);
-void llm__cpu_backend_describe(const llm_backend *be, char *buf, size_t len);
+typedef struct llm__backend_provider {
+    llm_backend_kind kind;
+    /* LLM_OK when a backend for `device` can be created here, else
+     * LLM_ERR_UNAVAILABLE saying which of module, driver or device is
+     * missing (the message starts with fn). Creates nothing: no device
+     * context. */
+    llm_status (*probe)(int device, const char *fn);
+    /* Fills be->ops, be->impl and be->threads for validated options; be is
+     * zeroed and its kind set. Messages start with fn. */
+    llm_status (*init)(llm_backend *be, const llm_backend_options *opts, const char *fn);
+    /* Frees what init made (be itself belongs to the caller). */
+    void (*release)(llm_backend *be);
+    /* One line for llm_backend_describe, always NUL-terminated. */
+    void (*describe)(const llm_backend *be, char *buf, size_t len);
+} llm__backend_provider;
 
-/* The CUDA backend lives in a module loaded on first use (src/core/backend.c,
- * src/gpu/cuda_module.h). llm__cuda_backend_init loads the module if needed
- * and creates the backend for opts->device; LLM_ERR_UNAVAILABLE says which of
- * module, driver or device is missing. llm__cuda_available probes the same
- * without creating anything (no CUDA context). */
-llm_status llm__cuda_backend_init(llm_backend *be, const llm_backend_options *opts, const char *fn);
-llm_status llm__cuda_available(int device, const char *fn);
-void llm__cuda_backend_release(llm_backend *be);
-void llm__cuda_backend_describe(const llm_backend *be, char *buf, size_t len);
+/* src/cpu/cpu_backend.c: always present. */
+extern const llm__backend_provider llm__cpu_provider;
 
-/* Module loading helpers (src/core/backend.c), shared with the MPI module's
- * loader (src/dist/dist.c): the folder of the file holding libllm, and a
- * dlopen of path when it exists (appending it to `tried` when it does not;
- * setting *fatal with the reason in `tried` when it exists but fails). */
-int llm__self_dir(char *dir, size_t len);
-void *llm__module_try_open(const char *path, char *tried, size_t len, int *fatal);
-/* Finds and loads a run-time module (libllm-cuda.so, libllm-mpi.so): the
- * path in $env_var if set, else `file` next to this library or in ../lib,
- * else on the library search path. NULL with a message in why when it is
- * missing or fails to load (`what` names it, `hint` says why it may be missing). */
-void *llm__module_open(const char *env_var, const char *file, const char *what, const char *hint, char *why,
-                       size_t why_len);
+/* src/core/backend_cuda.c: loads libllm-cuda.so (src/gpu/) on first use. */
+extern const llm__backend_provider llm__cuda_provider;
 
-#endif
+#endif /* LLM_PRIVATE_BACKEND_INTERNAL_H */

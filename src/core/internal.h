@@ -52,6 +52,16 @@ static inline int llm__mul_size(size_t a, size_t b, size_t *out) {
     return 1;
 }
 
+/* FNV-1a over n bytes, continuing from h (start with LLM__FNV1A_INIT): a
+ * fingerprint for comparing data across processes, not a defence against
+ * anyone crafting collisions. */
+#define LLM__FNV1A_INIT 0xcbf29ce484222325ULL
+static inline uint64_t llm__fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
 /* Copies a caller's size-prefixed options struct over the defaults already
  * in *dst: only min(src->size, sizeof *dst) bytes are read, so a caller built
  * against an older (smaller) struct keeps working. Returns LLM_OK or an

@@ -132,6 +132,7 @@ static llm_status cpu_sgemm_batched(llm_backend *be, int ta, int tb, int m, int 
 
 const llm__backend_ops llm__cpu_ops = {
     .name = "cpu",
+    .caps = LLM__BACKEND_HOST_MEMORY,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .memset_zero = cpu_memset_zero,
@@ -190,14 +191,19 @@ static int blas_core_is_generic(void) {
            __builtin_cpu_supports("avx2");
 }
 
-llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opts) {
+static llm_status cpu_probe(int device, const char *fn) {
+    (void)device; (void)fn;
+    return LLM_OK;
+}
+
+static llm_status cpu_init(llm_backend *be, const llm_backend_options *opts, const char *fn) {
     int threads = opts->threads;
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
     llm__cpu *cpu = llm__calloc(1, sizeof *cpu);
-    if (!cpu) return llm__oom("llm_backend_create");
+    if (!cpu) return llm__oom(fn);
     llm_status s = llm__pool_create(&cpu->pool, threads);
     if (s != LLM_OK) { llm__free(cpu); return s; }
     be->ops = &llm__cpu_ops;
@@ -212,7 +218,7 @@ llm_status llm__cpu_backend_init(llm_backend *be, const llm_backend_options *opt
     return LLM_OK;
 }
 
-void llm__cpu_backend_release(llm_backend *be) {
+static void cpu_release(llm_backend *be) {
     llm__cpu *cpu = be->impl;
     if (!cpu) return;
     llm__pool_free(cpu->pool);
@@ -220,7 +226,7 @@ void llm__cpu_backend_release(llm_backend *be) {
     be->impl = NULL;
 }
 
-void llm__cpu_backend_describe(const llm_backend *be, char *buf, size_t len) {
+static void cpu_describe(const llm_backend *be, char *buf, size_t len) {
     const char *core = openblas_get_corename();
     const char *config = openblas_get_config();
     int generic = blas_core_is_generic();
@@ -228,3 +234,7 @@ void llm__cpu_backend_describe(const llm_backend *be, char *buf, size_t len) {
              config ? config : "OpenBLAS", core ? core : "unknown",
              generic ? " (generic kernels on an AVX2 CPU: set OPENBLAS_CORETYPE)" : "");
 }
+
+const llm__backend_provider llm__cpu_provider = {
+    LLM_BACKEND_CPU, cpu_probe, cpu_init, cpu_release, cpu_describe,
+};

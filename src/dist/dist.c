@@ -6,7 +6,7 @@
  *   1. $LLM_MPI_MODULE, if set (then only there);
  *   2. the folder of the file that holds libllm, then ../lib beside it;
  *   3. the dynamic linker's search path;
- * the same order as the CUDA module (src/core/backend.c). The module stays
+ * the same order as the CUDA module (src/core/module.h). The module stays
  * loaded: MPI cannot be unloaded and initialised again in one process. */
 #include <dlfcn.h>
 #include <limits.h>
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "../core/internal.h"
-#include "../core/backend_internal.h"
+#include "../core/module.h"
 #include "dist_internal.h"
 
 /* ---- the module ---- */
@@ -179,12 +179,4 @@ llm_status llm__dist_allreduce(llm_dist *d, void *buf, int64_t n, int type, int 
 llm_status llm__dist_bcast(llm_dist *d, void *buf, size_t bytes, int root, const char *what) {
     LLM__CHECK(usable(d, what));
     return note(d, mpi_mod.bcast(d->comm, buf, bytes, root, d->timeout_s, what));
-}
-
-void llm__dist_slice(const llm_dist *d, int64_t n, int64_t *off, int64_t *len) {
-    int64_t p = d->size, r = d->rank;
-    int64_t lo = n / p * r + (r < n % p ? r : n % p);
-    int64_t cnt = n / p + (r < n % p ? 1 : 0);
-    *off = lo;
-    *len = cnt;
 }

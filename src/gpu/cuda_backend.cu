@@ -2,7 +2,7 @@
  * creation, memory and copies, cuBLAS GEMM, and the vtable.
  *
  * Built into libllm-cuda.so, which libllm loads with dlopen (see
- * cuda_module.h and src/core/backend.c). Row-major GEMM goes to column-major
+ * cuda_module.h and src/core/backend_cuda.c). Row-major GEMM goes to column-major
  * cuBLAS by swapping the operands: C^T = op(B)^T op(A)^T, so the same memory
  * is passed with m and n exchanged and no data moves. TF32 tensor cores are
  * off (full FP32 products, as on the CPU) unless LLM_CUDA_TF32=1 is set in the
@@ -168,6 +168,7 @@ static llm_status gpu_sgemm_batched(llm_backend *be, int ta, int tb, int m, int 
 
 static const llm__backend_ops gpu_ops = {
     .name = "cuda",
+    .caps = 0, /* device memory: the core stages it through copy_d2h / copy_h2d */
     .alloc = gpu_alloc,
     .free = gpu_free,
     .memset_zero = gpu_memset_zero,

@@ -2,7 +2,7 @@
  *
  * The CUDA backend is built as a separate shared object (libllm-cuda.so) so
  * that libllm itself never depends on the CUDA runtime: libllm dlopen()s the
- * module the first time a CUDA backend is asked for (src/core/backend.c).
+ * module the first time a CUDA backend is asked for (src/core/backend_cuda.c).
  * The module exports exactly one function, LLM__CUDA_MODULE_ENTRY; its name
  * carries the interface version, so a module built for another interface is
  * refused by name before anything is exchanged.

@@ -6,7 +6,7 @@
 #include "model_internal.h"
 #include "../core/rng.h"
 #include "../core/tensor_internal.h"
-#include "../dist/dist_internal.h"
+#include "data_parallel.h"
 
 enum { H_LOSS, H_ACC, H_VAL_LOSS, H_VAL_ACC, H_LR, H_KEYS };
 static const char *const history_keys[H_KEYS] = { "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate" };
@@ -58,14 +58,14 @@ static llm_status check_dataset(llm_model *m, const llm_dataset *ds, const char 
 }
 
 /* Mean loss and accuracy over a dataset in inference mode; optionally keeps
- * every output (scores, [n * out_elems]) for the binary metrics. With df
- * (distributed fit, no scores), each rank evaluates its slice of the
- * examples and the sums are combined. */
+ * every output (scores, [n * out_elems]) for the binary metrics. Each rank
+ * of the exchange evaluates its slice of the examples and the sums are
+ * combined (scores need the whole set: llm__solo_exchange). */
 static llm_status run_eval(llm_model *m, const llm_dataset *ds, int64_t batch, double *loss, double *acc,
-                           float *scores, int32_t *labels, llm__dist_fit *df, const char *fn) {
+                           float *scores, int32_t *labels, const llm__grad_exchange *ex, const char *fn) {
     double loss_sum = 0, correct = 0;
     int64_t lo = 0, count = ds->n;
-    if (df) llm__dist_slice(df->d, ds->n, &lo, &count);
+    llm__exchange_slice(ex, ds->n, &lo, &count);
     int track = (m->metrics & LLM_METRIC_ACCURACY) || scores;
     LLM__CHECK(llm__model_stage(m, batch));
     int64_t *idx = llm__malloc((size_t)batch * sizeof *idx);
@@ -90,17 +90,13 @@ static llm_status run_eval(llm_model *m, const llm_dataset *ds, int64_t batch, d
     }
     llm__free(idx);
     llm__free(raw_y);
-    if (df) {
-        snprintf(df->what, sizeof df->what, "%s: validation", fn);
-        s = llm__dist_agree(df, s, NULL, df->what);
-        double v[2] = { loss_sum, correct };
-        if (s == LLM_OK) s = llm__dist_sum(df, v, 2, df->what);
-        loss_sum = v[0];
-        correct = v[1];
-    }
-    if (s != LLM_OK) return s;
-    *loss = loss_sum / (double)ds->n;
-    *acc = (m->metrics & LLM_METRIC_ACCURACY) || scores ? correct / (double)ds->n : NAN;
+    char what[160];
+    llm__exchange_what(ex, what, sizeof what, "%s: validation", fn);
+    LLM__CHECK(llm__exchange_agree(ex, s, NULL, what));
+    double v[2] = { loss_sum, correct };
+    LLM__CHECK(ex->reduce_f64(ex->ctx, v, 2, LLM__EXCHANGE_SUM, what));
+    *loss = v[0] / (double)ds->n;
+    *acc = (m->metrics & LLM_METRIC_ACCURACY) || scores ? v[1] / (double)ds->n : NAN;
     return LLM_OK;
 }
 
@@ -111,166 +107,264 @@ static int improved(llm_monitor mon, double value, double best, double min_delta
     return value < best - min_delta;
 }
 
-llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options *opts, llm_history **history) {
-    static const char fn[] = "llm_model_fit";
-    if (history) *history = NULL;
-    if (!m || !train) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, m ? "dataset" : "model");
+static double monitored(llm_monitor mon, const llm_progress *p) {
+    switch (mon) {
+    case LLM_MONITOR_LOSS: return p->loss;
+    case LLM_MONITOR_ACCURACY: return p->accuracy;
+    case LLM_MONITOR_VAL_LOSS: return p->val_loss;
+    case LLM_MONITOR_VAL_ACCURACY: return p->val_accuracy;
+    case LLM_MONITOR_NONE: break;
+    }
+    return NAN;
+}
+
+/* ---- fit, step by step ---- */
+
+/* Everything one llm_model_fit call works with. */
+typedef struct fit_run {
+    llm_model *m;
     llm_fit_options o;
-    llm_fit_options_init(&o);
-    LLM__CHECK(LLM__OPTIONS_MERGE(&o, opts, fn));
+    const char *fn;
+    llm_dataset *tr, *val;              /* what trains and what validates (val may be NULL) */
+    llm_dataset *split_tr, *split_val;  /* made by validation_split, freed at the end */
+    int64_t batch, batches;             /* rows of a global batch, batches per epoch */
+    int64_t *perm;                      /* this epoch's order of the training rows */
+    void *raw_y;                        /* one batch's targets as the dataset holds them */
+    llm_history *h;
+    llm__grad_exchange ex;              /* the other ranks; llm__solo_exchange when alone */
+    int any_on_batch;                   /* some rank has an on_batch callback */
+    int track_best;                     /* early stopping keeps the best epoch's weights */
+    int last_epoch;                     /* the last epoch in the history, -1 before the first */
+} fit_run;
+
+/* Merges and checks the options. */
+static llm_status start_run(fit_run *r, llm_model *m, const llm_fit_options *opts, const char *fn) {
+    memset(r, 0, sizeof *r);
+    r->m = m;
+    r->fn = fn;
+    r->last_epoch = -1;
+    r->ex = llm__solo_exchange;
+    llm_fit_options *o = &r->o;
+    llm_fit_options_init(o);
+    LLM__CHECK(LLM__OPTIONS_MERGE(o, opts, fn));
     if (!m->compiled) return llm__error(LLM_ERR_STATE, "%s: compile the model first (llm_model_compile)", fn);
-    if (o.epochs < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: epochs = %d must be >= 1", fn, o.epochs);
-    if (o.batch_size < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: batch_size = %d must be >= 1", fn, o.batch_size);
-    if (!(o.validation_split >= 0.0f && o.validation_split < 1.0f))
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: validation_split = %g must be in [0, 1)", fn, (double)o.validation_split);
-    if ((int)o.early_stopping < LLM_MONITOR_NONE || (int)o.early_stopping > LLM_MONITOR_VAL_ACCURACY)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: unknown early_stopping monitor %d", fn, (int)o.early_stopping);
-    if (o.initial_epoch < 0 || o.initial_epoch > o.epochs)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: initial_epoch = %d must be in [0, epochs = %d]", fn, o.initial_epoch, o.epochs);
-    if (o.patience < 0 || !(o.min_delta >= 0))
+    if (o->epochs < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: epochs = %d must be >= 1", fn, o->epochs);
+    if (o->batch_size < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: batch_size = %d must be >= 1", fn, o->batch_size);
+    if (!(o->validation_split >= 0.0f && o->validation_split < 1.0f))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: validation_split = %g must be in [0, 1)", fn, (double)o->validation_split);
+    if ((int)o->early_stopping < LLM_MONITOR_NONE || (int)o->early_stopping > LLM_MONITOR_VAL_ACCURACY)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: unknown early_stopping monitor %d", fn, (int)o->early_stopping);
+    if (o->initial_epoch < 0 || o->initial_epoch > o->epochs)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: initial_epoch = %d must be in [0, epochs = %d]", fn, o->initial_epoch, o->epochs);
+    if (o->patience < 0 || !(o->min_delta >= 0))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: patience and min_delta must be >= 0", fn);
-    if ((o.early_stopping == LLM_MONITOR_ACCURACY || o.early_stopping == LLM_MONITOR_VAL_ACCURACY) &&
+    if ((o->early_stopping == LLM_MONITOR_ACCURACY || o->early_stopping == LLM_MONITOR_VAL_ACCURACY) &&
         !(m->metrics & LLM_METRIC_ACCURACY))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: monitoring accuracy needs LLM_METRIC_ACCURACY at compile", fn);
+    r->track_best = o->early_stopping != LLM_MONITOR_NONE && o->restore_best;
+    return LLM_OK;
+}
 
-    llm_dataset *tr = train, *val = o.validation, *split_tr = NULL, *split_val = NULL;
-    if (!val && o.validation_split > 0.0f) {
-        LLM__CHECK(llm_dataset_split(train, o.validation_split, o.seed, &split_tr, &split_val));
-        tr = split_tr;
-        val = split_val;
+/* The training and validation sets: train and the validation option, or
+ * the two parts of train when validation_split asks for them. */
+static llm_status choose_data(fit_run *r, llm_dataset *train) {
+    r->tr = train;
+    r->val = r->o.validation;
+    if (!r->val && r->o.validation_split > 0.0f) {
+        LLM__CHECK(llm_dataset_split(train, r->o.validation_split, r->o.seed, &r->split_tr, &r->split_val));
+        r->tr = r->split_tr;
+        r->val = r->split_val;
     }
-    if ((o.early_stopping == LLM_MONITOR_VAL_LOSS || o.early_stopping == LLM_MONITOR_VAL_ACCURACY) && !val) {
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: monitoring a validation metric needs validation data or a split", fn);
-    }
+    if ((r->o.early_stopping == LLM_MONITOR_VAL_LOSS || r->o.early_stopping == LLM_MONITOR_VAL_ACCURACY) && !r->val)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: monitoring a validation metric needs validation data or a split",
+                          r->fn);
+    return LLM_OK;
+}
 
-    llm_status s = check_dataset(m, tr, fn, "the training set");
-    if (s == LLM_OK && val) {
-        s = check_dataset(m, val, fn, "the validation set");
-        if (s == LLM_OK && (val->x_elems != tr->x_elems || val->y_elems != tr->y_elems))
-            s = llm__error(LLM_ERR_SHAPE, "%s: validation examples are shaped differently from the training examples", fn);
+/* Builds the model from the data if needed, checks that both sets fit it,
+ * and allocates what the epochs use: the shuffle, one batch's targets, the
+ * history, the copy of the best weights. Early-stopping state lives in the
+ * model so that checkpoints carry it; a fit that does not continue the
+ * last one starts it afresh. */
+static llm_status prepare(fit_run *r) {
+    llm_model *m = r->m;
+    const char *fn = r->fn;
+    LLM__CHECK(check_dataset(m, r->tr, fn, "the training set"));
+    if (r->val) {
+        LLM__CHECK(check_dataset(m, r->val, fn, "the validation set"));
+        if (r->val->x_elems != r->tr->x_elems || r->val->y_elems != r->tr->y_elems)
+            return llm__error(LLM_ERR_SHAPE, "%s: validation examples are shaped differently from the training examples", fn);
     }
-    int64_t batch = o.batch_size < tr->n ? o.batch_size : tr->n;
-    int64_t batches = (tr->n + batch - 1) / batch;
-    int64_t *perm = NULL;
-    void *raw_y = NULL;
-    llm_history *h = llm__calloc(1, sizeof *h);
-    if (s == LLM_OK && !h) s = llm__oom(fn);
-    if (s == LLM_OK) s = llm__model_stage(m, batch);
-    if (s == LLM_OK) {
-        perm = llm__malloc((size_t)tr->n * sizeof *perm);
-        raw_y = llm__malloc((size_t)(batch * tr->y_elems) * 4);
-        if (!perm || !raw_y) s = llm__oom(fn);
-    }
-    /* distributed: every rank agrees it got this far, then takes rank 0's weights */
-    llm__dist_fit df_, *df = NULL;
-    if (o.dist) {
-        s = llm__dist_fit_begin(&df_, o.dist, s, m, tr, val, batch, &o, fn);
-        if (s == LLM_OK) df = &df_;
-    }
-    int track_best = o.early_stopping != LLM_MONITOR_NONE && o.restore_best;
-    if (s == LLM_OK && track_best && !m->es_best_w)
-        s = m->be->ops->alloc(m->be, (size_t)m->n_scalars * 4, (void **)&m->es_best_w);
-    /* Early-stopping state lives in the model so that checkpoints carry it;
-     * a fit that does not continue the last one starts it afresh. */
-    if (o.initial_epoch == 0 || o.initial_epoch != m->epochs_done) {
+    r->batch = r->o.batch_size < r->tr->n ? r->o.batch_size : r->tr->n;
+    r->batches = (r->tr->n + r->batch - 1) / r->batch;
+    r->h = llm__calloc(1, sizeof *r->h);
+    r->perm = llm__malloc((size_t)r->tr->n * sizeof *r->perm);
+    r->raw_y = llm__malloc((size_t)(r->batch * r->tr->y_elems) * 4);
+    if (!r->h || !r->perm || !r->raw_y) return llm__oom(fn);
+    LLM__CHECK(llm__model_stage(m, r->batch));
+    if (r->track_best && !m->es_best_w) LLM__CHECK(m->be->ops->alloc(m->be, (size_t)m->n_scalars * 4, (void **)&m->es_best_w));
+    if (r->o.initial_epoch == 0 || r->o.initial_epoch != m->epochs_done) {
         m->es_best_value = NAN;
         m->es_best_epoch = -1;
         m->es_wait = 0;
     }
-    int last_epoch = -1;
-    for (int epoch = o.initial_epoch; s == LLM_OK && epoch < o.epochs; epoch++) {
-        if (o.shuffle) llm__permutation(perm, tr->n, llm__rng_derive(o.seed, (uint64_t)epoch));
-        else for (int64_t i = 0; i < tr->n; i++) perm[i] = i;
-        double t0 = now_s(), loss_sum = 0, correct = 0;
-        int64_t seen = 0;
-        int stop = 0;
-        llm_progress p;
-        memset(&p, 0, sizeof p);
-        p.size = sizeof p;
-        p.epoch = epoch;
-        p.epochs = o.epochs;
-        p.batches = batches;
-        p.val_loss = p.val_accuracy = NAN;
-        for (int64_t b = 0; b < batches && s == LLM_OK; b++) {
-            int64_t start = b * batch, B = tr->n - start < batch ? tr->n - start : batch;
-            int64_t off = 0, rows = B; /* this rank's slice of the global batch */
-            if (df) llm__dist_slice(df->d, B, &off, &rows);
-            llm__dataset_gather(tr, perm + start + off, rows, m->hx, raw_y);
-            s = llm__model_check_inputs(m, m->hx, rows, fn);
-            if (s == LLM_OK) s = llm__model_prepare_targets(m, tr->y_dtype, tr->y_elems, raw_y, rows, m->hy, fn);
-            double l = 0, c = 0;
-            p.learning_rate = llm__schedule_lr(&m->opt, m->step);
-            if (df) s = llm__dist_step(df, m, s, rows, B, &l, &c, fn);
-            else if (s == LLM_OK) s = llm__model_step(m, m->hx, m->hy, B, 1, &l, &c);
-            if (s != LLM_OK) break;
-            loss_sum += l * (double)B;
-            correct += c;
-            seen += B;
-            p.batch = b + 1;
-            p.step = m->step;
-            p.loss = loss_sum / (double)seen;
-            p.accuracy = (m->metrics & LLM_METRIC_ACCURACY) ? correct / (double)seen : NAN;
-            p.elapsed_s = now_s() - t0;
-            if (o.on_batch && o.on_batch(&p, o.user)) stop = 1;
-            if (df && df->any_on_batch) { /* one rank's callback stops every rank */
-                snprintf(df->what, sizeof df->what, "%s: agreeing on stopping after step %lld", fn, (long long)m->step);
-                s = llm__dist_agree(df, LLM_OK, &stop, df->what);
-            }
-            if (stop) break;
-        }
-        if (s != LLM_OK) break;
-        if (val && !stop) s = run_eval(m, val, batch, &p.val_loss, &p.val_accuracy, NULL, NULL, df, fn);
-        if (s != LLM_OK) break;
-        p.elapsed_s = now_s() - t0;
-        double row[H_KEYS] = { p.loss, p.accuracy, p.val_loss, p.val_accuracy, p.learning_rate };
-        s = history_push(h, row);
-        if (s == LLM_OK) {
-            last_epoch = epoch;
-            if (!stop && o.on_epoch && o.on_epoch(&p, o.user)) stop = 1;
-        }
-        if (df) { /* every rank learns whether all got here, and whether one stops */
-            snprintf(df->what, sizeof df->what, "%s: end of epoch %d", fn, epoch + 1);
-            s = llm__dist_agree(df, s, &stop, df->what);
-            if (s == LLM_OK) s = llm__dist_check_sync(df, m, epoch, fn);
-        }
-        if (s != LLM_OK) break;
-        if (o.early_stopping != LLM_MONITOR_NONE && !stop) {
-            double value = row[o.early_stopping - 1];
-            if (improved(o.early_stopping, value, m->es_best_value, o.min_delta)) {
-                m->es_best_value = value;
-                m->es_best_epoch = epoch;
-                m->es_wait = 0;
-                if (track_best) s = m->be->ops->copy_d2d(m->be, m->es_best_w, m->w, (size_t)m->n_scalars * 4);
-            } else if (o.patience > 0 && ++m->es_wait >= o.patience) {
-                stop = 1;
-            }
-        }
-        if (s == LLM_OK && p.batch == batches) {
-            m->epochs_done = epoch + 1;
-            if (o.checkpoint_path && (!df || df->d->rank == 0)) s = llm_model_save_checkpoint(m, o.checkpoint_path);
-            if (df && o.checkpoint_path) { /* rank 0 writes it; every rank learns whether that worked */
-                snprintf(df->what, sizeof df->what, "%s: writing the checkpoint after epoch %d (rank 0)", fn, epoch + 1);
-                s = llm__dist_agree(df, s, NULL, df->what);
-            }
-        }
-        if (stop) {
-            h->stopped_early = epoch + 1 < o.epochs || p.batch < batches;
-            break;
-        }
+    return LLM_OK;
+}
+
+/* Every rank learns whether all set up (local_s), checks that they train
+ * the same thing, and takes rank 0's weights. Alone, only local_s counts. */
+static llm_status join_ranks(fit_run *r, llm_status local_s) {
+    if (r->o.dist) LLM__CHECK(llm__dist_exchange(r->o.dist, &r->ex, r->fn));
+    return llm__parallel_begin(&r->ex, local_s, r->m, r->tr, r->val, r->batch, &r->o, &r->any_on_batch, r->fn);
+}
+
+/* One global batch of B rows (idx): this rank stages its slice, then one
+ * step across the ranks. */
+static llm_status train_batch(fit_run *r, const int64_t *idx, int64_t B, double *loss, double *correct) {
+    llm_model *m = r->m;
+    int64_t off, rows;
+    llm__exchange_slice(&r->ex, B, &off, &rows);
+    llm__dataset_gather(r->tr, idx + off, rows, m->hx, r->raw_y);
+    llm_status s = llm__model_check_inputs(m, m->hx, rows, r->fn);
+    if (s == LLM_OK) s = llm__model_prepare_targets(m, r->tr->y_dtype, r->tr->y_elems, r->raw_y, rows, m->hy, r->fn);
+    return llm__parallel_step(&r->ex, m, s, rows, B, loss, correct, r->fn);
+}
+
+/* One rank's on_batch asking to stop stops every rank after the same batch. */
+static llm_status agree_on_stopping(fit_run *r, int *stop) {
+    if (!r->any_on_batch) return LLM_OK;
+    char what[160];
+    llm__exchange_what(&r->ex, what, sizeof what, "%s: agreeing on stopping after step %lld", r->fn, (long long)r->m->step);
+    return llm__exchange_agree(&r->ex, LLM_OK, stop, what);
+}
+
+/* The epoch's batches in the shuffled order, with the running figures in
+ * *p and on_batch after each. */
+static llm_status train_batches(fit_run *r, int epoch, llm_progress *p, double t0, int *stop) {
+    llm_model *m = r->m;
+    const llm_dataset *tr = r->tr;
+    if (r->o.shuffle) llm__permutation(r->perm, tr->n, llm__rng_derive(r->o.seed, (uint64_t)epoch));
+    else for (int64_t i = 0; i < tr->n; i++) r->perm[i] = i;
+    double loss_sum = 0, correct = 0;
+    int64_t seen = 0;
+    for (int64_t b = 0; b < r->batches && !*stop; b++) {
+        int64_t start = b * r->batch, B = tr->n - start < r->batch ? tr->n - start : r->batch;
+        double l = 0, c = 0;
+        p->learning_rate = llm__schedule_lr(&m->opt, m->step);
+        LLM__CHECK(train_batch(r, r->perm + start, B, &l, &c));
+        loss_sum += l * (double)B;
+        correct += c;
+        seen += B;
+        p->batch = b + 1;
+        p->step = m->step;
+        p->loss = loss_sum / (double)seen;
+        p->accuracy = (m->metrics & LLM_METRIC_ACCURACY) ? correct / (double)seen : NAN;
+        p->elapsed_s = now_s() - t0;
+        if (r->o.on_batch && r->o.on_batch(p, r->o.user)) *stop = 1;
+        LLM__CHECK(agree_on_stopping(r, stop));
     }
-    if (h) h->best_epoch = last_epoch; /* NULL when its allocation failed */
-    if (s == LLM_OK && track_best && m->es_best_epoch >= 0 && m->es_best_epoch != last_epoch) {
-        s = m->be->ops->copy_d2d(m->be, m->w, m->es_best_w, (size_t)m->n_scalars * 4);
-        h->best_epoch = m->es_best_epoch;
+    return LLM_OK;
+}
+
+/* The epoch's row of the history and on_epoch; then every rank learns
+ * whether all got here and whether one stops, and that all hold the same
+ * weights. */
+static llm_status record_epoch(fit_run *r, int epoch, const llm_progress *p, int *stop) {
+    double row[H_KEYS] = { p->loss, p->accuracy, p->val_loss, p->val_accuracy, p->learning_rate };
+    llm_status s = history_push(r->h, row);
+    if (s == LLM_OK) {
+        r->last_epoch = epoch;
+        if (!*stop && r->o.on_epoch && r->o.on_epoch(p, r->o.user)) *stop = 1;
     }
-    if (df) llm__dist_fit_end(df, m);
-    llm__free(perm);
-    llm__free(raw_y);
-    llm_dataset_free(split_tr);
-    llm_dataset_free(split_val);
-    if (s == LLM_OK && history) *history = h;
-    else llm_history_free(h);
+    char what[160];
+    llm__exchange_what(&r->ex, what, sizeof what, "%s: end of epoch %d", r->fn, epoch + 1);
+    LLM__CHECK(llm__exchange_agree(&r->ex, s, stop, what));
+    return llm__parallel_check_weights(&r->ex, r->m, epoch, r->fn);
+}
+
+/* Early stopping: remembers an improved epoch (and its weights), or counts
+ * one more without improvement and stops after `patience` of them. */
+static llm_status watch_progress(fit_run *r, int epoch, const llm_progress *p, int *stop) {
+    llm_model *m = r->m;
+    if (r->o.early_stopping == LLM_MONITOR_NONE) return LLM_OK;
+    double value = monitored(r->o.early_stopping, p);
+    if (improved(r->o.early_stopping, value, m->es_best_value, r->o.min_delta)) {
+        m->es_best_value = value;
+        m->es_best_epoch = epoch;
+        m->es_wait = 0;
+        if (r->track_best) return m->be->ops->copy_d2d(m->be, m->es_best_w, m->w, (size_t)m->n_scalars * 4);
+    } else if (r->o.patience > 0 && ++m->es_wait >= r->o.patience) {
+        *stop = 1;
+    }
+    return LLM_OK;
+}
+
+/* A whole epoch is done: counts it and writes the checkpoint, if asked
+ * (rank 0 writes it; every rank learns whether that worked). */
+static llm_status complete_epoch(fit_run *r, int epoch) {
+    r->m->epochs_done = epoch + 1;
+    if (!r->o.checkpoint_path) return LLM_OK;
+    llm_status s = r->ex.rank == 0 ? llm_model_save_checkpoint(r->m, r->o.checkpoint_path) : LLM_OK;
+    char what[160];
+    llm__exchange_what(&r->ex, what, sizeof what, "%s: writing the checkpoint after epoch %d (rank 0)", r->fn, epoch + 1);
+    return llm__exchange_agree(&r->ex, s, NULL, what);
+}
+
+static llm_status run_epoch(fit_run *r, int epoch, int *stop) {
+    llm_progress p;
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    p.epoch = epoch;
+    p.epochs = r->o.epochs;
+    p.batches = r->batches;
+    p.val_loss = p.val_accuracy = NAN;
+    double t0 = now_s();
+    LLM__CHECK(train_batches(r, epoch, &p, t0, stop));
+    if (r->val && !*stop)
+        LLM__CHECK(run_eval(r->m, r->val, r->batch, &p.val_loss, &p.val_accuracy, NULL, NULL, &r->ex, r->fn));
+    p.elapsed_s = now_s() - t0;
+    LLM__CHECK(record_epoch(r, epoch, &p, stop));
+    if (!*stop) LLM__CHECK(watch_progress(r, epoch, &p, stop));
+    if (p.batch == r->batches) LLM__CHECK(complete_epoch(r, epoch));
+    if (*stop) r->h->stopped_early = epoch + 1 < r->o.epochs || p.batch < r->batches;
+    return LLM_OK;
+}
+
+/* With restore_best, the model ends with the best epoch's weights. */
+static llm_status restore_best(fit_run *r) {
+    llm_model *m = r->m;
+    if (!r->track_best || m->es_best_epoch < 0 || m->es_best_epoch == r->last_epoch) return LLM_OK;
+    LLM__CHECK(m->be->ops->copy_d2d(m->be, m->w, m->es_best_w, (size_t)m->n_scalars * 4));
+    r->h->best_epoch = m->es_best_epoch;
+    return LLM_OK;
+}
+
+static llm_status finish(fit_run *r, llm_status s, llm_history **history) {
+    if (r->h) r->h->best_epoch = r->last_epoch;
+    if (s == LLM_OK) s = restore_best(r);
+    llm__parallel_end(r->m);
+    llm__free(r->perm);
+    llm__free(r->raw_y);
+    llm_dataset_free(r->split_tr);
+    llm_dataset_free(r->split_val);
+    if (s == LLM_OK && history) *history = r->h;
+    else llm_history_free(r->h);
     return s;
+}
+
+llm_status llm_model_fit(llm_model *m, llm_dataset *train, const llm_fit_options *opts, llm_history **history) {
+    static const char fn[] = "llm_model_fit";
+    if (history) *history = NULL;
+    if (!m || !train) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, m ? "dataset" : "model");
+    fit_run r;
+    LLM__CHECK(start_run(&r, m, opts, fn));
+    llm_status s = choose_data(&r, train);
+    if (s == LLM_OK) s = prepare(&r);
+    s = join_ranks(&r, s);
+    int stop = 0;
+    for (int epoch = r.o.initial_epoch; s == LLM_OK && !stop && epoch < r.o.epochs; epoch++)
+        s = run_epoch(&r, epoch, &stop);
+    return finish(&r, s, history);
 }
 
 llm_status llm_model_evaluate(llm_model *m, llm_dataset *ds, int batch_size, llm_metrics *out) {
@@ -290,7 +384,7 @@ llm_status llm_model_evaluate(llm_model *m, llm_dataset *ds, int batch_size, llm
         if (!scores || !labels) { llm__free(scores); llm__free(labels); return llm__oom(fn); }
     }
     double loss, acc;
-    llm_status s = run_eval(m, ds, batch, &loss, &acc, scores, labels, NULL, fn);
+    llm_status s = run_eval(m, ds, batch, &loss, &acc, scores, labels, &llm__solo_exchange, fn);
     llm_metrics r;
     llm_metrics_init(&r);
     if (s == LLM_OK && binary) {

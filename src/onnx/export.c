@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include "llm/onnx.h"
 #include "core/internal.h"
-#include "core/backend_internal.h"
+#include "core/module.h"
 #include "io/atomic_file.h"
 #include "model_view.h"
 

@@ -11,13 +11,17 @@
  *               [--seed-by-rank] [--stop-rank R --stop-step K]
  *               [--die-rank R --die-step K --die-signal kill|stop]
  *               [--oom-rank R --oom-step K]
- *               [--checkpoint]
+ *               [--checkpoint] [--own-loop]
  *
  * --stop-*: rank R's on_batch callback asks to stop once K steps are done.
  * --die-*: rank R raises SIGKILL or SIGSTOP in its callback after step K,
  * as a crashed or hung node would. --oom-*: rank R's next allocation after
- * step K fails (libllm's test hook), a local failure. --checkpoint writes OUTDIR/ckpt. Exit
- * status 0 when fit succeeded, 3 when it failed, 2 for bad arguments. */
+ * step K fails (libllm's test hook), a local failure. --checkpoint writes OUTDIR/ckpt.
+ * --own-loop trains without fit: llm_dist_sync_model, then llm_dist_train_on_batch
+ * (alone: llm_model_train_on_batch) on global batches of 1, 3 and 32 rows in turn,
+ * so that with 2 ranks rank 1 often has no rows and passes x = y = NULL; no
+ * history is written. Exit status 0 when training succeeded, 3 when it failed, 2
+ * for bad arguments. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +32,7 @@
 typedef struct opts {
     const char *out;
     int dist, epochs, batch, seed_by_rank, stop_rank, stop_step, die_rank, die_step, die_signal, checkpoint;
-    int oom_rank, oom_step;
+    int oom_rank, oom_step, own_loop;
     double timeout;
 } opts;
 
@@ -80,6 +84,43 @@ static llm_status make_data(llm_dataset **out, int64_t n, int64_t seq, uint64_t 
 
 #define TRY(call) do { s = (call); if (s != LLM_OK) goto done; } while (0)
 
+/* Rows [start, start + n) of data (wrapping around) as tensors on be. */
+static llm_status batch_tensors(const llm_dataset *data, llm_backend *be, int64_t start, int64_t n, llm_tensor **x,
+                                llm_tensor **y) {
+    enum { SEQ = 12 };
+    int64_t count = 0;
+    int32_t ids[32 * SEQ];
+    float labels[32];
+    llm_status s = llm_dataset_size(data, &count);
+    for (int64_t i = 0; s == LLM_OK && i < n; i++)
+        s = llm_dataset_get(data, (start + i) % count, ids + i * SEQ, SEQ * sizeof *ids, labels + i, sizeof *labels);
+    if (s == LLM_OK) s = llm_tensor_from_host(x, be, LLM_DTYPE_I32, 2, (int64_t[]){ n, SEQ }, ids, (size_t)(n * SEQ) * 4);
+    if (s == LLM_OK) s = llm_tensor_from_host(y, be, LLM_DTYPE_F32, 1, (int64_t[]){ n }, labels, (size_t)n * 4);
+    return s;
+}
+
+/* --own-loop: 30 steps on global batches of 1, 3 and 32 rows; rank r of p
+ * takes its contiguous share of each (as fit slices), which is nothing for
+ * rank 1 of 2 in a batch of 1. */
+static llm_status own_loop(llm_model *m, llm_backend *be, llm_dist *dist, int size, const llm_dataset *data) {
+    static const int64_t batches[] = { 1, 3, 32 };
+    llm_status s = llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){ 12 });
+    if (s == LLM_OK && dist) s = llm_dist_sync_model(dist, m);
+    int64_t start = 0;
+    for (int step = 0; s == LLM_OK && step < 30; step++) {
+        int64_t B = batches[step % 3], off = B / size * rank + (rank < B % size ? rank : B % size);
+        int64_t rows = B / size + (rank < B % size ? 1 : 0);
+        llm_tensor *x = NULL, *y = NULL;
+        if (rows > 0) s = batch_tensors(data, be, start + off, rows, &x, &y);
+        float loss = 0;
+        if (s == LLM_OK) s = dist ? llm_dist_train_on_batch(dist, m, x, y, B, &loss) : llm_model_train_on_batch(m, x, y, &loss, NULL);
+        llm_tensor_free(x);
+        llm_tensor_free(y);
+        start += B;
+    }
+    return s;
+}
+
 static int run(opts *o, int *argc, char ***argv) {
     llm_status s = LLM_OK;
     llm_dist *dist = NULL;
@@ -116,6 +157,10 @@ static int run(opts *o, int *argc, char ***argv) {
     }
     TRY(make_data(&data, 129, 12, 42));
 
+    if (o->own_loop) {
+        TRY(own_loop(m, be, dist, size, data));
+        goto weights;
+    }
     llm_fit_options fo;
     llm_fit_options_init(&fo);
     fo.epochs = o->epochs;
@@ -129,6 +174,7 @@ static int run(opts *o, int *argc, char ***argv) {
     if (o->checkpoint) fo.checkpoint_path = ckpt;
     TRY(llm_model_fit(m, data, &fo, &h));
 
+weights:;
     char path[4096];
     snprintf(path, sizeof path, "%s/weights.%d", o->out, rank);
     FILE *f = fopen(path, "wb");
@@ -148,7 +194,7 @@ static int run(opts *o, int *argc, char ***argv) {
         if (s != LLM_OK) break;
     }
     if (f) fclose(f);
-    if (s != LLM_OK) goto done;
+    if (s != LLM_OK || !h) goto done;
     snprintf(path, sizeof path, "%s/history.%d", o->out, rank);
     f = fopen(path, "w");
     int epochs = 0, stopped = 0;
@@ -193,6 +239,7 @@ int main(int argc, char **argv) {
         if (strcmp(a, "--dist") == 0) o.dist = 1;
         else if (strcmp(a, "--seed-by-rank") == 0) o.seed_by_rank = 1;
         else if (strcmp(a, "--checkpoint") == 0) o.checkpoint = 1;
+        else if (strcmp(a, "--own-loop") == 0) o.own_loop = 1;
         else if (v && strcmp(a, "--epochs") == 0) { o.epochs = atoi(v); i++; }
         else if (v && strcmp(a, "--batch") == 0) { o.batch = atoi(v); i++; }
         else if (v && strcmp(a, "--timeout") == 0) { o.timeout = atof(v); i++; }

@@ -1,0 +1,100 @@
+/* Rules of the source layout, checked on the tree itself (tests run from
+ * tests/, so the sources are ../src):
+ *   - training reaches other processes only through the gradient exchange:
+ *     src/nn includes nothing of src/dist, and src/dist includes nothing of
+ *     src/nn but src/nn/grad_exchange.h (no include cycle);
+ *   - backends are not recognised by kind: only the provider table
+ *     (src/core/backend.c) and the providers themselves name a kind;
+ *   - examples include public headers (<llm/...>) and their own common.h,
+ *     never src/ (the Makefile also builds them with -Iinclude only). */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "testutil.h"
+
+static char g_bad[4096];
+static int g_files;
+
+static int is_source(const char *path) {
+    const char *dot = strrchr(path, '.');
+    return dot && (strcmp(dot, ".c") == 0 || strcmp(dot, ".h") == 0 || strcmp(dot, ".cu") == 0 ||
+                   strcmp(dot, ".cuh") == 0);
+}
+
+static void note(const char *path, const char *what) {
+    size_t used = strlen(g_bad);
+    snprintf(g_bad + used, sizeof g_bad - used, "  %s: %s\n", path, what);
+}
+
+/* Every #include "..." line of text, one at a time, into inc. */
+static const char *next_include(const char *p, char *inc, size_t len) {
+    while ((p = strstr(p, "#include \"")) != NULL) {
+        p += strlen("#include \"");
+        const char *end = strchr(p, '"');
+        if (!end) return NULL;
+        snprintf(inc, len, "%.*s", (int)(end - p), p);
+        return end;
+    }
+    return NULL;
+}
+
+static int check_src(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)ftw;
+    if (flag != FTW_F || !is_source(path)) return 0;
+    char *text = tu_read_text(path);
+    if (!text) { note(path, "unreadable"); return 0; }
+    g_files++;
+    int in_nn = strstr(path, "/src/nn/") != NULL, in_dist = strstr(path, "/src/dist/") != NULL;
+    char inc[512];
+    for (const char *p = text; (p = next_include(p, inc, sizeof inc)) != NULL;) {
+        if (in_nn && strstr(inc, "dist/")) note(path, "src/nn includes from src/dist");
+        if (in_dist && strstr(inc, "nn/") && !strstr(inc, "nn/grad_exchange.h"))
+            note(path, "src/dist includes from src/nn other than grad_exchange.h");
+    }
+    int provider = strstr(path, "/src/core/backend.c") || strstr(path, "/src/core/backend_cuda.c") ||
+                   strstr(path, "/src/cpu/cpu_backend.c");
+    if (!provider && (strstr(text, "LLM_BACKEND_CPU") || strstr(text, "LLM_BACKEND_CUDA")))
+        note(path, "names a backend kind (ask a capability, llm__backend_has)");
+    free(text);
+    return 0;
+}
+
+START_TEST(src_layers_do_not_reach_across) {
+    g_bad[0] = '\0';
+    g_files = 0;
+    ck_assert_int_eq(nftw("../src", check_src, 16, FTW_PHYS), 0);
+    ck_assert_int_gt(g_files, 50);
+    ck_assert_msg(g_bad[0] == '\0', "layout rules broken:\n%s", g_bad);
+}
+END_TEST
+
+static int check_example(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)ftw;
+    if (flag != FTW_F || !is_source(path)) return 0;
+    char *text = tu_read_text(path);
+    if (!text) { note(path, "unreadable"); return 0; }
+    g_files++;
+    char inc[512];
+    for (const char *p = text; (p = next_include(p, inc, sizeof inc)) != NULL;)
+        if (strcmp(inc, "common.h") != 0) note(path, "includes a private header (only <llm/...> and common.h)");
+    free(text);
+    return 0;
+}
+
+START_TEST(examples_use_the_public_headers) {
+    g_bad[0] = '\0';
+    g_files = 0;
+    ck_assert_int_eq(nftw("../examples", check_example, 16, FTW_PHYS), 0);
+    ck_assert_int_gt(g_files, 5);
+    ck_assert_msg(g_bad[0] == '\0', "examples break the rule:\n%s", g_bad);
+}
+END_TEST
+
+Suite *suite_layout(void) {
+    Suite *s = suite_create("layout");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, src_layers_do_not_reach_across);
+    tcase_add_test(tc, examples_use_the_public_headers);
+    suite_add_tcase(s, tc);
+    return s;
+}
