@@ -239,6 +239,7 @@ typedef struct conn {
     int family;               /* AF_INET, AF_INET6 or 0 (unknown) */
     unsigned char addr[16];   /* the client address, for the per-address limit */
     double since;             /* the connection opened or its last response went out */
+    double request_t0;        /* its current request began (RECEIVING, BUSY) */
     conn_phase phase;
     int refused;              /* over a connection limit: it gets 503 */
     unsigned cut;             /* the status the guard wrote before cutting it, or 0 */
@@ -316,8 +317,9 @@ static int claim_phase(guard *g, conn *c, conn_phase phase) {
     pthread_mutex_lock(&g->lock);
     int ok = !c->cut;
     if (ok) {
-        c->phase = phase;
         if (phase == PHASE_IDLE) c->since = ex_now();
+        if (phase == PHASE_RECEIVING) c->request_t0 = ex_now();
+        c->phase = phase;
     }
     pthread_mutex_unlock(&g->lock);
     return ok;
@@ -1088,6 +1090,16 @@ static int serve_until_signal(server *sv) {
     return sig;
 }
 
+/* 1 when no request that began before t is still in progress. */
+static int guard_done_before(guard *g, double t) {
+    int done = 1;
+    pthread_mutex_lock(&g->lock);
+    for (const conn *c = g->head; c && done; c = c->next)
+        if (!c->cut && (c->phase == PHASE_RECEIVING || c->phase == PHASE_BUSY) && c->request_t0 < t) done = 0;
+    pthread_mutex_unlock(&g->lock);
+    return done;
+}
+
 /* 1 when no connection is in a request and the idle ones have been idle
  * for at least quiet seconds: a keep-alive client that just had a response
  * has had time to send its next request (which then gets 503). */
@@ -1101,17 +1113,49 @@ static int guard_settled(guard *g, double quiet) {
     return settled;
 }
 
-/* Waits, checking deadlines, until no request is in progress (and, with
- * settle, the connections are settled) or until deadline; further signals
- * are noted and ignored. */
-static void drain_wait(server *sv, double deadline, int settle) {
+/* Waits, checking deadlines, until done(sv) and not before not_before, or
+ * until deadline; further signals are noted and ignored. */
+static void drain_wait(server *sv, double not_before, double deadline, int (*done)(server *, double),
+                       double arg) {
     for (;;) {
-        if (ex_now() >= deadline) return;
-        if (atomic_load(&sv->inflight) == 0 && (!settle || guard_settled(&sv->guard, SERVER_LINGER_S))) return;
+        double now = ex_now();
+        if (now >= deadline || (now >= not_before && done(sv, arg))) return;
         int sig = next_signal(5);
         if (sig && sv->verbose) fprintf(stderr, "%s: %s again: already stopping, ignored\n", prog, strsignal(sig));
         guard_sweep(&sv->guard, 0);
     }
+}
+
+static int old_requests_done(server *sv, double t) { return guard_done_before(&sv->guard, t); }
+static int all_settled(server *sv, double quiet) {
+    return atomic_load(&sv->inflight) == 0 && guard_settled(&sv->guard, quiet);
+}
+
+/* Stops listening. The connections the kernel has completed but
+ * libmicrohttpd not yet accepted would be reset by the close: they are
+ * accepted here and handed to libmicrohttpd, to be answered 503 like the
+ * others. Only a connection completed in the moment between the last
+ * accept and the close is reset. Returns how many were handed over. */
+static int stop_listening(struct MHD_Daemon *d) {
+    MHD_socket listen_fd = MHD_quiesce_daemon(d);
+    if (listen_fd == MHD_INVALID_SOCKET) return 0;
+    int handed = 0;
+    int fl = fcntl(listen_fd, F_GETFL);
+    if (fl >= 0 && fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == 0) {
+        for (;;) {
+            struct sockaddr_storage a;
+            socklen_t alen = sizeof a;
+            int fd = accept4(listen_fd, (struct sockaddr *)&a, &alen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0 && errno == EINTR) continue;
+            if (fd < 0) break;
+            /* it closes fd when it cannot take it */
+            handed += MHD_add_connection(d, fd, (struct sockaddr *)&a, alen) == MHD_YES;
+        }
+    }
+    /* the workers no longer use it once quiesced (poll mode: they check
+       before accepting), so it can be closed before MHD_stop_daemon */
+    close(listen_fd);
+    return handed;
 }
 
 /* The drain: new requests get 503 and every response closes its
@@ -1121,11 +1165,13 @@ static void drain_wait(server *sv, double deadline, int settle) {
 static void drain(const server_opts *o, server *sv, struct MHD_Daemon *d, int sig) {
     if (sv->verbose) fprintf(stderr, "%s: %s, stopping\n", prog, strsignal(sig));
     atomic_store(&sv->draining, 1);
-    double deadline = ex_now() + (double)o->drain_timeout;
-    drain_wait(sv, deadline, 0);
-    MHD_socket listen_fd = MHD_quiesce_daemon(d);
-    if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
-    drain_wait(sv, deadline, 1);
+    double t0 = ex_now(), deadline = t0 + (double)o->drain_timeout;
+    /* the requests that began before the signal; later ones get 503 at once */
+    drain_wait(sv, t0, deadline, old_requests_done, t0);
+    int handed = stop_listening(d);
+    /* connections handed over reach the guard only once a worker takes
+       them: give them the settling time before looking */
+    drain_wait(sv, handed ? ex_now() + SERVER_LINGER_S : 0, deadline, all_settled, SERVER_LINGER_S);
     if (atomic_load(&sv->inflight) > 0) guard_sweep(&sv->guard, 1);
 }
 

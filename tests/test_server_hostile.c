@@ -98,7 +98,7 @@ static void hammer(int port, const char *body, double until, hammer_counts *h) {
         if (fd < 0) {
             fd = sc_dial(port, NULL);
             if (fd < 0) {
-                if (errno == ECONNREFUSED) h->refused++;
+                if (errno == ECONNREFUSED || errno == ECONNRESET) h->refused++; /* RST to the SYN */
                 else if (!h->bad++) snprintf(h->why, sizeof h->why, "connect: %s", strerror(errno));
                 return;
             }
