@@ -281,7 +281,7 @@ static void conn_address(conn *c, struct MHD_Connection *mc) {
 /* Lists a new connection and decides whether it is over a limit. */
 static void guard_add(guard *g, struct MHD_Connection *mc, void **socket_context) {
     conn *c = calloc(1, sizeof *c);
-    if (!c) return; /* unguarded: its requests get 500 (see claim_phase) */
+    if (!c) return; /* unguarded: its requests get 500 (see start_request) */
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = ci ? ci->connect_fd : MHD_INVALID_SOCKET;
     conn_address(c, mc);
@@ -313,7 +313,7 @@ static void guard_remove(guard *g, void **socket_context) {
 /* Moves c to phase; 0 when the guard has cut the connection already (the
  * caller then drops the request). */
 static int claim_phase(guard *g, conn *c, conn_phase phase) {
-    if (!c) return phase != PHASE_ANSWERED; /* unguarded: let it be answered */
+    if (!c) return 1; /* unguarded (out of memory): start_request answers 500 */
     pthread_mutex_lock(&g->lock);
     int ok = !c->cut;
     if (ok) {
@@ -906,8 +906,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     enum MHD_Result res = finish_request(sv, c, r);
+    /* the body's memory and budget go back before the answer can reach the
+       client, so that its next request finds them free */
     free(r->body);
     r->body = NULL;
+    budget_give(sv, r->reserved);
+    r->reserved = 0;
     return res;
 }
 
