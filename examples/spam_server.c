@@ -1179,26 +1179,30 @@ static void drain(const server_opts *o, server *sv, struct MHD_Daemon *d, int si
     if (atomic_load(&sv->inflight) > 0) guard_sweep(&sv->guard, 1);
 }
 
+static void init_server(server *sv, const server_opts *o) {
+    memset(sv, 0, sizeof *sv);
+    atomic_init(&sv->inflight, 0);
+    atomic_init(&sv->draining, 0);
+    atomic_init(&sv->started, 0);
+    atomic_init(&sv->body_bytes, 0);
+    sv->max_body = (size_t)o->max_body;
+    sv->body_memory = (size_t)o->body_memory;
+    sv->threshold = o->threshold;
+    sv->verbose = o->verbose;
+    sv->guard.max_connections = (int)o->max_connections;
+    sv->guard.max_per_ip = (int)o->max_per_ip;
+    sv->guard.timeout = (double)o->request_timeout;
+    pthread_mutex_init(&sv->guard.lock, NULL);
+}
+
 static int run(server_opts *o) {
     int rc = EX_FAILURE;
     llm_backend *be = NULL;
     struct MHD_Daemon *d = NULL;
     struct addrinfo *ai = NULL;
-    server sv;
-    memset(&sv, 0, sizeof sv);
-    atomic_init(&sv.inflight, 0);
-    atomic_init(&sv.draining, 0);
-    atomic_init(&sv.started, 0);
-    atomic_init(&sv.body_bytes, 0);
     fit_fd_limit(o);
-    sv.max_body = (size_t)o->max_body;
-    sv.body_memory = (size_t)o->body_memory;
-    sv.threshold = o->threshold;
-    sv.verbose = o->verbose;
-    sv.guard.max_connections = (int)o->max_connections;
-    sv.guard.max_per_ip = (int)o->max_per_ip;
-    sv.guard.timeout = (double)o->request_timeout;
-    pthread_mutex_init(&sv.guard.lock, NULL);
+    server sv;
+    init_server(&sv, o);
     /* the threads started from here (the backend's, libmicrohttpd's) keep
        SIGINT/SIGTERM blocked, so the main thread or OpenBLAS's take them */
     sigset_t stop, old;
