@@ -250,6 +250,17 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
 
+# `make server-check`: spam_server under the attacks of issue 24, measured
+# against its documented limits (bench/server_attack.c, docs/SERVER.md):
+# /healthz latency and memory under 1020 idle connections and 500 x 1 MiB
+# bodies, a double SIGTERM under load, FIFO and 2 GiB model files. About 20 s.
+SERVER_CHECK_MODEL ?= $(BUILD)/demo/spam.safetensors
+.PHONY: server-check
+server-check: examples $(BUILD)/bench/server_attack
+	@mkdir -p $(dir $(SERVER_CHECK_MODEL))
+	@test -f $(SERVER_CHECK_MODEL) || $(BUILD)/bin/spam_train --data $(DATA) --model $(SERVER_CHECK_MODEL) >/dev/null
+	$(BUILD)/bench/server_attack --bin $(BUILD)/bin --model $(SERVER_CHECK_MODEL)
+
 # One runner holds every suite so `make test` ends with one Check summary.
 # suite_dist runs $(BUILD)/tests/dist_worker under mpirun, with the MPI module.
 $(BUILD)/tests/run_tests: $(TEST_OBJ) $(STATIC) $(if $(ONNX_MODULE),$(ONNX_GEN_OBJ)) | $(BUILD)/tests/dist_worker \

@@ -6,12 +6,15 @@
 #
 #   bench/server_load.sh --model M.safetensors [--threads N] [--duration 10]
 #                        [--connections "1 8 64"] [--message FILE] [--bin build/bin]
+#                        [--server-args "..."]
 #
-# --threads goes to spam_server (its worker threads; default: all cores).
+# --threads goes to spam_server (its worker threads; default: all cores);
+# --server-args are more of its options: past 64 connections, for example,
+# "--max-connections-per-ip 256" (all of wrk's come from 127.0.0.1).
 set -eu
 cd "$(dirname "$0")/.."
 
-model= threads= duration=10 conns="1 8 64" message=data/spam-sample-new/spam.eml bin=build/bin
+model= threads= duration=10 conns="1 8 64" message=data/spam-sample-new/spam.eml bin=build/bin server_args=
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -20,7 +23,8 @@ while [ $# -gt 0 ]; do
     --connections) conns=$2; shift 2 ;;
     --message) message=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --server-args) server_args=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "server_load.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +44,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 : >"$tmp/out"
-"$bin/spam_server" --model "$model" --host 127.0.0.1 --port 0 ${threads:+--threads "$threads"} \
+# shellcheck disable=SC2086 # server_args is a list of options
+"$bin/spam_server" --model "$model" --host 127.0.0.1 --port 0 ${threads:+--threads "$threads"} $server_args \
   >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 port=

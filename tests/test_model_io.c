@@ -1,10 +1,13 @@
 /* Saving and loading models: round trips, the file layout other readers
  * see, the text pipeline and metadata, and malformed or hostile files. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <pthread.h>
+#include <cjson/cJSON.h>
 #include "testutil.h"
 #include "io/safetensors.h"
 
@@ -304,6 +307,177 @@ START_TEST(hostile_model_files) {
 }
 END_TEST
 
+/* Appended bytes are refused (the format wants the tensors to fill the data
+ * section exactly), and an empty path gets a message in the caller's terms. */
+START_TEST(appended_bytes_and_empty_paths) {
+    llm_model *m = small_model(0), *back = NULL;
+    ck_assert_ok(llm_model_save(m, path));
+    ck_assert_ok(llm_model_load(&back, be, path));
+    llm_model_free(back);
+    FILE *fp = fopen(path, "ab");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite("garbage", 1, 7, fp), 7);
+    fclose(fp);
+    back = (llm_model *)0x1;
+    ck_assert_fails(llm_model_load(&back, be, path), LLM_ERR_FORMAT);
+    ck_assert_ptr_null(back);
+    ck_assert_msg(strstr(llm_last_error(), "7 bytes after the last tensor"), "%s", llm_last_error());
+
+    llm_optimizer *opt;
+    ck_assert_ok(llm_optimizer_adamw(&opt, 0.01f, 0.01f));
+    ck_assert_ok(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, opt, 0));
+    llm_optimizer_free(opt);
+    static const struct { const char *fn; int save, checkpoint; } calls[] = {
+        { "llm_model_load", 0, 0 }, { "llm_model_load_checkpoint", 0, 1 },
+        { "llm_model_save", 1, 0 }, { "llm_model_save_checkpoint", 1, 1 },
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        llm_status s;
+        if (calls[i].save) s = calls[i].checkpoint ? llm_model_save_checkpoint(m, "") : llm_model_save(m, "");
+        else s = calls[i].checkpoint ? llm_model_load_checkpoint(&back, be, "") : llm_model_load(&back, be, "");
+        ck_assert_int_eq(s, LLM_ERR_INVALID_ARGUMENT);
+        const char *msg = llm_last_error();
+        ck_assert_msg(strncmp(msg, calls[i].fn, strlen(calls[i].fn)) == 0 && msg[strlen(calls[i].fn)] == ':' &&
+                      strstr(msg, "empty") && !strstr(msg, "llm__"), "%s: '%s'", calls[i].fn, msg);
+    }
+    llm_model_free(m);
+}
+END_TEST
+
+/* A FIFO would block open() until a writer comes: refused at once, like a
+ * device or a directory. */
+START_TEST(special_files_are_refused_without_blocking) {
+    char fifo[160];
+    snprintf(fifo, sizeof fifo, "%s/fifo.safetensors", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    const char *paths[] = { fifo, "/dev/null", "/dev/zero", dir };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        llm_model *m = (llm_model *)0x1;
+        ck_assert_fails(llm_model_load(&m, be, paths[i]), LLM_ERR_IO);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(llm_last_error(), "not a regular file"), "%s: %s", paths[i], llm_last_error());
+        ck_assert_fails(llm_model_load_checkpoint(&m, be, paths[i]), LLM_ERR_IO);
+    }
+}
+END_TEST
+
+/* Writes dst: the safetensors header `header` (a JSON object, padded here)
+ * then `data` (len bytes), then zeros up to total data bytes as a hole, so
+ * that a file claiming gigabytes costs nothing on disk. */
+static void write_sparse(const char *dst, const char *header, const void *data, size_t len, uint64_t total) {
+    size_t hn = strlen(header), padded = (hn + 7) / 8 * 8;
+    unsigned char size8[8];
+    for (int k = 0; k < 8; k++) size8[k] = (unsigned char)((uint64_t)padded >> (8 * k));
+    int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, size8, 8), 8);
+    ck_assert_int_eq(write(fd, header, hn), (ssize_t)hn);
+    ck_assert_int_eq(write(fd, "        ", padded - hn), (ssize_t)(padded - hn));
+    if (len) ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+    ck_assert_int_eq(ftruncate(fd, (off_t)(8 + padded + total)), 0);
+    close(fd);
+}
+
+/* llm_model_load(p) in a child process with a backend of its own; returns
+ * the status, the message in msg and how far the child's resident memory
+ * rose above what it was at the start, in KiB (VmHWM - VmRSS). */
+static long proc_kib(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') v = atol(line + n + 1);
+    fclose(f);
+    return v;
+}
+
+static llm_status load_in_child(const char *p, char *msg, size_t msglen, long *grew_kib) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        struct { llm_status s; long grew; char msg[400]; } r;
+        memset(&r, 0, sizeof r);
+        long before = proc_kib("VmRSS");
+        llm_backend_options bo;
+        llm_backend_options_init(&bo);
+        bo.threads = 1;
+        llm_backend *b = NULL;
+        llm_model *m = NULL;
+        r.s = llm_backend_create(&b, LLM_BACKEND_CPU, &bo);
+        if (r.s == LLM_OK) r.s = llm_model_load(&m, b, p);
+        snprintf(r.msg, sizeof r.msg, "%s", llm_last_error());
+        r.grew = proc_kib("VmHWM") - before;
+        llm_model_free(m);
+        llm_backend_free(b);
+        ssize_t w = write(fds[1], &r, sizeof r);
+        _exit(w == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fds[1]);
+    struct { llm_status s; long grew; char msg[400]; } r;
+    ssize_t got = read(fds[0], &r, sizeof r);
+    close(fds[0]);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(got == (ssize_t)sizeof r && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the loading child failed");
+    snprintf(msg, msglen, "%s", r.msg);
+    *grew_kib = r.grew;
+    return r.s;
+}
+
+/* A file whose header claims a 2 GiB tensor (a hole on disk) is refused
+ * from its header, metadata and tensor table, without reading the data:
+ * resident memory rises by far less than the tensor. */
+START_TEST(huge_tensors_are_refused_before_reading) {
+    const uint64_t huge = UINT64_C(1) << 31;
+    char p2[160], msg[400];
+    long grew = 0;
+    snprintf(p2, sizeof p2, "%s/sparse.safetensors", dir);
+    /* no libllm metadata at all */
+    write_sparse(p2, "{\"w\":{\"dtype\":\"F32\",\"shape\":[536870912],\"data_offsets\":[0,2147483648]}}", NULL, 0, huge);
+    ck_assert_int_eq(load_in_child(p2, msg, sizeof msg, &grew), LLM_ERR_FORMAT);
+    ck_assert_msg(strstr(msg, "not a libllm model"), "%s", msg);
+    ck_assert_msg(grew < 50 * 1024, "resident memory rose by %ld KiB", grew);
+
+    /* a real model with a 2 GiB tensor it does not use */
+    llm_model *m = small_model(0);
+    ck_assert_ok(llm_model_save(m, path));
+    llm_model_free(m);
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    unsigned char b8[8];
+    ck_assert_uint_eq(fread(b8, 1, 8, fp), 8);
+    uint64_t hn = 0;
+    for (int k = 7; k >= 0; k--) hn = (hn << 8) | b8[k];
+    char *hdr = calloc(1, hn + 1);
+    ck_assert_ptr_nonnull(hdr);
+    ck_assert_uint_eq(fread(hdr, 1, hn, fp), hn);
+    static unsigned char data[1 << 16];
+    size_t len = fread(data, 1, sizeof data, fp);
+    ck_assert(feof(fp));
+    fclose(fp);
+    cJSON *root = cJSON_Parse(hdr);
+    ck_assert_ptr_nonnull(root);
+    char entry[160];
+    snprintf(entry, sizeof entry, "{\"dtype\":\"F32\",\"shape\":[536870912],\"data_offsets\":[%zu,%llu]}", len,
+             (unsigned long long)(len + huge));
+    ck_assert(cJSON_AddItemToObject(root, "stowaway", cJSON_Parse(entry)));
+    char *h2 = cJSON_PrintUnformatted(root);
+    ck_assert_ptr_nonnull(h2);
+    write_sparse(p2, h2, data, len, len + huge);
+    cJSON_free(h2);
+    cJSON_Delete(root);
+    free(hdr);
+    ck_assert_int_eq(load_in_child(p2, msg, sizeof msg, &grew), LLM_ERR_FORMAT);
+    ck_assert_msg(strstr(msg, "does not use"), "%s", msg);
+    ck_assert_msg(grew < 50 * 1024, "resident memory rose by %ld KiB", grew);
+}
+END_TEST
+
 START_TEST(metadata_and_pipeline_errors) {
     llm_model *m = small_model(0);
     const char *v;
@@ -488,6 +662,9 @@ Suite *suite_model_io(void) {
     tcase_add_checked_fixture(e, setup, teardown);
     tcase_add_test(e, hostile_model_files);
     tcase_add_test(e, metadata_and_pipeline_errors);
+    tcase_add_test(e, appended_bytes_and_empty_paths);
+    tcase_add_test(e, special_files_are_refused_without_blocking);
+    tcase_add_test(e, huge_tensors_are_refused_before_reading);
     suite_add_tcase(s, e);
     return s;
 }

@@ -365,15 +365,15 @@ START_TEST(interop_reference_bytes) {
 }
 END_TEST
 
-/* Other writers: pretty-printed JSON, any key order, no padding, tensors
- * at offsets that are not multiples of 4, gaps and trailing bytes. The
- * data still arrives 8-byte aligned and correct. */
+/* Other writers: pretty-printed JSON, any key order, no padding, a data
+ * section at an odd offset in the file. The data still arrives 8-byte
+ * aligned and correct. */
 START_TEST(other_writers_and_alignment) {
-    const char *json = "{\n  \"b\": {\"data_offsets\": [3, 11], \"shape\": [2], \"dtype\": \"I32\"},\n"
-                       "  \"a\" : { \"shape\" : [ ], \"dtype\":\"F32\", \"data_offsets\":[13,17] } ,"
-                       "\t\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[17,17]}\r\n}\n  ";
+    const char *json = "{\n  \"b\": {\"data_offsets\": [0, 8], \"shape\": [2], \"dtype\": \"I32\"},\n"
+                       "  \"a\" : { \"shape\" : [ ], \"dtype\":\"F32\", \"data_offsets\":[8,12] } ,"
+                       "\t\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[12,12]}\r\n}\n  ";
     size_t len;
-    unsigned char *b = mk(json, 20, &len); /* odd header length: unaligned data section */
+    unsigned char *b = mk(json, 12, &len); /* odd header length: unaligned data section */
     llm__safetensors *f = NULL;
     ck_assert_ok(llm__safetensors_parse(&f, b, len));
     check_invariants(f);
@@ -385,10 +385,10 @@ START_TEST(other_writers_and_alignment) {
     ck_assert_int_eq(ta->ndim, 0);
     ck_assert_uint_eq(ta->bytes, 4);
     ck_assert_uint_eq(tz->bytes, 0);
-    /* mk fills the data with 0, 1, 2, ...: b holds bytes 3..10 */
+    /* mk fills the data with 0, 1, 2, ...: b holds bytes 0..7 */
     const unsigned char *pb = tb->data;
-    for (int i = 0; i < 8; i++) ck_assert_int_eq(pb[i], 3 + i);
-    ck_assert_int_eq(((const unsigned char *)ta->data)[0], 13);
+    for (int i = 0; i < 8; i++) ck_assert_int_eq(pb[i], i);
+    ck_assert_int_eq(((const unsigned char *)ta->data)[0], 8);
     llm__safetensors_close(f);
 
     /* the same from a file */
@@ -397,7 +397,7 @@ START_TEST(other_writers_and_alignment) {
     spit(path, b, len);
     ck_assert_ok(llm__safetensors_open(&f, path, len));
     check_invariants(f);
-    ck_assert_int_eq(((const unsigned char *)llm__safetensors_find(f, "b")->data)[7], 10);
+    ck_assert_int_eq(((const unsigned char *)llm__safetensors_find(f, "b")->data)[7], 7);
     llm__safetensors_close(f);
     free(b);
     rm_rf(dir);
@@ -834,11 +834,115 @@ START_TEST(bad_overlaps) {
     BAD("{" E("a", 0, 8) "," E("b", 0, 8) "}", 16, "overlap");
     BAD("{" E("a", 0, 8) ",\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", 16,
         "overlap");
-    /* touching, in any order, with a gap: fine */
-    llm__safetensors *f = parse_ok("{" E("b", 8, 16) "," E("a", 0, 8) "," E("c", 20, 28) "}", 32);
+    /* touching, in any order: fine */
+    llm__safetensors *f = parse_ok("{" E("b", 8, 16) "," E("a", 0, 8) "," E("c", 16, 24) "}", 24);
     ck_assert_int_eq(llm__safetensors_count(f), 3);
     llm__safetensors_close(f);
 #undef E
+}
+END_TEST
+
+/* The tensors must fill the data section exactly (the format's rule against
+ * polyglot files): no gap, nothing after the last tensor, no data at all
+ * without tensors. */
+START_TEST(bad_gaps_and_trailing_bytes) {
+#define E(n, b, e) "\"" n "\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" #b "," #e "]}"
+    BAD("{" E("a", 0, 8) "," E("b", 12, 20) "}", 20, "4 unused bytes before tensor 'b'");
+    BAD("{" E("a", 4, 12) "}", 12, "4 unused bytes before tensor 'a'");
+    BAD("{" E("a", 0, 8) "," E("b", 8, 16) "}", 23, "7 bytes after the last tensor");
+    BAD("{" E("a", 0, 8) "}", 9, "1 bytes after the last tensor");
+    BAD("{\"__metadata__\":{\"k\":\"v\"}}", 3, "3 bytes after the last tensor");
+    BAD("{\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 1, "after the last tensor");
+#undef E
+    /* a file the writer made, with 7 bytes appended */
+    char *dir = temp_dir();
+    char *path = join(dir, "m.safetensors");
+    float v[4] = { 1, 2, 3, 4 };
+    llm__st_tensor good = T("w", LLM_DTYPE_F32, 1, (int64_t[]){ 4 }, v);
+    ck_assert_ok(llm__safetensors_write(path, &good, 1, NULL, 0));
+    llm__safetensors *f = NULL;
+    ck_assert_ok(llm__safetensors_open(&f, path, 0));
+    llm__safetensors_close(f);
+    FILE *fp = fopen(path, "ab");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite("garbage", 1, 7, fp), 7);
+    fclose(fp);
+    ck_assert_fails(llm__safetensors_open(&f, path, 0), LLM_ERR_FORMAT);
+    ck_assert_msg(strstr(llm_last_error(), "7 bytes after the last tensor"), "%s", llm_last_error());
+    ck_assert_ptr_null(f);
+    rm_rf(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* A FIFO, a device and a directory are refused at once: opening a FIFO
+ * would wait for a writer forever. */
+START_TEST(open_refuses_special_files) {
+    char *dir = temp_dir();
+    char *fifo = join(dir, "fifo.safetensors");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    llm__safetensors *f = NULL;
+    const char *paths[] = { fifo, "/dev/null", "/dev/zero", dir };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        ck_assert_fails(llm__safetensors_open(&f, paths[i], 0), LLM_ERR_IO);
+        ck_assert_msg(strstr(llm_last_error(), "not a regular file"), "%s: %s", paths[i], llm_last_error());
+        ck_assert_fails(llm__safetensors_open_lazy(&f, paths[i], 0), LLM_ERR_IO);
+        ck_assert_ptr_null(f);
+    }
+    rm_rf(dir);
+    free(fifo);
+    free(dir);
+}
+END_TEST
+
+/* open_lazy reads the header only: each tensor's data comes from the file
+ * when it is loaded, once. */
+START_TEST(lazy_open_reads_on_demand) {
+    char *dir = temp_dir();
+    char *path = join(dir, "m.safetensors");
+    float a[3] = { 1, 2, 3 };
+    int32_t b[2] = { 4, 5 };
+    llm__st_tensor t[3];
+    t[0] = T("a", LLM_DTYPE_F32, 1, (int64_t[]){ 3 }, a);
+    t[1] = T("b", LLM_DTYPE_I32, 1, (int64_t[]){ 2 }, b);
+    t[2] = T("e", LLM_DTYPE_F32, 1, (int64_t[]){ 0 }, NULL);
+    ck_assert_ok(llm__safetensors_write(path, t, 3, NULL, 0));
+    llm__safetensors *f = NULL;
+    ck_assert_ok(llm__safetensors_open_lazy(&f, path, 0));
+    const llm__st_tensor *ta = llm__safetensors_find(f, "a"), *tb = llm__safetensors_find(f, "b");
+    const llm__st_tensor *te = llm__safetensors_find(f, "e");
+    ck_assert_ptr_null(ta->data);
+    ck_assert_ptr_null(tb->data);
+    const void *d = NULL, *d2 = NULL;
+    ck_assert_ok(llm__safetensors_load(f, tb, &d));
+    ck_assert_ptr_eq(d, tb->data);
+    ck_assert_int_eq(((const int32_t *)d)[1], 5);
+    ck_assert_ptr_null(ta->data); /* only what was asked for */
+    ck_assert_ok(llm__safetensors_load(f, tb, &d2));
+    ck_assert_ptr_eq(d, d2); /* once */
+    ck_assert_ok(llm__safetensors_load(f, ta, &d));
+    ck_assert(((const float *)d)[2] == 3.0f);
+    ck_assert_ok(llm__safetensors_load(f, te, &d));
+    ck_assert_ptr_nonnull(d);
+    /* a tensor of another handle, or none */
+    llm__st_tensor other = *ta;
+    ck_assert_fails(llm__safetensors_load(f, &other, &d), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_fails(llm__safetensors_load(f, NULL, &d), LLM_ERR_INVALID_ARGUMENT);
+    llm__safetensors_close(f);
+
+    /* the file shrinks after the header was read */
+    ck_assert_ok(llm__safetensors_open_lazy(&f, path, 0));
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(truncate(path, st.st_size - 4), 0);
+    ck_assert_fails(llm__safetensors_load(f, llm__safetensors_find(f, "b"), &d), LLM_ERR_FORMAT);
+    ck_assert_msg(strstr(llm_last_error(), "ended early"), "%s", llm_last_error());
+    ck_assert_ptr_null(d);
+    llm__safetensors_close(f);
+    rm_rf(dir);
+    free(path);
+    free(dir);
 }
 END_TEST
 
@@ -956,6 +1060,9 @@ Suite *suite_safetensors(void) {
     tcase_add_test(errors, bad_dtypes);
     tcase_add_test(errors, bad_shapes);
     tcase_add_test(errors, bad_overlaps);
+    tcase_add_test(errors, bad_gaps_and_trailing_bytes);
+    tcase_add_test(errors, open_refuses_special_files);
+    tcase_add_test(errors, lazy_open_reads_on_demand);
     tcase_add_test(errors, bad_metadata);
     suite_add_tcase(s, errors);
 

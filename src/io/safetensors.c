@@ -31,8 +31,18 @@
 #endif
 
 #define META_KEY "__metadata__"
-#define ELEM_BYTES 4u /* both F32 and I32 */
-#define DATA_ALIGN 8u /* tensors read into memory start at multiples of this */
+
+/* The dtypes libllm reads and writes: the format's name and the element
+ * size. A new dtype is one more line here (and in llm_dtype). */
+static const struct dtype_info {
+    const char *name;
+    llm_dtype dtype;
+    unsigned bytes;
+} dtypes[] = {
+    { "F32", LLM_DTYPE_F32, 4 },
+    { "I32", LLM_DTYPE_I32, 4 },
+};
+#define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
 
 struct llm__safetensors {
     llm__st_tensor *tensors;
@@ -41,7 +51,10 @@ struct llm__safetensors {
     int n_meta;
     struct keyidx *by_name; /* tensor names sorted, for find */
     struct keyidx *by_key;  /* metadata keys sorted */
-    void *data;             /* one buffer holding every tensor */
+    uint64_t *begin;        /* each tensor's offset in the data section */
+    int fd;                 /* the file while tensors are read on demand, else -1 */
+    uint64_t data_pos;      /* where the data section starts in it */
+    char label[224];        /* the path, shortened, for messages */
 };
 
 typedef struct keyidx {
@@ -67,11 +80,9 @@ static const keyidx *keyidx_find(const keyidx *v, int n, const char *key) {
     return n > 0 ? bsearch(&k, v, (size_t)n, sizeof *v, keyidx_cmp) : NULL;
 }
 
-static const char *dtype_name(llm_dtype d) {
-    switch (d) {
-    case LLM_DTYPE_F32: return "F32";
-    case LLM_DTYPE_I32: return "I32";
-    }
+static const struct dtype_info *dtype_of(llm_dtype d) {
+    for (size_t k = 0; k < N_DTYPES; k++)
+        if (dtypes[k].dtype == d) return &dtypes[k];
     return NULL;
 }
 
@@ -191,11 +202,9 @@ static void sb_json(sbuf *b, const char *s) {
     sb_put(b, "\"", 1);
 }
 
-static llm_status check_write_args(const char *fn, const char *path, const llm__st_tensor *t, int n,
+static llm_status check_write_args(const char *fn, const llm__st_tensor *t, int n,
                                    const llm__st_meta *meta, int n_meta) {
     char sh[SHOW_MAX * 4 + 4];
-    if (!path || !path[0])
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: path is NULL or empty", fn);
     if (n < 0 || n_meta < 0)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: negative count (n = %d, n_meta = %d)", fn,
                           n, n_meta);
@@ -211,7 +220,8 @@ static llm_status check_write_args(const char *fn, const char *path, const llm__
             return llm__error(LLM_ERR_INVALID_ARGUMENT,
                               "%s: tensor %d name '%s' must be 1 to %d bytes of UTF-8 and not '"
                               META_KEY "'", fn, i, show(x->name, sh), LLM__ST_MAX_NAME - 1);
-        if (!dtype_name(x->dtype))
+        const struct dtype_info *di = dtype_of(x->dtype);
+        if (!di)
             return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': unknown dtype %d", fn,
                               show(x->name, sh), (int)x->dtype);
         if (x->ndim < 0 || x->ndim > LLM_MAX_DIMS)
@@ -229,12 +239,12 @@ static llm_status check_write_args(const char *fn, const char *path, const llm__
             else numel *= (uint64_t)v;
         }
         for (int d = 0; d < x->ndim; d++) if (x->shape[d] == 0) { overflow = 0; numel = 0; }
-        if (numel > UINT64_MAX / ELEM_BYTES) overflow = 1;
-        if (overflow || numel * ELEM_BYTES != (uint64_t)x->bytes)
+        if (numel > UINT64_MAX / di->bytes) overflow = 1;
+        if (overflow || numel * di->bytes != (uint64_t)x->bytes)
             return llm__error(LLM_ERR_INVALID_ARGUMENT,
                               "%s: tensor '%s': %zu bytes given, the shape needs %s%" PRIu64, fn,
                               show(x->name, sh), x->bytes, overflow ? "more than " : "",
-                              overflow ? UINT64_MAX : numel * ELEM_BYTES);
+                              overflow ? UINT64_MAX : numel * di->bytes);
         if (x->bytes > 0 && !x->data)
             return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': data is NULL", fn,
                               show(x->name, sh));
@@ -310,7 +320,7 @@ static llm_status build_header(const char *fn, const llm__st_tensor *t, int n,
         if (i) sb_put(b, ",", 1);
         sb_json(b, t[i].name);
         sb_str(b, ":{\"dtype\":\"");
-        sb_str(b, dtype_name(t[i].dtype));
+        sb_str(b, dtype_of(t[i].dtype)->name);
         sb_str(b, "\",\"shape\":[");
         for (int d = 0; d < t[i].ndim; d++) {
             if (d) sb_put(b, ",", 1);
@@ -365,8 +375,13 @@ static int write_contents(int fd, void *user) {
 
 llm_status llm__safetensors_write(const char *path, const llm__st_tensor *tensors, int n,
                                   const llm__st_meta *meta, int n_meta) {
-    static const char fn[] = "llm__safetensors_write";
-    LLM__CHECK(check_write_args(fn, path, tensors, n, meta, n_meta));
+    if (!path || !path[0])
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "cannot write a safetensors file: the path is %s",
+                          path ? "empty" : "NULL");
+    /* messages name the file, as the reader's do */
+    char fn[224];
+    snprintf(fn, sizeof fn, "%.200s%s", path, strlen(path) > 200 ? "..." : "");
+    LLM__CHECK(check_write_args(fn, tensors, n, meta, n_meta));
     LLM__CHECK(check_unique(fn, tensors, n, meta, n_meta));
     sbuf hdr = { 0 };
     llm_status s = build_header(fn, tensors, n, meta, n_meta, &hdr);
@@ -382,13 +397,6 @@ llm_status llm__safetensors_write(const char *path, const llm__st_tensor *tensor
 }
 
 /* ================================================================ reader */
-
-/* Where the data section comes from: a memory image or an open file. */
-typedef struct source {
-    const unsigned char *mem; /* the data section when reading memory */
-    int fd;                   /* else the file, with the data at data_pos */
-    uint64_t data_pos;
-} source;
 
 static llm_status bad(const char *label, const char *fmt, ...) LLM__PRINTF(2, 3);
 static llm_status bad(const char *label, const char *fmt, ...) {
@@ -473,6 +481,7 @@ static int get_uint(const cJSON *j, uint64_t *out) {
     return 1;
 }
 
+/* Names of the format's other dtypes, for a clearer message. */
 static const char *const other_dtypes[] = {
     "BOOL", "U8", "I8", "U16", "I16", "F16", "BF16", "U32", "F64", "U64", "I64",
     "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64",
@@ -488,6 +497,23 @@ typedef struct range_ctx { const uint64_t *beg, *end; } range_ctx;
 static int cmp_range_r(const void *a, const void *b, void *ctx) {
     const range_ctx *c = ctx;
     return cmp_range(a, b, c->beg, c->end);
+}
+
+/* The dtype named by a header string, or an error. */
+static llm_status read_dtype(const char *label, const char *name, const cJSON *dt,
+                             const struct dtype_info **out) {
+    char sh[SHOW_MAX * 4 + 4];
+    if (!cJSON_IsString(dt)) return bad(label, "tensor '%s': dtype is not a string", name);
+    for (size_t k = 0; k < N_DTYPES; k++)
+        if (strcmp(dt->valuestring, dtypes[k].name) == 0) {
+            *out = &dtypes[k];
+            return LLM_OK;
+        }
+    for (size_t k = 0; k < sizeof other_dtypes / sizeof other_dtypes[0]; k++)
+        if (strcmp(dt->valuestring, other_dtypes[k]) == 0)
+            return bad(label, "tensor '%s': unsupported dtype '%s' (libllm reads F32 and I32)",
+                       name, other_dtypes[k]);
+    return bad(label, "tensor '%s': unknown dtype '%s'", name, show(dt->valuestring, sh));
 }
 
 /* Checks one tensor entry and fills t (name not yet set) and its range. */
@@ -510,16 +536,9 @@ static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_le
         return bad(label, "tensor '%s': missing field '%s'", name,
                    !dt ? "dtype" : !shape ? "shape" : "data_offsets");
 
-    if (!cJSON_IsString(dt)) return bad(label, "tensor '%s': dtype is not a string", name);
-    if (strcmp(dt->valuestring, "F32") == 0) t->dtype = LLM_DTYPE_F32;
-    else if (strcmp(dt->valuestring, "I32") == 0) t->dtype = LLM_DTYPE_I32;
-    else {
-        for (size_t k = 0; k < sizeof other_dtypes / sizeof other_dtypes[0]; k++)
-            if (strcmp(dt->valuestring, other_dtypes[k]) == 0)
-                return bad(label, "tensor '%s': unsupported dtype '%s' (libllm reads F32 and I32)",
-                           name, other_dtypes[k]);
-        return bad(label, "tensor '%s': unknown dtype '%s'", name, show(dt->valuestring, sh2));
-    }
+    const struct dtype_info *di = NULL;
+    LLM__CHECK(read_dtype(label, name, dt, &di));
+    t->dtype = di->dtype;
 
     if (!cJSON_IsArray(shape)) return bad(label, "tensor '%s': shape is not an array", name);
     int nd = 0;
@@ -539,9 +558,9 @@ static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_le
     t->ndim = nd;
     /* a zero dimension anywhere makes the tensor empty, whatever the others */
     for (int d = 0; d < nd; d++) if (t->shape[d] == 0) { overflow = 0; numel = 0; }
-    if (overflow || numel > UINT64_MAX / ELEM_BYTES || numel * ELEM_BYTES > SIZE_MAX)
+    if (overflow || numel > UINT64_MAX / di->bytes || numel * di->bytes > SIZE_MAX)
         return bad(label, "tensor '%s': shape is too large", name);
-    uint64_t nbytes = numel * ELEM_BYTES;
+    uint64_t nbytes = numel * di->bytes;
 
     if (!cJSON_IsArray(offs) || !offs->child || !offs->child->next || offs->child->next->next)
         return bad(label, "tensor '%s': data_offsets is not an array of two integers", name);
@@ -604,45 +623,35 @@ static int read_at(int fd, void *dst, size_t n, uint64_t pos) {
     return 0;
 }
 
-/* Copies every tensor into one buffer, each at a multiple of DATA_ALIGN
- * whatever its offset in the file. */
-static llm_status load_data(const char *label, llm__safetensors *f, const uint64_t *beg,
-                            const source *src) {
-    uint64_t total = 0;
-    for (int i = 0; i < f->n; i++) {
-        uint64_t r = ((uint64_t)f->tensors[i].bytes + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN;
-        if (r > UINT64_MAX - total) return bad(label, "tensors are too large in total");
-        total += r;
+/* The byte ranges, sorted, must tile the data section exactly: no two share
+ * a byte, and (as the format requires, against polyglot files) there is no
+ * gap between them and nothing after the last one. */
+static llm_status check_tiling(const char *label, const llm__safetensors *f, const uint64_t *beg,
+                               const uint64_t *end, int *order, uint64_t data_len) {
+    char sh[SHOW_MAX * 4 + 4], sh2[SHOW_MAX * 4 + 4];
+    range_ctx rc = { beg, end };
+    qsort_r(order, (size_t)f->n, sizeof *order, cmp_range_r, &rc);
+    uint64_t filled = 0;
+    for (int k = 0; k < f->n; k++) {
+        int b = order[k];
+        if (k > 0 && beg[b] < filled)
+            return bad(label, "tensors '%s' and '%s' overlap in the data section",
+                       show(f->tensors[order[k - 1]].name, sh), show(f->tensors[b].name, sh2));
+        if (beg[b] > filled)
+            return bad(label, "the data section has %" PRIu64 " unused bytes before tensor '%s' "
+                       "(the format requires the tensors to fill it exactly)", beg[b] - filled,
+                       show(f->tensors[b].name, sh));
+        if (end[b] > filled) filled = end[b];
     }
-    if (total > SIZE_MAX) return bad(label, "tensors are too large in total");
-    f->data = llm__malloc((size_t)total);
-    if (!f->data) return llm__oom("safetensors");
-    size_t at = 0;
-    for (int i = 0; i < f->n; i++) {
-        llm__st_tensor *t = &f->tensors[i];
-        unsigned char *dst = (unsigned char *)f->data + at;
-        t->data = dst;
-        if (t->bytes) {
-            if (src->mem) {
-                memcpy(dst, src->mem + beg[i], t->bytes);
-            } else {
-                int err = read_at(src->fd, dst, t->bytes, src->data_pos + beg[i]);
-                if (err < 0) return bad(label, "the file ended early (changed while being read?)");
-                if (err > 0) {
-                    char eb[128];
-                    return llm__error(LLM_ERR_IO, "%s: read failed: %s", label,
-                                      errstr(err, eb, sizeof eb));
-                }
-            }
-        }
-        at += (t->bytes + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN;
-    }
+    if (filled != data_len)
+        return bad(label, "the data section has %" PRIu64 " bytes after the last tensor "
+                   "(the format requires the tensors to fill it exactly)", data_len - filled);
     return LLM_OK;
 }
 
 /* Validates the tree and fills f (everything but the data). */
 static llm_status read_tree(const char *label, const cJSON *root, uint64_t data_len,
-                            llm__safetensors *f, uint64_t **beg_out) {
+                            llm__safetensors *f) {
     char sh[SHOW_MAX * 4 + 4];
     if (!cJSON_IsObject(root)) return bad(label, "header is not a JSON object");
     size_t nkeys = 0;
@@ -672,11 +681,11 @@ static llm_status read_tree(const char *label, const cJSON *root, uint64_t data_
 
     f->tensors = llm__calloc((size_t)(n ? n : 1), sizeof *f->tensors);
     f->by_name = llm__calloc((size_t)(n ? n : 1), sizeof *f->by_name);
-    uint64_t *beg = llm__calloc((size_t)(n ? n : 1), sizeof *beg);
+    f->begin = llm__calloc((size_t)(n ? n : 1), sizeof *f->begin);
     uint64_t *end = llm__calloc((size_t)(n ? n : 1), sizeof *end);
     int *order = llm__calloc((size_t)(n ? n : 1), sizeof *order);
     llm_status s = LLM_OK;
-    if (!f->tensors || !f->by_name || !beg || !end || !order) {
+    if (!f->tensors || !f->by_name || !f->begin || !end || !order) {
         s = llm__oom("safetensors");
         goto done;
     }
@@ -690,7 +699,7 @@ static llm_status read_tree(const char *label, const cJSON *root, uint64_t data_
             goto done;
         }
         llm__st_tensor *t = &f->tensors[f->n];
-        s = read_entry(label, c, data_len, t, &beg[f->n], &end[f->n]);
+        s = read_entry(label, c, data_len, t, &f->begin[f->n], &end[f->n]);
         if (s != LLM_OK) goto done;
         t->name = llm__strdup(c->string);
         if (!t->name) { s = llm__oom("safetensors"); goto done; }
@@ -699,19 +708,8 @@ static llm_status read_tree(const char *label, const cJSON *root, uint64_t data_
         f->n++;
     }
     qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, keyidx_cmp);
-
-    /* no two byte ranges may share a byte */
-    range_ctx rc = { beg, end };
-    qsort_r(order, (size_t)f->n, sizeof *order, cmp_range_r, &rc);
-    for (int k = 1; k < f->n; k++) {
-        int a = order[k - 1], b = order[k];
-        if (beg[b] < end[a]) {
-            char sh2[SHOW_MAX * 4 + 4];
-            s = bad(label, "tensors '%s' and '%s' overlap in the data section",
-                    show(f->tensors[a].name, sh), show(f->tensors[b].name, sh2));
-            goto done;
-        }
-    }
+    s = check_tiling(label, f, f->begin, end, order, data_len);
+    if (s != LLM_OK) goto done;
     if (meta) s = read_meta(label, meta, f);
     else {
         f->meta = llm__calloc(1, sizeof *f->meta);
@@ -721,14 +719,13 @@ static llm_status read_tree(const char *label, const cJSON *root, uint64_t data_
 done:
     llm__free(end);
     llm__free(order);
-    if (s == LLM_OK) *beg_out = beg;
-    else llm__free(beg);
     return s;
 }
 
-/* Parses a header (hdr holds n bytes plus a NUL) and loads the data. */
-static llm_status parse_core(llm__safetensors **out, const char *label, const char *hdr, size_t n,
-                             uint64_t data_len, const source *src) {
+/* Parses a header (hdr holds n bytes plus a NUL) into a new handle without
+ * any data; label names the source in messages. */
+static llm_status parse_header(llm__safetensors **out, const char *label, const char *hdr, size_t n,
+                               uint64_t data_len) {
     LLM__CHECK(prescan(label, (const unsigned char *)hdr, n));
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, n, &end, 0);
@@ -743,15 +740,16 @@ static llm_status parse_core(llm__safetensors **out, const char *label, const ch
             break;
         }
     llm__safetensors *f = NULL;
-    uint64_t *beg = NULL;
     if (s == LLM_OK) {
         f = llm__calloc(1, sizeof *f);
         if (!f) s = llm__oom("safetensors");
+        else {
+            f->fd = -1;
+            snprintf(f->label, sizeof f->label, "%s", label);
+        }
     }
-    if (s == LLM_OK) s = read_tree(label, root, data_len, f, &beg);
+    if (s == LLM_OK) s = read_tree(label, root, data_len, f);
     cJSON_Delete(root);
-    if (s == LLM_OK) s = load_data(label, f, beg, src);
-    llm__free(beg);
     if (s != LLM_OK) {
         llm__safetensors_close(f);
         return s;
@@ -781,47 +779,86 @@ static llm_status check_size(const char *label, const unsigned char *b8, uint64_
     return LLM_OK;
 }
 
+/* Where an empty tensor's data points: never NULL, never freed. */
+static const uint64_t empty_data;
+
+/* A buffer for tensor i (malloc's alignment: at least 8 bytes). */
+static llm_status tensor_buffer(llm__safetensors *f, int i, unsigned char **out) {
+    llm__st_tensor *t = &f->tensors[i];
+    *out = t->bytes ? llm__malloc(t->bytes) : (unsigned char *)&empty_data;
+    if (!*out) return llm__oom("safetensors");
+    t->data = *out;
+    return LLM_OK;
+}
+
 llm_status llm__safetensors_parse(llm__safetensors **out, const void *data, size_t len) {
     static const char label[] = "safetensors data";
-    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm__safetensors_parse: out is NULL");
+    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: out is NULL");
     *out = NULL;
     if (!data && len > 0)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "llm__safetensors_parse: data is NULL");
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: data is NULL");
     const unsigned char *b = data;
     if (len < 8) return bad(label, "%zu bytes is too short for a safetensors file", len);
     size_t hn;
     LLM__CHECK(check_size(label, b, (uint64_t)len, &hn));
     char *hdr = llm__malloc(hn + 1); /* NUL-terminated: cJSON never reads past it */
-    if (!hdr) return llm__oom("llm__safetensors_parse");
+    if (!hdr) return llm__oom("safetensors");
     memcpy(hdr, b + 8, hn);
     hdr[hn] = '\0';
-    source src = { b + 8 + hn, -1, 0 };
-    llm_status s = parse_core(out, label, hdr, hn, (uint64_t)(len - 8 - hn), &src);
+    llm__safetensors *f = NULL;
+    llm_status s = parse_header(&f, label, hdr, hn, (uint64_t)(len - 8 - hn));
     llm__free(hdr);
-    return s;
+    /* a memory image is copied now: the caller may free it afterwards */
+    for (int i = 0; s == LLM_OK && i < f->n; i++) {
+        unsigned char *dst;
+        s = tensor_buffer(f, i, &dst);
+        if (s == LLM_OK && f->tensors[i].bytes)
+            memcpy(dst, b + 8 + hn + f->begin[i], f->tensors[i].bytes);
+    }
+    if (s != LLM_OK) {
+        llm__safetensors_close(f);
+        return s;
+    }
+    *out = f;
+    return LLM_OK;
 }
 
-llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes) {
-    static const char fn[] = "llm__safetensors_open";
-    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out = NULL;
-    if (!path || !path[0]) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: path is NULL or empty", fn);
-    char label[224];
-    snprintf(label, sizeof label, "%.200s%s", path, strlen(path) > 200 ? "..." : "");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return io_error(label, "cannot open", errno);
+/* Opens path for reading without ever blocking on it: a FIFO or a device
+ * is refused before it is opened (opening a FIFO waits for a writer), and
+ * O_NONBLOCK covers one swapped in between the stat and the open. */
+static llm_status open_regular(const char *label, const char *path, int *fd_out, uint64_t *size) {
     struct stat st;
-    llm_status s = LLM_OK;
-    char *hdr = NULL;
+    if (stat(path, &st) != 0) return io_error(label, "cannot open", errno);
+    if (!S_ISREG(st.st_mode)) return llm__error(LLM_ERR_IO, "%s: not a regular file", label);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return io_error(label, "cannot open", errno);
     if (fstat(fd, &st) != 0) {
-        s = io_error(label, "cannot stat", errno);
-        goto done;
+        llm_status s = io_error(label, "cannot stat", errno);
+        close(fd);
+        return s;
     }
     if (!S_ISREG(st.st_mode)) {
-        s = llm__error(LLM_ERR_IO, "%s: not a regular file", label);
-        goto done;
+        close(fd);
+        return llm__error(LLM_ERR_IO, "%s: not a regular file", label);
     }
-    uint64_t size = (uint64_t)st.st_size;
+    *fd_out = fd;
+    *size = (uint64_t)st.st_size;
+    return LLM_OK;
+}
+
+llm_status llm__safetensors_open_lazy(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: out is NULL");
+    *out = NULL;
+    if (!path || !path[0])
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "cannot open a safetensors file: the path is %s",
+                          path ? "empty" : "NULL");
+    char label[224];
+    snprintf(label, sizeof label, "%.200s%s", path, strlen(path) > 200 ? "..." : "");
+    int fd = -1;
+    uint64_t size = 0;
+    LLM__CHECK(open_regular(label, path, &fd, &size));
+    llm_status s = LLM_OK;
+    char *hdr = NULL;
     if (max_file_bytes && size > (uint64_t)max_file_bytes) {
         s = bad(label, "file is %" PRIu64 " bytes, more than the limit of %zu", size,
                 max_file_bytes);
@@ -839,7 +876,7 @@ llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_
         if (s != LLM_OK) goto done;
         hdr = llm__malloc(hn + 1);
         if (!hdr) {
-            s = llm__oom(fn);
+            s = llm__oom("safetensors");
             goto done;
         }
         err = read_at(fd, hdr, hn, 8);
@@ -853,12 +890,61 @@ llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_
         goto done;
     }
     hdr[hn] = '\0';
-    source src = { NULL, fd, 8 + (uint64_t)hn };
-    s = parse_core(out, label, hdr, hn, size - 8 - hn, &src);
+    s = parse_header(out, label, hdr, hn, size - 8 - hn);
+    if (s == LLM_OK) {
+        (*out)->fd = fd;
+        (*out)->data_pos = 8 + (uint64_t)hn;
+        fd = -1;
+    }
 done:
     llm__free(hdr);
-    close(fd);
+    if (fd >= 0) close(fd);
     return s;
+}
+
+llm_status llm__safetensors_load(const llm__safetensors *cf, const llm__st_tensor *t, const void **data) {
+    if (!cf || !t || !data)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: NULL argument to load");
+    *data = NULL;
+    /* the handle owns the tensors and their data cache (see the header) */
+    llm__safetensors *f = (llm__safetensors *)cf;
+    ptrdiff_t i = t - f->tensors;
+    if (i < 0 || i >= f->n || t != &f->tensors[i])
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: the tensor is not from this file");
+    if (!t->data) {
+        if (f->fd < 0) return llm__error(LLM_ERR_STATE, "%s: the file is no longer open", f->label);
+        unsigned char *dst;
+        LLM__CHECK(tensor_buffer(f, (int)i, &dst));
+        int err = t->bytes ? read_at(f->fd, dst, t->bytes, f->data_pos + f->begin[i]) : 0;
+        if (err != 0) {
+            llm__free(dst);
+            f->tensors[i].data = NULL;
+            if (err < 0) return bad(f->label, "the file ended early (changed while being read?)");
+            return io_error(f->label, "read failed", err);
+        }
+    }
+    *data = t->data;
+    return LLM_OK;
+}
+
+llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+    if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: out is NULL");
+    *out = NULL;
+    llm__safetensors *f;
+    LLM__CHECK(llm__safetensors_open_lazy(&f, path, max_file_bytes));
+    llm_status s = LLM_OK;
+    for (int i = 0; s == LLM_OK && i < f->n; i++) {
+        const void *data;
+        s = llm__safetensors_load(f, &f->tensors[i], &data);
+    }
+    if (s != LLM_OK) {
+        llm__safetensors_close(f);
+        return s;
+    }
+    close(f->fd);
+    f->fd = -1;
+    *out = f;
+    return LLM_OK;
 }
 
 int llm__safetensors_count(const llm__safetensors *f) { return f ? f->n : 0; }
@@ -888,17 +974,21 @@ const llm__st_meta *llm__safetensors_meta_at(const llm__safetensors *f, int i) {
 void llm__safetensors_close(llm__safetensors *f) {
     if (!f) return;
     if (f->tensors)
-        for (int i = 0; i < f->n; i++) llm__free((char *)f->tensors[i].name);
+        for (int i = 0; i < f->n; i++) {
+            llm__free((char *)f->tensors[i].name);
+            if (f->tensors[i].bytes) llm__free((void *)f->tensors[i].data);
+        }
     if (f->meta)
         for (int i = 0; i <= f->n_meta; i++) {
             /* entry n_meta may hold a key whose value failed to allocate */
             llm__free((char *)f->meta[i].key);
             llm__free((char *)f->meta[i].value);
         }
+    if (f->fd >= 0) close(f->fd);
     llm__free(f->tensors);
     llm__free(f->meta);
     llm__free(f->by_name);
     llm__free(f->by_key);
-    llm__free(f->data);
+    llm__free(f->begin);
     llm__free(f);
 }

@@ -33,8 +33,10 @@
 /* One tensor. For writing, everything is borrowed from the caller; from a
  * reader, everything is owned by the file handle. shape has ndim entries
  * (0 <= ndim <= LLM_MAX_DIMS; ndim 0 is a scalar), each >= 0; bytes is
- * product(shape) * 4. data is 4-byte aligned (8 when read) and
- * little-endian; it may be NULL on write only when bytes is 0. */
+ * product(shape) * the dtype's size (4 for F32 and I32). data is 4-byte
+ * aligned (8 when read) and little-endian; it may be NULL on write only when
+ * bytes is 0, and is NULL from llm__safetensors_open_lazy until the tensor
+ * is loaded. */
 typedef struct llm__st_tensor {
     const char *name;
     llm_dtype dtype;
@@ -68,13 +70,31 @@ llm_status llm__safetensors_write(const char *path, const llm__st_tensor *tensor
 
 typedef struct llm__safetensors llm__safetensors;
 
-/* Reads and validates the whole file at path. max_file_bytes caps the file
- * size (0 = no cap beyond memory); a larger file is LLM_ERR_FORMAT. The data
- * is read straight into one aligned buffer (no second copy of the file).
- * LLM_ERR_INVALID_ARGUMENT for NULL arguments, LLM_ERR_IO when the file
- * cannot be opened or read or is not a regular file, LLM_ERR_FORMAT for
- * malformed contents, LLM_ERR_OUT_OF_MEMORY. *out is NULL on failure; free a
- * result with llm__safetensors_close. */
+/* Opens the file at path and reads and validates its header and tensor
+ * table, but no tensor data: llm__safetensors_load reads a tensor when it
+ * is wanted, so a caller can check the metadata and the tensors' names,
+ * dtypes and shapes first and a file that claims gigabytes of data costs
+ * nothing until then. The file stays open until close. Only a regular file
+ * is opened: a FIFO, device or directory is refused without blocking.
+ * max_file_bytes caps the file size (0 = no cap beyond memory); a larger
+ * file is LLM_ERR_FORMAT. The tensors' byte ranges must tile the data
+ * section exactly (no overlap, no gap, nothing after the last one), as the
+ * format requires. LLM_ERR_INVALID_ARGUMENT for NULL arguments or an empty
+ * path, LLM_ERR_IO when the file cannot be opened or read or is not a
+ * regular file, LLM_ERR_FORMAT for malformed contents,
+ * LLM_ERR_OUT_OF_MEMORY. *out is NULL on failure; free a result with
+ * llm__safetensors_close. Messages name the path. */
+llm_status llm__safetensors_open_lazy(llm__safetensors **out, const char *path, size_t max_file_bytes);
+
+/* The data of tensor t (one of f's) in *data, read from the file on the
+ * first call for t (into its own buffer, at least 8-byte aligned) and kept
+ * until close; t->data is set too. The handle's data cache is filled through
+ * a const pointer: a handle is not for concurrent use. LLM_ERR_IO or
+ * LLM_ERR_FORMAT when the read fails or the file shrank. */
+llm_status llm__safetensors_load(const llm__safetensors *f, const llm__st_tensor *t, const void **data);
+
+/* llm__safetensors_open_lazy, then every tensor loaded and the file closed:
+ * every tensor's data is set. */
 llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes);
 
 /* The same on a memory image of a file (len bytes; data may be NULL when

@@ -321,6 +321,7 @@ static llm_status gather_model(file_parts *fp, const llm_model *m, int checkpoin
 
 static llm_status save_file(const llm_model *m, const char *path, int checkpoint, const char *fn) {
     if (!m || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!path[0]) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the path is empty", fn);
     if (m->ensemble) {
         if (checkpoint) return llm__error(LLM_ERR_STATE, "%s: an ensemble has no training state; checkpoint its members", fn);
         if (!m->n_members) return llm__error(LLM_ERR_STATE, "%s: the ensemble has no members (llm_model_ensemble_add)", fn);
@@ -631,7 +632,9 @@ static llm_status load_weights(llm_model *m, const file_view *v) {
             int ok = x->dtype == LLM_DTYPE_F32 && x->ndim == p->ndim && x->shape[0] == p->shape[0] &&
                      (p->ndim < 2 || x->shape[1] == p->shape[1]) && x->bytes == (size_t)p->numel * 4;
             if (!ok) { s = BAD("llm_model_load: tensor %s has the wrong dtype or shape for the architecture", x->name); break; }
-            const float *src = x->data;
+            const void *data; /* read only now that its name, dtype and shape fit */
+            if ((s = llm__safetensors_load(v->f, x, &data)) != LLM_OK) break;
+            const float *src = data;
             for (int64_t j = 0; j < p->numel; j++) {
                 if (!isfinite(src[j])) { s = BAD("llm_model_load: tensor %s holds NaN or infinity", x->name); break; }
                 dst[j] = k ? dst[j] + src[j] : src[j];
@@ -738,7 +741,9 @@ static llm_status upload_state(llm_model *m, const llm__safetensors *f, const ch
     if (!t) return required ? BAD("llm_model_load_checkpoint: missing tensor %s", name) : LLM_OK;
     if (t->dtype != LLM_DTYPE_F32 || t->ndim != 1 || t->shape[0] != m->n_scalars)
         return BAD("llm_model_load_checkpoint: tensor %s has the wrong dtype or shape", name);
-    const float *src = t->data;
+    const void *data;
+    LLM__CHECK(llm__safetensors_load(f, t, &data));
+    const float *src = data;
     for (int64_t i = 0; i < m->n_scalars; i++)
         if (!isfinite(src[i])) return BAD("llm_model_load_checkpoint: tensor %s holds NaN or infinity", name);
     size_t bytes = (size_t)m->n_scalars * 4;
@@ -874,8 +879,11 @@ static llm_status load_file(llm_model **out, llm_backend *be, const char *path, 
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     *out = NULL;
     if (!be || !path) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, be ? "path" : "backend");
+    if (!path[0]) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the path is empty", fn);
+    /* the header, metadata and tensor table first: a tensor's data is read
+       only once the architecture has asked for it by name, dtype and shape */
     llm__safetensors *f;
-    LLM__CHECK(llm__safetensors_open(&f, path, MAX_MODEL_FILE));
+    LLM__CHECK(llm__safetensors_open_lazy(&f, path, MAX_MODEL_FILE));
     llm_model *m = NULL;
     llm_status s = LLM_OK;
     const char *format = llm__safetensors_meta(f, "format");
