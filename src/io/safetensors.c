@@ -43,6 +43,7 @@ struct llm__safetensors {
     struct keyidx *by_name; /* tensor names sorted, for find */
     struct keyidx *by_key;  /* metadata keys sorted */
     void *data;             /* one buffer holding every tensor */
+    int any_dtype;          /* opened with llm__safetensors_open_any */
 };
 
 typedef struct keyidx {
@@ -578,6 +579,9 @@ static const char *const other_dtypes[] = {
     "BOOL", "U8", "I8", "U16", "I16", "F16", "BF16", "U32", "F64", "U64", "I64",
     "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64",
 };
+/* Bytes per element of other_dtypes for llm__safetensors_open_any; 0 for the
+ * sub-byte ones, which stay refused. */
+static const unsigned other_dtype_bytes[] = { 1, 1, 1, 2, 2, 2, 2, 4, 8, 8, 8, 1, 1, 1, 0, 0, 0, 8 };
 
 static int cmp_range(const void *a, const void *b, const uint64_t *beg, const uint64_t *end) {
     int x = *(const int *)a, y = *(const int *)b;
@@ -592,7 +596,7 @@ static int cmp_range_r(const void *a, const void *b, void *ctx) {
 }
 
 /* Checks one tensor entry and fills t (name not yet set) and its range. */
-static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_len,
+static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_len, int any_dtype,
                              llm__st_tensor *t, uint64_t *beg, uint64_t *end) {
     char sh[SHOW_MAX * 4 + 4], sh2[SHOW_MAX * 4 + 4];
     const char *name = show(e->string, sh);
@@ -612,14 +616,21 @@ static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_le
                    !dt ? "dtype" : !shape ? "shape" : "data_offsets");
 
     if (!cJSON_IsString(dt)) return bad(label, "tensor '%s': dtype is not a string", name);
+    uint64_t elem = ELEM_BYTES;
     if (strcmp(dt->valuestring, "F32") == 0) t->dtype = LLM_DTYPE_F32;
     else if (strcmp(dt->valuestring, "I32") == 0) t->dtype = LLM_DTYPE_I32;
     else {
-        for (size_t k = 0; k < sizeof other_dtypes / sizeof other_dtypes[0]; k++)
-            if (strcmp(dt->valuestring, other_dtypes[k]) == 0)
-                return bad(label, "tensor '%s': unsupported dtype '%s' (libllm reads F32 and I32)",
-                           name, other_dtypes[k]);
-        return bad(label, "tensor '%s': unknown dtype '%s'", name, show(dt->valuestring, sh2));
+        size_t k = 0, n_other = sizeof other_dtypes / sizeof other_dtypes[0];
+        while (k < n_other && strcmp(dt->valuestring, other_dtypes[k]) != 0) k++;
+        if (k == n_other)
+            return bad(label, "tensor '%s': unknown dtype '%s'", name, show(dt->valuestring, sh2));
+        if (!any_dtype || other_dtype_bytes[k] == 0)
+            return bad(label, "tensor '%s': unsupported dtype '%s' (libllm reads F32 and I32)",
+                       name, other_dtypes[k]);
+        elem = other_dtype_bytes[k];
+        t->dtype = strcmp(other_dtypes[k], "F16") == 0    ? LLM__ST_F16
+                   : strcmp(other_dtypes[k], "BF16") == 0 ? LLM__ST_BF16
+                                                          : LLM__ST_OTHER;
     }
 
     if (!cJSON_IsArray(shape)) return bad(label, "tensor '%s': shape is not an array", name);
@@ -640,9 +651,9 @@ static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_le
     t->ndim = nd;
     /* a zero dimension anywhere makes the tensor empty, whatever the others */
     for (int d = 0; d < nd; d++) if (t->shape[d] == 0) { overflow = 0; numel = 0; }
-    if (overflow || numel > UINT64_MAX / ELEM_BYTES || numel * ELEM_BYTES > SIZE_MAX)
+    if (overflow || numel > UINT64_MAX / elem || numel * elem > SIZE_MAX)
         return bad(label, "tensor '%s': shape is too large", name);
-    uint64_t nbytes = numel * ELEM_BYTES;
+    uint64_t nbytes = numel * elem;
 
     if (!cJSON_IsArray(offs) || !offs->child || !offs->child->next || offs->child->next->next)
         return bad(label, "tensor '%s': data_offsets is not an array of two integers", name);
@@ -791,7 +802,7 @@ static llm_status read_tree(const char *label, const cJSON *root, uint64_t data_
             goto done;
         }
         llm__st_tensor *t = &f->tensors[f->n];
-        s = read_entry(label, c, data_len, t, &beg[f->n], &end[f->n]);
+        s = read_entry(label, c, data_len, f->any_dtype, t, &beg[f->n], &end[f->n]);
         if (s != LLM_OK) goto done;
         t->name = llm__strdup(c->string);
         if (!t->name) { s = llm__oom("safetensors"); goto done; }
@@ -829,7 +840,7 @@ done:
 
 /* Parses a header (hdr holds n bytes plus a NUL) and loads the data. */
 static llm_status parse_core(llm__safetensors **out, const char *label, const char *hdr, size_t n,
-                             uint64_t data_len, const source *src) {
+                             uint64_t data_len, const source *src, int any_dtype) {
     LLM__CHECK(prescan(label, (const unsigned char *)hdr, n));
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, n, &end, 0);
@@ -848,6 +859,7 @@ static llm_status parse_core(llm__safetensors **out, const char *label, const ch
     if (s == LLM_OK) {
         f = llm__calloc(1, sizeof *f);
         if (!f) s = llm__oom("safetensors");
+        else f->any_dtype = any_dtype;
     }
     if (s == LLM_OK) s = read_tree(label, root, data_len, f, &beg);
     cJSON_Delete(root);
@@ -897,12 +909,12 @@ llm_status llm__safetensors_parse(llm__safetensors **out, const void *data, size
     memcpy(hdr, b + 8, hn);
     hdr[hn] = '\0';
     source src = { b + 8 + hn, -1, 0 };
-    llm_status s = parse_core(out, label, hdr, hn, (uint64_t)(len - 8 - hn), &src);
+    llm_status s = parse_core(out, label, hdr, hn, (uint64_t)(len - 8 - hn), &src, 0);
     llm__free(hdr);
     return s;
 }
 
-llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+static llm_status open_file(llm__safetensors **out, const char *path, size_t max_file_bytes, int any_dtype) {
     static const char fn[] = "llm__safetensors_open";
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     *out = NULL;
@@ -955,11 +967,19 @@ llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_
     }
     hdr[hn] = '\0';
     source src = { NULL, fd, 8 + (uint64_t)hn };
-    s = parse_core(out, label, hdr, hn, size - 8 - hn, &src);
+    s = parse_core(out, label, hdr, hn, size - 8 - hn, &src, any_dtype);
 done:
     llm__free(hdr);
     close(fd);
     return s;
+}
+
+llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+    return open_file(out, path, max_file_bytes, 0);
+}
+
+llm_status llm__safetensors_open_any(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+    return open_file(out, path, max_file_bytes, 1);
 }
 
 int llm__safetensors_count(const llm__safetensors *f) { return f ? f->n : 0; }
