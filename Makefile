@@ -307,8 +307,9 @@ $(BUILD)/bin/make_seeds: $(BUILD)/obj/fuzz/make_seeds.o $(STATIC)
 # tools/check_torch_interop.py: a model saved by libllm, read with a plain
 # safetensors reader into torch.nn.LSTM, must predict as libllm does.
 # `make interop-check MODEL=path` checks that file instead of a fresh one.
-tools: $(BUILD)/bin/predict_ids
-$(BUILD)/bin/predict_ids: $(BUILD)/obj/tools/predict_ids.o $(STATIC)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(sort $(wildcard tools/*.c)))
+tools: $(TOOL_BINS)
+$(TOOL_BINS): $(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
 interop-check:
