@@ -28,6 +28,7 @@ Suite *suite_gpu(void);
 Suite *suite_hardening(void);
 Suite *suite_concurrency(void);
 Suite *suite_dist(void);
+Suite *suite_gpt2(void);
 
 /* tests/testutil.c: a monotonic clock in seconds, and the folder of the
  * example programs ($LLM_BIN_DIR, else beside this runner's build, else

@@ -361,27 +361,117 @@ def check(a):
 
 # ---------------------------------------------------------------- fixtures
 
+def bytes_to_unicode():
+    bs = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+TINY_TEXT = (
+    "The tokenizer of GPT-2 cuts text into words, numbers and punctuation, then merges the bytes of each "
+    "piece by the rank of the merges it learned. It's small here: the merges below were learned from this "
+    "paragraph alone, so that the tests can check the rules on a vocabulary they can read. They'll see "
+    "that the the the repeats, that 1234 and 56 are numbers, and that we've kept <|endoftext|> apart.\n")
+
+
+def tiny_tokenizer(out, merges_wanted=60):
+    """A GPT-2-style vocab.json + merges.txt: the 256 byte tokens in GPT-2's
+    order, merges learned (most frequent pair first) from TINY_TEXT cut by
+    GPT-2's rule (ASCII text: the classes are plain), and <|endoftext|>."""
+    import re
+    enc = bytes_to_unicode()
+    words = re.findall(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""", TINY_TEXT)
+    seqs = [[enc[b] for b in w.encode()] for w in words]
+    vocab = {enc[b]: i for i, b in enumerate(sorted(range(256), key=lambda b: list(enc).index(b)))}
+    merges = []
+    for _ in range(merges_wanted):
+        count = {}
+        for s in seqs:
+            for p in zip(s, s[1:]):
+                count[p] = count.get(p, 0) + 1
+        if not count:
+            break
+        best = max(sorted(count), key=lambda p: count[p])
+        merges.append(best)
+        vocab[best[0] + best[1]] = len(vocab)
+        for s in seqs:
+            i = 0
+            while i + 1 < len(s):
+                if (s[i], s[i + 1]) == best:
+                    s[i:i + 2] = [best[0] + best[1]]
+                i += 1
+    vocab["<|endoftext|>"] = len(vocab)
+    with open(os.path.join(out, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(out, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "".join("%s %s\n" % m for m in merges))
+    return vocab
+
+
+def tiny_encode(text, vocab, merges_path):
+    """GPT-2's encoder (openai/gpt-2 encoder.py's algorithm) for ASCII text."""
+    import re
+    enc = bytes_to_unicode()
+    lines = open(merges_path, encoding="utf-8").read().split("\n")[1:]
+    ranks = {tuple(l.split()): i for i, l in enumerate(l for l in lines if l)}
+    ids = []
+    for w in re.findall(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""", text):
+        word = [enc[b] for b in w.encode()]
+        while len(word) > 1:
+            pairs = [(ranks.get(p, 1e9), p) for p in zip(word, word[1:])]
+            r, best = min(pairs)
+            if r == 1e9:
+                break
+            new, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    new.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    new.append(word[i])
+                    i += 1
+            word = new
+        ids += [vocab[t] for t in word]
+    return ids
+
+
 def fixtures(a):
-    """The tiny GPT-2 of `make test`: tests/data/gpt2/{vocab.json,merges.txt}
-    (the tiny tokenizer), a model of its vocabulary in every format, and the
-    logits and greedy tokens PyTorch computes for it."""
-    vocab = json.load(open(os.path.join(a.out, "vocab.json"), encoding="utf-8"))
+    """The tiny GPT-2 of `make test` in tests/data/gpt2/: a tiny tokenizer
+    (vocab.json, merges.txt), a model of its vocabulary as Hugging Face
+    folders (hf/: F32 with the prefix, the mask buffers and the tokenizer;
+    hf_f16/, hf_bf16/: bare names) and an llm.c bf16 file, and the logits
+    and greedy tokens PyTorch computes for it (expected.json)."""
+    os.makedirs(a.out, exist_ok=True)
+    vocab = tiny_tokenizer(a.out)
     c = dict(n_layer=2, n_head=2, n_embd=16, n_positions=32, vocab_size=len(vocab))
     m = random_gpt2(c, seed=7)
     prompt = [int(x) for x in np.random.default_rng(3).integers(0, c["vocab_size"], size=32)]
     write_hf(m, os.path.join(a.out, "hf"), "F32", "transformer.", buffers=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(a.out, name), os.path.join(a.out, "hf", name))
     write_hf(m, os.path.join(a.out, "hf_f16"), "F16", "")
     write_hf(m, os.path.join(a.out, "hf_bf16"), "BF16", "")
-    for d in ("hf_f16", "hf_bf16"):  # the folders share the tokenizer of hf/
-        os.remove(os.path.join(a.out, d, "config.json"))
+    for d in ("hf", "hf_f16", "hf_bf16"):
+        cfg = json.load(open(os.path.join(a.out, d, "config.json")))
+        cfg["bos_token_id"] = cfg["eos_token_id"] = len(vocab) - 1
+        json.dump(cfg, open(os.path.join(a.out, d, "config.json"), "w"), indent=2)
     write_llmc(m, os.path.join(a.out, "llmc_bf16.bin"), "bfloat16")
+    text = "They'll see the numbers 1234, 56 and   spaces!\n"
     expected = {
         "prompt": prompt,
         "logits_f32": logits_of(m, prompt).ravel().tolist(),
         "greedy_prompt": prompt[:8],
         "greedy": greedy(m, prompt[:8], 24),
-        "logits_f16": logits_of(round_to(random_gpt2(c, 7), torch.float16), prompt).ravel().tolist(),
-        "logits_bf16": logits_of(round_to(random_gpt2(c, 7), torch.bfloat16), prompt).ravel().tolist(),
+        # the F16 and BF16 files: the last 4 positions are enough to show the conversion
+        "logits_f16": logits_of(round_to(random_gpt2(c, 7), torch.float16), prompt)[-4:].ravel().tolist(),
+        "logits_bf16": logits_of(round_to(random_gpt2(c, 7), torch.bfloat16), prompt)[-4:].ravel().tolist(),
+        "text": text,
+        "text_ids": tiny_encode(text, vocab, os.path.join(a.out, "merges.txt")),
     }
     for k in ("logits_f32", "logits_f16", "logits_bf16"):
         expected[k] = [float("%.7g" % x) for x in expected[k]]

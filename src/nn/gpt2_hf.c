@@ -42,6 +42,14 @@ static const char *const tanh_gelus[] = { "gelu_new", "gelu_fast", "gelu_pytorch
 
 static llm_status parse_config(const cJSON *root, const char *label, llm_gpt2_options *o, int *tie) {
     if (!cJSON_IsObject(root)) return llm__error(LLM_ERR_FORMAT, "%s: not a JSON object", label);
+    /* a key given twice would be read one way here and maybe another elsewhere */
+    int keys = 0;
+    for (const cJSON *a = root->child; a; a = a->next) {
+        if (++keys > 1000) return llm__error(LLM_ERR_FORMAT, "%s: more than 1000 keys", label);
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0)
+                return llm__error(LLM_ERR_FORMAT, "%s: key \"%.64s\" appears twice", label, a->string);
+    }
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (mt && !(cJSON_IsString(mt) && strcmp(mt->valuestring, "gpt2") == 0))
         return llm__error(LLM_ERR_FORMAT, "%s: model_type is not \"gpt2\"", label);
