@@ -231,6 +231,18 @@ llm_status llm__gpt2_load_hf(llm_model **out, llm_backend *be, const char *path,
     int n = 0;
     llm_model *m = NULL;
     llm_status s = llm__gpt2_params(&o, tie, &p, &n);
+    /* a config that asks for more weights than the file holds is refused
+     * before any memory is spent on them */
+    int64_t need = 0, have = 0;
+    for (int i = 0; s == LLM_OK && i < n; i++) need += p[i].rows * p[i].cols;
+    for (int k = 0; s == LLM_OK && k < llm__safetensors_count(f); k++) {
+        const llm__st_tensor *t = llm__safetensors_tensor(f, k);
+        if (t->dtype == LLM_DTYPE_F32) have += (int64_t)(t->bytes / 4);
+        else if (t->dtype == LLM__ST_F16 || t->dtype == LLM__ST_BF16) have += (int64_t)(t->bytes / 2);
+    }
+    if (s == LLM_OK && need > have)
+        s = llm__error(LLM_ERR_FORMAT, "%s: config.json describes %lld weights but the file holds %lld values", path,
+                       (long long)need, (long long)have);
     if (s == LLM_OK) s = llm__gpt2_build(&m, be, &o, tie, fn);
     if (s == LLM_OK) s = fill(m, f, prefix, p, n, tie, path);
     llm__free(p);
