@@ -478,6 +478,19 @@ def fixtures(a):
     with open(os.path.join(a.out, "expected.json"), "w") as f:
         json.dump(expected, f, separators=(",", ":"))
     print("fixtures written to", a.out)
+    if a.seeds:  # the same files in fuzz/fuzz_gpt2_load.c's framing
+        os.makedirs(a.seeds, exist_ok=True)
+        rd = lambda *p: open(os.path.join(a.out, *p), "rb").read()
+        with open(os.path.join(a.seeds, "llmc-bf16"), "wb") as f:
+            f.write(b"\0" + rd("llmc_bf16.bin"))
+        for name, d in (("hf-bf16", "hf_bf16"), ("hf-f32-prefix-buffers", "hf")):
+            cfg = rd(d, "config.json")
+            with open(os.path.join(a.seeds, name), "wb") as f:
+                f.write(b"\1" + struct.pack("<H", len(cfg)) + cfg + rd(d, "model.safetensors"))
+        v = rd("vocab.json")
+        with open(os.path.join(a.seeds, "tokenizer"), "wb") as f:
+            f.write(b"\2" + struct.pack("<I", len(v)) + v + rd("merges.txt"))
+        print("fuzz seeds written to", a.seeds)
     return 0
 
 
@@ -490,6 +503,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="F32 and llm.c fp32 only")
     p = sub.add_parser("fixtures")
     p.add_argument("--out", default="tests/data/gpt2")
+    p.add_argument("--seeds", default="fuzz/corpus/gpt2_load", help="fuzz seeds ('' for none)")
     a = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     return check(a) if a.cmd == "check" else fixtures(a)
