@@ -11,12 +11,19 @@ Last lines: gen_tokens_per_s=..., train_tokens_per_s=...
 """
 import argparse
 import math
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+# PyTorch's best setting on this 2-core machine (../shared/peers/README.md):
+# one intra-op thread, OpenBLAS with two; set before torch loads OpenBLAS.
+BLAS_THREADS = next((sys.argv[i + 1] for i in range(len(sys.argv) - 1) if sys.argv[i] == "--blas-threads"), "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", BLAS_THREADS)
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 
 class Block(nn.Module):
@@ -118,15 +125,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, default in (("layers", 12), ("dim", 768), ("heads", 12), ("vocab", 50257), ("ctx", 1024),
                           ("prompt", 16), ("gen", 64), ("batch", 4), ("seq", 128), ("steps", 3), ("warmup", 1),
-                          ("threads", 2)):
+                          ("threads", 1), ("blas-threads", 2)):
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--what", default="both", choices=["gen", "train", "both"])
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     m = GPT2(a.layers, a.dim, a.heads, a.vocab, a.ctx)
-    print("config: layers=%d dim=%d heads=%d vocab=%d ctx=%d threads=%d torch=%s" %
-          (a.layers, a.dim, a.heads, a.vocab, a.ctx, a.threads, torch.__version__))
+    print("config: layers=%d dim=%d heads=%d vocab=%d ctx=%d threads=%d blas_threads=%s torch=%s" %
+          (a.layers, a.dim, a.heads, a.vocab, a.ctx, a.threads, os.environ["OPENBLAS_NUM_THREADS"], torch.__version__))
     if a.what != "train":
         bench_generate(m.eval(), a)
     if a.what != "gen":
