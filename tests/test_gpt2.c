@@ -291,6 +291,59 @@ START_TEST(fresh_gpt2_and_options) {
 }
 END_TEST
 
+/* transformer_embedding's pad_id: the padding id is hidden from attention
+ * and pooling, whatever its table row holds, and survives a save. */
+static float pad_model_output(llm_model *m) {
+    int32_t ids[6] = { 3, 4, 6, 9, 9, 9 };
+    llm_tensor *x, *y;
+    float out = 0;
+    ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){ 1, 6 }, ids, sizeof ids));
+    ck_assert_ok(llm_model_predict(m, x, &y));
+    ck_assert_ok(llm_tensor_to_host(y, &out, 4));
+    llm_tensor_free(x);
+    llm_tensor_free(y);
+    return out;
+}
+
+START_TEST(embedding_pad_id) {
+    llm_transformer_embedding_options e;
+    llm_transformer_embedding_options_init(&e);
+    ck_assert_int_eq(e.pad_id, 0);
+    e.vocab = 10;
+    e.context = 6;
+    e.dim = 8;
+    e.pad_id = 9;
+    llm_model *m, *back;
+    ck_assert_ok(llm_model_sequential(&m, be));
+    ck_assert_ok(llm_model_add(m, llm_layer_transformer_embedding_ex(&e)));
+    ck_assert_ok(llm_model_add(m, llm_layer_transformer_block(2, 0)));
+    ck_assert_ok(llm_model_add(m, llm_layer_global_pool(LLM_POOL_AVERAGE)));
+    ck_assert_ok(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){ 6 }));
+    float before = pad_model_output(m), table[80];
+    ck_assert_ok(llm_model_get_param(m, "transformer_embedding_0.token", table, sizeof table));
+    for (int j = 0; j < 8; j++) table[9 * 8 + j] += 5.0f; /* the pad row */
+    ck_assert_ok(llm_model_set_param(m, "transformer_embedding_0.token", table, sizeof table));
+    ck_assert(pad_model_output(m) == before);
+    table[3 * 8] += 1.0f; /* a real token's row does matter */
+    ck_assert_ok(llm_model_set_param(m, "transformer_embedding_0.token", table, sizeof table));
+    float changed = pad_model_output(m);
+    ck_assert(changed != before);
+    char path[128];
+    snprintf(path, sizeof path, "%s/pad.safetensors", dir);
+    ck_assert_ok(llm_model_save(m, path));
+    ck_assert_ok(llm_model_load(&back, be, path));
+    ck_assert(pad_model_output(back) == changed);
+    llm_model_free(back);
+    llm_model_free(m);
+    e.pad_id = 10;
+    llm_layer *bad = llm_layer_transformer_embedding_ex(&e);
+    ck_assert_int_eq(llm_layer_status(bad), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert(strstr(llm_layer_error(bad), "pad_id") != NULL);
+    llm_layer_free(bad);
+}
+END_TEST
+
 /* ---- malformed checkpoints ---- */
 
 static char *slurp(const char *path, size_t *len) {
@@ -555,6 +608,7 @@ Suite *suite_gpt2(void) {
     tcase_add_test(c, a_loaded_gpt2_trains);
     tcase_add_test(c, gpt2_pretokenisation_rules);
     tcase_add_test(c, tokenizer_round_trips_and_serialises);
+    tcase_add_test(c, embedding_pad_id);
     suite_add_tcase(s, c);
     TCase *e = tcase_create("errors");
     tcase_add_checked_fixture(e, setup, teardown);

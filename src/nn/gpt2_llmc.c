@@ -97,6 +97,7 @@ llm_status llm__gpt2_load_llmc(llm_model **out, llm_backend *be, const char *pat
                        (long long)st.st_size);
     else if (read_full(fd, h, sizeof h, 0) != 0) s = llm__error(LLM_ERR_IO, "%s: cannot read the header", path);
     llm_gpt2_options o;
+    llm_gpt2_options_init(&o);
     int64_t vp = 0;
     int elem = 4;
     if (s == LLM_OK) s = read_header(path, h, (uint64_t)st.st_size, &o, &vp, &elem);
