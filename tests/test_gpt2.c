@@ -423,7 +423,7 @@ START_TEST(malformed_hf_checkpoints_are_refused) {
     make_hf(d, "{\"model_type\": \"bert\"}", 0, NULL, NULL);
     refused(d, LLM_ERR_FORMAT, "model_type");
     snprintf(d, sizeof d, "%s/dtype", dir); /* an int tensor where a weight belongs */
-    make_hf(d, NULL, 0, "\"F32\"", "\"I32\"");
+    make_hf(d, NULL, 0, "\"F32\", \"shape\": [16]", "\"I32\", \"shape\": [16]");
     refused(d, LLM_ERR_FORMAT, "not F32, F16 or BF16");
     snprintf(d, sizeof d, "%s/renamed", dir); /* a tensor GPT-2 does not have */
     make_hf(d, NULL, 0, "ln_f.bias", "ln_g.bias");
