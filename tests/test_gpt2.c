@@ -556,9 +556,10 @@ START_TEST(tokenizer_round_trips_and_serialises) {
     ck_assert_ok(llm_bpe_encode(c, t, strlen(t), y, 64, &ny));
     ck_assert_int_eq(nx, ny);
     ck_assert(memcmp(x, y, nx * 4) == 0);
-    ck_assert_fails(llm_bpe_deserialize(&c, ser, need - 1), LLM_ERR_FORMAT);
-    free(ser);
     llm_bpe_free(c);
+    ck_assert_fails(llm_bpe_deserialize(&c, ser, need - 1), LLM_ERR_FORMAT);
+    ck_assert_ptr_null(c);
+    free(ser);
     llm_bpe_free(b);
 }
 END_TEST
