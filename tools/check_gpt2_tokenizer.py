@@ -154,7 +154,7 @@ def main():
         print("  DIFFERENT: %s: %r\n    reference %s\n    libllm    %s" %
               (names[i], records[i][:120], ref[i][:200], ours_ids[i][:200] if i < len(ours_ids) else "(none)"))
     ok = not bad and roundtrip_ok and len(ours_ids) == len(ref)
-    print("%d passed, %d failed" % (len(records) - len(bad), len(bad)))
+    print("records with the same ids: %d, with different ids: %d" % (len(records) - len(bad), len(bad)))
     print("gpt2 tokenizer check: %s (token for token on every record; decode(encode(x)) == x %s)" %
           ("passed" if ok else "FAILED", "on every record" if roundtrip_ok else "FAILED"))
     return 0 if ok else 1
