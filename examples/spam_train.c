@@ -10,6 +10,7 @@
  * datasets -> model -> fit, saving the model after every epoch whose
  * validation loss is the best so far. */
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "common.h"
 
@@ -73,9 +74,10 @@ static void usage(FILE *f) {
         "                     encoder over BPE tokens\n"
         "                     (Embedding+positions -> blocks -> LayerNorm -> mean pool ->\n"
         "                     Dense(1, sigmoid)), padded post; --embed is its width [lstm]\n"
-        "  --init LM          transformer: start from a language model trained by lm_train\n"
-        "                     (its tokenizer, embedding and blocks; width, heads and\n"
-        "                     layers come from it)\n"
+        "  --init LM          transformer: start from a language model trained by lm_train,\n"
+        "                     or a GPT-2 (a Hugging Face folder or an llm.c file, with\n"
+        "                     vocab.json and merges.txt) (its tokenizer, embedding and\n"
+        "                     blocks; width, heads and layers come from it)\n"
         "  --layers N         transformer blocks [2]\n"
         "  --heads N          attention heads [4]\n"
         "  --bpe-vocab N      transformer without --init: BPE vocabulary trained on the\n"
@@ -368,7 +370,16 @@ static llm_status train_bpe(const llm_text_corpus *c, int vocab, llm_bpe **out) 
     return s;
 }
 
-/* The shape of a language model from lm_train: width, context, blocks, heads. */
+/* llm.c's checkpoint magic (a GPT-2 file for --init). */
+static int has_llmc_magic(const char *path) {
+    FILE *f = fopen(path, "rb");
+    unsigned char m[4] = { 0 };
+    size_t n = f ? fread(m, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return n == 4 && (m[0] | m[1] << 8 | m[2] << 16 | (uint32_t)m[3] << 24) == 20240326u;
+}
+
+/* The shape of a language model from lm_train or a GPT-2: width, context, blocks, heads. */
 static int lm_shape(const llm_model *lm, int64_t *dim, int64_t *ctx, int *layers, int *heads) {
     int np = 0;
     llm_model_num_params(lm, &np);
@@ -538,7 +549,10 @@ static int run(const train_opts *o) {
             (s = llm_model_tokenizer(model, &use_bpe)) != LLM_OK) { ex_fail(prog, s, "the checkpoint's vocabulary"); goto done; }
     } else if (o->transformer && o->init) {
         snprintf(what, sizeof what, "loading the language model %s", o->init);
-        if ((s = llm_model_load(&lm, be, o->init)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
+        /* a GPT-2 checkpoint (a folder, or an llm.c file) or lm_train's model */
+        struct stat ist;
+        int gpt2 = stat(o->init, &ist) == 0 && (S_ISDIR(ist.st_mode) || has_llmc_magic(o->init));
+        if ((s = gpt2 ? llm_model_load_gpt2(&lm, be, o->init, 0) : llm_model_load(&lm, be, o->init)) != LLM_OK) { ex_fail(prog, s, what); goto done; }
         if ((s = llm_model_tokenizer(lm, &use_bpe)) != LLM_OK) { ex_fail(prog, s, "the language model's tokenizer"); goto done; }
         if (lm_shape(lm, &tf_dim, &tf_ctx, &tf_layers, &tf_heads)) goto done;
         if (seq > tf_ctx) {
@@ -587,6 +601,8 @@ static int run(const train_opts *o) {
             te.vocab = vsize;
             te.context = tf_ctx;
             te.dim = tf_dim;
+            int32_t eot;
+            if (use_bpe) llm_bpe_special_ids(use_bpe, &te.pad_id, &eot); /* GPT-2's pads with <|endoftext|> */
             if ((s = llm_model_add(model, llm_layer_transformer_embedding_ex(&te))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
             for (int i = 0; i < tf_layers; i++) {
                 llm_transformer_block_options tb;

@@ -10,6 +10,7 @@ int main(void) {
         suite_text, suite_bpe, suite_metrics, suite_safetensors, suite_examples, suite_server, suite_gpu, suite_concurrency, suite_hardening, suite_dist,
         suite_lifetime, suite_onnx,
         suite_seed, suite_layout,
+        suite_text, suite_bpe, suite_metrics, suite_safetensors, suite_examples, suite_server, suite_gpu, suite_concurrency, suite_hardening, suite_dist, suite_gpt2,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

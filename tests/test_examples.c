@@ -1077,6 +1077,77 @@ START_TEST(language_model_programs) {
 }
 END_TEST
 
+/* GPT-2 checkpoints in the programs: greedy generation prints the prompt and
+ * then exactly what llm_model_generate picks, lm_train goes on pretraining
+ * and exports, spam_train fine-tunes into a classifier. */
+#define GPT2_DIR "data/gpt2/hf"
+
+START_TEST(gpt2_programs) {
+    char dir[] = "/tmp/llm_gpt2_programs_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char text[256], lm[256], exp[256], cls[256], cmd[320];
+    snprintf(text, sizeof text, "%s/text.txt", dir);
+    snprintf(lm, sizeof lm, "%s/lm.safetensors", dir);
+    snprintf(exp, sizeof exp, "%s/export", dir);
+    snprintf(cls, sizeof cls, "%s/cls.safetensors", dir);
+    write_lm_text(text);
+    run_result r;
+
+    char prompt[] = "They'll see the numbers";
+    RUN(&r, "lm_generate", "--model", GPT2_DIR, "--prompt", prompt, "--tokens", "12", "--temperature", "0", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    llm_backend *be;
+    llm_model *m;
+    const llm_bpe *bpe;
+    ck_assert_ok(llm_backend_create(&be, LLM_BACKEND_CPU, NULL));
+    ck_assert_ok(llm_model_load_gpt2(&m, be, GPT2_DIR, 0));
+    ck_assert_ok(llm_model_tokenizer(m, &bpe));
+    int32_t ids[64], gen[12];
+    size_t n, len;
+    ck_assert_ok(llm_bpe_encode(bpe, prompt, strlen(prompt), ids, 64, &n));
+    llm_generate_options go;
+    llm_generate_options_init(&go);
+    go.max_tokens = 12;
+    go.temperature = 0.0f;
+    int64_t got;
+    ck_assert_ok(llm_model_generate(m, ids, (int64_t)n, &go, gen, 12, &got));
+    char want[512];
+    size_t p = strlen(prompt);
+    memcpy(want, prompt, p);
+    ck_assert_ok(llm_bpe_decode(bpe, gen, (size_t)got, want + p, sizeof want - p - 2, &len));
+    want[p + len] = '\n';
+    want[p + len + 1] = '\0';
+    ck_assert_str_eq(r.out, want);
+    run_free(&r);
+    llm_model_free(m);
+    llm_backend_free(be);
+
+    RUN(&r, "lm_train", "--data", text, "--model", lm, "--init", GPT2_DIR, "--ctx", "16", "--batch", "4", "--steps",
+        "20", "--eval-every", "10", "--lr", "3e-3", "--checkpoint", "none", "--threads", "1", "--quiet", "--export", exp);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "exported to") != NULL, "%s", r.out);
+    run_free(&r);
+    RUN(&r, "lm_generate", "--model", exp, "--prompt", "the nation", "--tokens", "5", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert(strncmp(r.out, "the nation", 10) == 0);
+    run_free(&r);
+    RUN(&r, "lm_train", "--data", text, "--model", lm, "--init", GPT2_DIR, "--tokenizer", "bpe");
+    ASSERT_EXIT(&r, 2);
+    run_free(&r);
+
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", cls, "--arch", "transformer", "--init", GPT2_DIR, "--seq",
+        "32", "--epochs", "1", "--threads", "1", "--checkpoint", "none", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "initialised 28 parameter tensors") != NULL, "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_predict", "--model", cls, FIXTURES "/spam/spam-1-00194.eml");
+    ASSERT_EXIT(&r, 0);
+    run_free(&r);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 Suite *suite_examples(void) {
     Suite *s = suite_create("examples");
     TCase *opts = tcase_create("options");
@@ -1120,6 +1191,7 @@ Suite *suite_examples(void) {
     TCase *lm = tcase_create("language_models");
     tcase_set_timeout(lm, 300);
     tcase_add_test(lm, language_model_programs);
+    tcase_add_test(lm, gpt2_programs);
     suite_add_tcase(s, lm);
     return s;
 }

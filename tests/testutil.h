@@ -32,6 +32,7 @@ Suite *suite_lifetime(void);
 Suite *suite_onnx(void);
 Suite *suite_seed(void);
 Suite *suite_layout(void);
+Suite *suite_gpt2(void);
 
 /* tests/testutil.c: a monotonic clock in seconds, and the folder of the
  * example programs ($LLM_BIN_DIR, else beside this runner's build, else

@@ -136,6 +136,9 @@ typedef struct llm_transformer_embedding_options {
     int mask_zero;             /* 1 (default): id 0 is padding; padded keys are
                                   hidden from attention and from pooling */
     float init_std;            /* >= 0; default 0.02 */
+    int32_t pad_id;            /* with mask_zero: the id that marks padding, in [0, vocab);
+                                  default 0 (a GPT-2 classifier pads with "<|endoftext|>",
+                                  llm_bpe_special_ids, since its id 0 is a real token) */
 } llm_transformer_embedding_options;
 LLM_API void llm_transformer_embedding_options_init(llm_transformer_embedding_options *opts);
 LLM_API llm_layer *llm_layer_transformer_embedding(int64_t vocab, int64_t context, int64_t dim);

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "generate.h"
+#include "gpt2.h"
 #include "dist.h"
 #include "onnx.h"
 

@@ -439,11 +439,45 @@ LLM_API llm_status llm_bpe_serialize(const llm_bpe *bpe, char *buf, size_t cap, 
  * LLM_BPE_MAX_VOCAB ids, bytes after the last line. */
 LLM_API llm_status llm_bpe_deserialize(llm_bpe **out, const char *data, size_t len);
 
+/* ---- GPT-2's tokenizer ----
+ * The same llm_bpe handle, made from GPT-2's vocab.json and merges.txt (the
+ * encoder.json and vocab.bpe of OpenAI's release; every GPT-2 size shares
+ * them): ids are vocab.json's (50257 for GPT-2, "<|endoftext|>" = 50256),
+ * merges apply by their rank in merges.txt, and text is cut by GPT-2's rule
+ *     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * with Unicode 17.0's letters and numbers and JavaScript's white space, as
+ * the reference encoder (gpt-3-encoder on Node.js) applies it. A byte that is
+ * not part of valid UTF-8 counts as one character that is neither letter,
+ * number nor space (as the lone surrogate Python's surrogateescape would make
+ * of it). Chunks have no length limit up to 1 MiB (a longer one is cut).
+ * Encoding gives the reference's ids on every text, and decoding gives back
+ * exactly the encoded bytes; no id is special while encoding: the text
+ * "<|endoftext|>" encodes as ordinary tokens and the id 50256 decodes to it.
+ * Serialised (llm_bpe_serialize) as format version 2: the line
+ * "llm-bpe 2 gpt2 <bytes of vocab.json> <bytes of merges.txt>" and the two
+ * files. Encoding needs scratch memory in proportion to the longest chunk. */
+
+/* Reads GPT-2's tokenizer from vocab.json and merges.txt (each at most 64
+ * MiB). LLM_ERR_IO when a file cannot be read, LLM_ERR_FORMAT naming the file
+ * and line or token for a malformed one (a token not written in GPT-2's byte
+ * alphabet, an id given twice or outside [0, count), a byte without its own
+ * token, a merge whose sides or result vocab.json lacks, a merge given twice). */
+LLM_API llm_status llm_bpe_load_gpt2(llm_bpe **out, const char *vocab_path, const char *merges_path);
+/* The same from the files' bytes in memory. */
+LLM_API llm_status llm_bpe_from_gpt2(llm_bpe **out, const char *vocab_json, size_t vocab_len,
+                                     const char *merges, size_t merges_len);
+
+/* The ids with a special role: *pad pads llm_bpe_vectorize's rows and *eot
+ * ends a text (a generation stop). libllm's own BPE: LLM_BPE_PAD and
+ * LLM_BPE_EOT. GPT-2's: both "<|endoftext|>" (as transformers pads GPT-2),
+ * or, without that token, pad 0 and eot -1. */
+LLM_API llm_status llm_bpe_special_ids(const llm_bpe *bpe, int32_t *pad, int32_t *eot);
+
 /* Frees a tokenizer. NULL is a no-op. */
 LLM_API void llm_bpe_free(llm_bpe *bpe);
 
 /* Encodes text with a BPE tokenizer into exactly ids_count = opts->seq_len
- * ids, padded (with LLM_BPE_PAD) and truncated as opts says, like
+ * ids, padded (with the tokenizer's pad id, llm_bpe_special_ids) and truncated as opts says, like
  * llm_vectorize. *ntokens (may be NULL) gets the number of ids before
  * truncation. */
 LLM_API llm_status llm_bpe_vectorize(const llm_bpe *bpe, const char *text, size_t len,

@@ -33,14 +33,19 @@
 #define META_KEY "__metadata__"
 
 /* The dtypes libllm reads and writes: the format's name and the element
- * size. A new dtype is one more line here (and in llm_dtype). */
+ * size. A new dtype is one more line here (and in llm_dtype). The
+ * import-only ones are read by llm__safetensors_open_any alone (other
+ * libraries' checkpoints, converted by the importer: src/nn/gpt2_hf.c). */
 static const struct dtype_info {
     const char *name;
     llm_dtype dtype;
     unsigned bytes;
+    int import_only;
 } dtypes[] = {
-    { "F32", LLM_DTYPE_F32, 4 },
-    { "I32", LLM_DTYPE_I32, 4 },
+    { "F32", LLM_DTYPE_F32, 4, 0 },
+    { "I32", LLM_DTYPE_I32, 4, 0 },
+    { "F16", LLM__ST_F16, 2, 1 },
+    { "BF16", LLM__ST_BF16, 2, 1 },
 };
 #define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
 
@@ -55,6 +60,7 @@ struct llm__safetensors {
     int fd;                 /* the file while tensors are read on demand, else -1 */
     uint64_t data_pos;      /* where the data section starts in it */
     char label[224];        /* the path, shortened, for messages */
+    int any_dtype;          /* opened with llm__safetensors_open_any */
 };
 
 typedef struct keyidx {
@@ -82,7 +88,7 @@ static const keyidx *keyidx_find(const keyidx *v, int n, const char *key) {
 
 static const struct dtype_info *dtype_of(llm_dtype d) {
     for (size_t k = 0; k < N_DTYPES; k++)
-        if (dtypes[k].dtype == d) return &dtypes[k];
+        if (dtypes[k].dtype == d && !dtypes[k].import_only) return &dtypes[k];
     return NULL;
 }
 
@@ -481,10 +487,13 @@ static int get_uint(const cJSON *j, uint64_t *out) {
     return 1;
 }
 
-/* Names of the format's other dtypes, for a clearer message. */
-static const char *const other_dtypes[] = {
-    "BOOL", "U8", "I8", "U16", "I16", "F16", "BF16", "U32", "F64", "U64", "I64",
-    "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64",
+/* The format's other dtypes, for a clearer message, with their bytes per
+ * element: llm__safetensors_open_any reads those of whole bytes as
+ * LLM__ST_OTHER (never interpreted); 0 marks the sub-byte ones. */
+static const struct { const char *name; unsigned bytes; } other_dtypes[] = {
+    { "BOOL", 1 }, { "U8", 1 }, { "I8", 1 }, { "U16", 2 }, { "I16", 2 }, { "U32", 4 }, { "F64", 8 },
+    { "U64", 8 }, { "I64", 8 }, { "F8_E4M3", 1 }, { "F8_E5M2", 1 }, { "F8_E8M0", 1 }, { "F4", 0 },
+    { "F6_E2M3", 0 }, { "F6_E3M2", 0 }, { "C64", 8 },
 };
 
 static int cmp_range(const void *a, const void *b, const uint64_t *beg, const uint64_t *end) {
@@ -499,25 +508,34 @@ static int cmp_range_r(const void *a, const void *b, void *ctx) {
     return cmp_range(a, b, c->beg, c->end);
 }
 
-/* The dtype named by a header string, or an error. */
-static llm_status read_dtype(const char *label, const char *name, const cJSON *dt,
-                             const struct dtype_info **out) {
+/* The dtype named by a header string, or an error; any_dtype also takes the
+ * import-only ones and, as LLM__ST_OTHER, the other whole-byte ones. */
+static llm_status read_dtype(const char *label, const char *name, const cJSON *dt, int any_dtype,
+                             struct dtype_info *out) {
     char sh[SHOW_MAX * 4 + 4];
     if (!cJSON_IsString(dt)) return bad(label, "tensor '%s': dtype is not a string", name);
     for (size_t k = 0; k < N_DTYPES; k++)
-        if (strcmp(dt->valuestring, dtypes[k].name) == 0) {
-            *out = &dtypes[k];
+        if (strcmp(dt->valuestring, dtypes[k].name) == 0 && (any_dtype || !dtypes[k].import_only)) {
+            *out = dtypes[k];
             return LLM_OK;
         }
     for (size_t k = 0; k < sizeof other_dtypes / sizeof other_dtypes[0]; k++)
-        if (strcmp(dt->valuestring, other_dtypes[k]) == 0)
-            return bad(label, "tensor '%s': unsupported dtype '%s' (libllm reads F32 and I32)",
-                       name, other_dtypes[k]);
+        if (strcmp(dt->valuestring, other_dtypes[k].name) == 0 && any_dtype && other_dtypes[k].bytes) {
+            *out = (struct dtype_info){ other_dtypes[k].name, LLM__ST_OTHER, other_dtypes[k].bytes, 1 };
+            return LLM_OK;
+        }
+    for (size_t k = 0; k < N_DTYPES; k++)
+        if (strcmp(dt->valuestring, dtypes[k].name) == 0) goto unsupported;
+    for (size_t k = 0; k < sizeof other_dtypes / sizeof other_dtypes[0]; k++)
+        if (strcmp(dt->valuestring, other_dtypes[k].name) == 0) goto unsupported;
     return bad(label, "tensor '%s': unknown dtype '%s'", name, show(dt->valuestring, sh));
+unsupported:
+    return bad(label, "tensor '%s': unsupported dtype '%s' (libllm reads F32 and I32)", name,
+               dt->valuestring);
 }
 
 /* Checks one tensor entry and fills t (name not yet set) and its range. */
-static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_len,
+static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_len, int any_dtype,
                              llm__st_tensor *t, uint64_t *beg, uint64_t *end) {
     char sh[SHOW_MAX * 4 + 4], sh2[SHOW_MAX * 4 + 4];
     const char *name = show(e->string, sh);
@@ -536,8 +554,9 @@ static llm_status read_entry(const char *label, const cJSON *e, uint64_t data_le
         return bad(label, "tensor '%s': missing field '%s'", name,
                    !dt ? "dtype" : !shape ? "shape" : "data_offsets");
 
-    const struct dtype_info *di = NULL;
-    LLM__CHECK(read_dtype(label, name, dt, &di));
+    struct dtype_info info = { 0 };
+    LLM__CHECK(read_dtype(label, name, dt, any_dtype, &info));
+    const struct dtype_info *di = &info;
     t->dtype = di->dtype;
 
     if (!cJSON_IsArray(shape)) return bad(label, "tensor '%s': shape is not an array", name);
@@ -699,7 +718,7 @@ static llm_status read_tree(const char *label, const cJSON *root, uint64_t data_
             goto done;
         }
         llm__st_tensor *t = &f->tensors[f->n];
-        s = read_entry(label, c, data_len, t, &f->begin[f->n], &end[f->n]);
+        s = read_entry(label, c, data_len, f->any_dtype, t, &f->begin[f->n], &end[f->n]);
         if (s != LLM_OK) goto done;
         t->name = llm__strdup(c->string);
         if (!t->name) { s = llm__oom("safetensors"); goto done; }
@@ -725,7 +744,7 @@ done:
 /* Parses a header (hdr holds n bytes plus a NUL) into a new handle without
  * any data; label names the source in messages. */
 static llm_status parse_header(llm__safetensors **out, const char *label, const char *hdr, size_t n,
-                               uint64_t data_len) {
+                               uint64_t data_len, int any_dtype) {
     LLM__CHECK(prescan(label, (const unsigned char *)hdr, n));
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, n, &end, 0);
@@ -745,6 +764,7 @@ static llm_status parse_header(llm__safetensors **out, const char *label, const 
         if (!f) s = llm__oom("safetensors");
         else {
             f->fd = -1;
+            f->any_dtype = any_dtype;
             snprintf(f->label, sizeof f->label, "%s", label);
         }
     }
@@ -806,7 +826,7 @@ llm_status llm__safetensors_parse(llm__safetensors **out, const void *data, size
     memcpy(hdr, b + 8, hn);
     hdr[hn] = '\0';
     llm__safetensors *f = NULL;
-    llm_status s = parse_header(&f, label, hdr, hn, (uint64_t)(len - 8 - hn));
+    llm_status s = parse_header(&f, label, hdr, hn, (uint64_t)(len - 8 - hn), 0);
     llm__free(hdr);
     /* a memory image is copied now: the caller may free it afterwards */
     for (int i = 0; s == LLM_OK && i < f->n; i++) {
@@ -846,7 +866,7 @@ static llm_status open_regular(const char *label, const char *path, int *fd_out,
     return LLM_OK;
 }
 
-llm_status llm__safetensors_open_lazy(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+static llm_status open_lazy(llm__safetensors **out, const char *path, size_t max_file_bytes, int any_dtype) {
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: out is NULL");
     *out = NULL;
     if (!path || !path[0])
@@ -890,7 +910,7 @@ llm_status llm__safetensors_open_lazy(llm__safetensors **out, const char *path, 
         goto done;
     }
     hdr[hn] = '\0';
-    s = parse_header(out, label, hdr, hn, size - 8 - hn);
+    s = parse_header(out, label, hdr, hn, size - 8 - hn, any_dtype);
     if (s == LLM_OK) {
         (*out)->fd = fd;
         (*out)->data_pos = 8 + (uint64_t)hn;
@@ -927,11 +947,16 @@ llm_status llm__safetensors_load(const llm__safetensors *cf, const llm__st_tenso
     return LLM_OK;
 }
 
-llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+llm_status llm__safetensors_open_lazy(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+    return open_lazy(out, path, max_file_bytes, 0);
+}
+
+/* open_lazy, then every tensor read. */
+static llm_status open_whole(llm__safetensors **out, const char *path, size_t max_file_bytes, int any_dtype) {
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "safetensors: out is NULL");
     *out = NULL;
     llm__safetensors *f;
-    LLM__CHECK(llm__safetensors_open_lazy(&f, path, max_file_bytes));
+    LLM__CHECK(open_lazy(&f, path, max_file_bytes, any_dtype));
     llm_status s = LLM_OK;
     for (int i = 0; s == LLM_OK && i < f->n; i++) {
         const void *data;
@@ -945,6 +970,14 @@ llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_
     f->fd = -1;
     *out = f;
     return LLM_OK;
+}
+
+llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+    return open_whole(out, path, max_file_bytes, 0);
+}
+
+llm_status llm__safetensors_open_any(llm__safetensors **out, const char *path, size_t max_file_bytes) {
+    return open_whole(out, path, max_file_bytes, 1);
 }
 
 int llm__safetensors_count(const llm__safetensors *f) { return f ? f->n : 0; }

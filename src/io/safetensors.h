@@ -97,6 +97,15 @@ llm_status llm__safetensors_load(const llm__safetensors *f, const llm__st_tensor
  * every tensor's data is set. */
 llm_status llm__safetensors_open(llm__safetensors **out, const char *path, size_t max_file_bytes);
 
+/* Importers of other libraries' files (src/nn/gpt2.c): the same, but every
+ * dtype with a whole number of bytes per element is read, the others marked
+ * in t->dtype with the codes below and t->bytes their true size; the caller
+ * converts or skips them. The writer never writes these. */
+#define LLM__ST_F16 ((llm_dtype)100)   /* IEEE half */
+#define LLM__ST_BF16 ((llm_dtype)101)  /* bfloat16 */
+#define LLM__ST_OTHER ((llm_dtype)102) /* any other dtype: not to be interpreted */
+llm_status llm__safetensors_open_any(llm__safetensors **out, const char *path, size_t max_file_bytes);
+
 /* The same on a memory image of a file (len bytes; data may be NULL when
  * len is 0). The tensor data is copied, so data may be freed afterwards. */
 llm_status llm__safetensors_parse(llm__safetensors **out, const void *data, size_t len);

@@ -195,8 +195,8 @@ static llm_status dec_run(llm_decoder *d, const int32_t *ids, int64_t p, int64_t
     const llm__backend_ops *op = be->ops;
     int64_t D = d->D;
     LLM__CHECK(op->copy_h2d(be, d->ids, ids, (size_t)n * 4));
-    /* mask_zero: id 0 is padding, hidden from attention as in the full forward */
-    LLM__CHECK(op->embedding_forward(be, n, D, d->ids, d->emb->params[0].data, d->kmask ? 0 : -1, d->x,
+    /* mask_zero: the pad id (opt_i[5]) is padding, hidden from attention as in the full forward */
+    LLM__CHECK(op->embedding_forward(be, n, D, d->ids, d->emb->params[0].data, d->kmask ? (int)d->emb->opt_i[5] : -1, d->x,
                                      d->kmask ? d->kmask + p : NULL));
     const float *pos = d->emb->opt_i[3] == LLM_POSITIONAL_LEARNED ? d->emb->params[1].data : d->pos;
     if (pos) LLM__CHECK(op->copy_rows(be, n, D, pos + p * D, D, d->x, D, 1));

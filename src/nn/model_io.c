@@ -59,6 +59,7 @@ static cJSON *layer_json(const llm_layer *l) {
         cJSON_AddNumberToObject(o, "dim", (double)l->opt_i[2]);
         cJSON_AddStringToObject(o, "positional", positional_names[l->opt_i[3]]);
         cJSON_AddBoolToObject(o, "mask_zero", l->opt_i[4] != 0);
+        if (l->opt_i[5]) cJSON_AddNumberToObject(o, "pad_id", (double)l->opt_i[5]); /* absent: 0 */
     } else if (strcmp(kind, "attention") == 0) {
         cJSON_AddNumberToObject(o, "heads", (double)l->opt_i[0]);
         cJSON_AddBoolToObject(o, "causal", l->opt_i[1] != 0);
@@ -474,6 +475,9 @@ static llm_layer *layer_from_json(const cJSON *o, int depth) {
             if (strcmp(v->valuestring, positional_names[i]) == 0) e.positional = (llm_positional)i;
         if ((int)e.positional < 0) goto bad;
         e.vocab = a; e.context = ctx; e.dim = b; e.mask_zero = f1;
+        int64_t pad = 0;
+        if (cJSON_GetObjectItemCaseSensitive(o, "pad_id") && !get_int(o, "pad_id", 0, a - 1, &pad)) goto bad;
+        e.pad_id = (int32_t)pad;
         return llm_layer_transformer_embedding_ex(&e);
     }
     if (strcmp(k, "attention") == 0) {

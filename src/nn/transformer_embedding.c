@@ -13,9 +13,10 @@ void llm_transformer_embedding_options_init(llm_transformer_embedding_options *o
     o->positional = LLM_POSITIONAL_LEARNED;
     o->mask_zero = 1;
     o->init_std = 0.02f;
+    o->pad_id = 0;
 }
 
-enum { VOCAB, CONTEXT, DIM, POSITIONAL, MASK_ZERO };
+enum { VOCAB, CONTEXT, DIM, POSITIONAL, MASK_ZERO, PAD_ID };
 
 static llm_status temb_build(llm_layer *l, const llm__shape *in, llm__shape *out) {
     if (in->dtype != LLM_DTYPE_I32)
@@ -51,7 +52,7 @@ static llm_status temb_backward(llm__graph *g, llm__node *n) {
     llm_backend *be = g->be;
     llm__val *ids = n->in[0], *y = n->out[0];
     int64_t B = ids->shape[0], T = ids->shape[1], D = l->opt_i[DIM];
-    LLM__CHECK(be->ops->embedding_backward(be, ids->numel, D, ids->data, y->grad, l->opt_i[MASK_ZERO] ? 0 : -1,
+    LLM__CHECK(be->ops->embedding_backward(be, ids->numel, D, ids->data, y->grad, l->opt_i[MASK_ZERO] ? l->opt_i[PAD_ID] : -1,
                                            l->params[0].grad));
     if (l->opt_i[POSITIONAL] == LLM_POSITIONAL_LEARNED)
         for (int64_t b = 0; b < B; b++)
@@ -87,7 +88,7 @@ static llm_status temb_forward(llm_layer *l, llm__graph *g, llm__val *ids, llm__
         y->mask = mask;
     }
     LLM__CHECK(g->be->ops->embedding_forward(g->be, ids->numel, D, ids->data, l->params[0].data,
-                                             l->opt_i[MASK_ZERO] ? 0 : -1, y->data, mask));
+                                             l->opt_i[MASK_ZERO] ? l->opt_i[PAD_ID] : -1, y->data, mask));
     LLM__CHECK(llm__add_positions(l, g, y->data, B, T, 0));
     llm__node *n;
     LLM__CHECK(llm__graph_node(g, temb_backward, &n));
@@ -120,6 +121,9 @@ llm_layer *llm_layer_transformer_embedding_ex(const llm_transformer_embedding_op
                                 (int)o.positional);
     if (!(o.init_std >= 0.0f && o.init_std < 1e3f))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: init_std must be finite and >= 0");
+    if (o.pad_id < 0 || o.pad_id >= o.vocab)
+        return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: pad_id = %d must be in [0, vocab)",
+                                (int)o.pad_id);
     llm_layer *l = llm__layer_new(&llm__transformer_embedding_vt);
     if (l->status != LLM_OK) return l;
     l->opt_i[VOCAB] = o.vocab;
@@ -127,6 +131,7 @@ llm_layer *llm_layer_transformer_embedding_ex(const llm_transformer_embedding_op
     l->opt_i[DIM] = o.dim;
     l->opt_i[POSITIONAL] = o.positional;
     l->opt_i[MASK_ZERO] = o.mask_zero != 0;
+    l->opt_i[PAD_ID] = o.pad_id;
     l->opt_f[0] = o.init_std;
     return l;
 }

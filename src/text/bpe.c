@@ -12,23 +12,14 @@
 #include "text/bpe_internal.h"
 
 #define BPE_FORMAT_VERSION 1
+/* GPT-2's chunks have no length limit; one longer than this is cut (the
+ * reference encoder would spend hours on it) to bound the scratch memory. */
+#define GPT2_MAX_CHUNK ((size_t)1 << 20)
 #define MAX_MERGES (LLM_BPE_MAX_VOCAB - LLM_BPE_FIRST_MERGE)
 
-struct llm_bpe {
-    int32_t n_merges;
-    int32_t vocab;     /* 258 + n_merges */
-    int32_t *pairs;    /* [2 * n_merges]: left, right of id 258 + k */
-    uint32_t *tok_off; /* [vocab]: offset of each token's bytes in arena */
-    uint16_t *tok_len; /* [vocab]: <= LLM_BPE_MAX_CHUNK */
-    char *arena;
-    uint64_t *map_key; /* [map_cap]: left << 32 | right, 0 = empty (left >= 2) */
-    int32_t *map_rank; /* [map_cap] */
-    unsigned map_shift; /* 64 - log2(map_cap) */
-    size_t map_cap;
-};
-
+/* never 0, the empty slot's key */
 static inline uint64_t pair_key(int32_t left, int32_t right) {
-    return (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+    return (uint64_t)((uint32_t)left + 1) << 32 | (uint32_t)right;
 }
 
 static inline size_t key_slot(uint64_t key, unsigned shift) {
@@ -48,6 +39,9 @@ static inline int32_t merge_rank(const llm_bpe *b, int32_t left, int32_t right) 
 
 void llm_bpe_free(llm_bpe *b) {
     if (!b) return;
+    llm__free(b->vocab_json);
+    llm__free(b->merges_txt);
+    llm__free(b->merge_result);
     llm__free(b->pairs);
     llm__free(b->tok_off);
     llm__free(b->tok_len);
@@ -55,6 +49,30 @@ void llm_bpe_free(llm_bpe *b) {
     llm__free(b->map_key);
     llm__free(b->map_rank);
     llm__free(b);
+}
+
+llm_status llm__bpe_map_alloc(llm_bpe *b, int32_t n, const char *fn) {
+    b->map_cap = 16;
+    b->map_shift = 60;
+    while (b->map_cap < (size_t)n * 2) {
+        b->map_cap *= 2;
+        b->map_shift--;
+    }
+    b->map_key = llm__calloc(b->map_cap, sizeof *b->map_key);
+    b->map_rank = llm__malloc(b->map_cap * sizeof *b->map_rank);
+    return b->map_key && b->map_rank ? LLM_OK : llm__oom(fn);
+}
+
+int32_t llm__bpe_map_put(llm_bpe *b, int32_t left, int32_t right, int32_t rank) {
+    uint64_t key = pair_key(left, right);
+    size_t mask = b->map_cap - 1, slot = key_slot(key, b->map_shift);
+    while (b->map_key[slot] != 0) {
+        if (b->map_key[slot] == key) return b->map_rank[slot];
+        slot = (slot + 1) & mask;
+    }
+    b->map_key[slot] = key;
+    b->map_rank[slot] = rank;
+    return -1;
 }
 
 llm_status llm__bpe_make(llm_bpe **out, const int32_t *pairs, int32_t n, int loading,
@@ -68,23 +86,20 @@ llm_status llm__bpe_make(llm_bpe **out, const int32_t *pairs, int32_t n, int loa
     if (!b) return llm__oom(fn);
     b->n_merges = n;
     b->vocab = LLM_BPE_FIRST_MERGE + n;
+    b->pad_id = LLM_BPE_PAD;
+    b->eot_id = LLM_BPE_EOT;
     size_t vocab = (size_t)b->vocab;
-    b->map_cap = 16;
-    b->map_shift = 60;
-    while (b->map_cap < (size_t)n * 2) {
-        b->map_cap *= 2;
-        b->map_shift--;
-    }
     b->pairs = llm__malloc((size_t)(n ? n : 1) * 2 * sizeof *b->pairs);
+    b->merge_result = llm__malloc((size_t)(n ? n : 1) * sizeof *b->merge_result);
     b->tok_off = llm__malloc(vocab * sizeof *b->tok_off);
     b->tok_len = llm__malloc(vocab * sizeof *b->tok_len);
-    b->map_key = llm__calloc(b->map_cap, sizeof *b->map_key);
-    b->map_rank = llm__malloc(b->map_cap * sizeof *b->map_rank);
-    if (!b->pairs || !b->tok_off || !b->tok_len || !b->map_key || !b->map_rank) {
+    if (!b->pairs || !b->merge_result || !b->tok_off || !b->tok_len ||
+        llm__bpe_map_alloc(b, n, fn) != LLM_OK) {
         llm_bpe_free(b);
         return llm__oom(fn);
     }
     if (n) memcpy(b->pairs, pairs, (size_t)n * 2 * sizeof *pairs);
+    for (int c = 0; c < 256; c++) b->byte_id[c] = LLM_BPE_BYTE_BASE + c;
 
     /* lengths first (and every check), then the bytes */
     b->tok_len[LLM_BPE_PAD] = b->tok_len[LLM_BPE_EOT] = 0;
@@ -92,6 +107,7 @@ llm_status llm__bpe_make(llm_bpe **out, const int32_t *pairs, int32_t n, int loa
     size_t total = vocab + 256; /* the bytes, and a NUL after each token */
     for (int32_t k = 0; k < n; k++) {
         int32_t id = LLM_BPE_FIRST_MERGE + k, l = pairs[2 * k], r = pairs[2 * k + 1];
+        b->merge_result[k] = id;
         if (l < LLM_BPE_BYTE_BASE || l >= id || r < LLM_BPE_BYTE_BASE || r >= id) {
             llm_bpe_free(b);
             return llm__error(loading ? LLM_ERR_FORMAT : LLM_ERR_INTERNAL,
@@ -109,20 +125,13 @@ llm_status llm__bpe_make(llm_bpe **out, const int32_t *pairs, int32_t n, int loa
         }
         b->tok_len[id] = (uint16_t)len;
         total += len;
-        uint64_t key = pair_key(l, r);
-        size_t mask = b->map_cap - 1, slot = key_slot(key, b->map_shift);
-        while (b->map_key[slot] != 0) {
-            if (b->map_key[slot] == key) {
-                int32_t first = b->map_rank[slot];
-                llm_bpe_free(b);
-                return llm__error(loading ? LLM_ERR_FORMAT : LLM_ERR_INTERNAL,
-                                  "%s: merge %d (line %d) repeats merge %d (%d %d)", fn, (int)k,
-                                  (int)k + 2, (int)first, (int)l, (int)r);
-            }
-            slot = (slot + 1) & mask;
+        int32_t first = llm__bpe_map_put(b, l, r, k);
+        if (first >= 0) {
+            llm_bpe_free(b);
+            return llm__error(loading ? LLM_ERR_FORMAT : LLM_ERR_INTERNAL,
+                              "%s: merge %d (line %d) repeats merge %d (%d %d)", fn, (int)k,
+                              (int)k + 2, (int)first, (int)l, (int)r);
         }
-        b->map_key[slot] = key;
-        b->map_rank[slot] = k;
     }
     /* total <= 65536 * 257, so offsets fit in 32 bits */
     b->arena = llm__malloc(total);
@@ -176,13 +185,16 @@ llm_status llm_bpe_token_bytes(const llm_bpe *b, int32_t id, const char **bytes,
 
 /* ------------------------------------------------------------ encoding */
 
-/* Merges one chunk (2 <= n <= LLM_BPE_MAX_CHUNK bytes) into out, returning
- * the number of ids. Symbols form a linked list over the byte positions; a
- * min-heap holds (rank, position) of candidate pairs, checked when popped
- * since merges around them may have changed them. A merge's new pairs have
- * higher ranks than the merge (their ids are larger), so popping in (rank,
- * position) order applies the merges in rank order, the leftmost first:
- * what training does. */
+/* Merges one chunk (n >= 2 bytes) into out, returning the number of ids.
+ * Symbols form a linked list over the byte positions; a min-heap holds
+ * (rank, position) of candidate pairs, checked when popped since merges
+ * around them may have changed them. Popping in (rank, position) order
+ * merges every occurrence of the best pair, leftmost first, before any other
+ * pair: what training does and what GPT-2's reference does (merge all
+ * occurrences of the lowest-ranked pair, then look again). A merge's new
+ * pairs normally rank after it (their tokens are newer); when a merges file
+ * breaks that, they wait in `defer` until the current rank is done, so the
+ * result is still the reference's. */
 typedef struct heap_ent {
     int32_t rank;
     int32_t pos;
@@ -218,43 +230,84 @@ static inline heap_ent heap_pop(heap_ent *h, int *n) {
     return top;
 }
 
-static size_t encode_chunk(const llm_bpe *b, const unsigned char *s, size_t n, int32_t *out) {
-    int32_t sym[LLM_BPE_MAX_CHUNK];
-    int16_t next[LLM_BPE_MAX_CHUNK], prev[LLM_BPE_MAX_CHUNK];
-    /* n - 1 initial pairs, then at most two per merge, and at most n - 1 merges */
-    heap_ent heap[3 * LLM_BPE_MAX_CHUNK];
-    int hn = 0;
+/* Scratch for one chunk of up to cap bytes. */
+typedef struct chunk_work {
+    int32_t *sym, *next, *prev, *out;
+    heap_ent *heap, *defer;
+    size_t cap;
+} chunk_work;
+
+static size_t encode_chunk(const llm_bpe *b, const unsigned char *s, size_t n, const chunk_work *w) {
+    int32_t *sym = w->sym, *next = w->next, *prev = w->prev;
+    heap_ent *heap = w->heap, *defer = w->defer;
+    int hn = 0, dn = 0;
+    int32_t cur = -1;
     for (size_t i = 0; i < n; i++) {
-        sym[i] = LLM_BPE_BYTE_BASE + s[i];
-        next[i] = (int16_t)(i + 1 < n ? (int)i + 1 : -1);
-        prev[i] = (int16_t)((int)i - 1);
+        sym[i] = b->byte_id[s[i]];
+        next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+        prev[i] = (int32_t)i - 1;
     }
     for (size_t i = 0; i + 1 < n; i++) {
         int32_t r = merge_rank(b, sym[i], sym[i + 1]);
         if (r >= 0) heap_push(heap, &hn, (heap_ent){r, (int32_t)i});
     }
-    while (hn > 0) {
+    while (hn > 0 || dn > 0) {
+        if (dn > 0 && (hn == 0 || heap[0].rank != cur)) {
+            while (dn > 0) heap_push(heap, &hn, defer[--dn]);
+            continue;
+        }
         heap_ent e = heap_pop(heap, &hn);
-        int p = e.pos, q = next[p];
+        cur = e.rank;
+        int32_t p = e.pos, q = next[p];
         if (sym[p] < 0 || q < 0 || sym[p] != b->pairs[2 * e.rank] ||
             sym[q] != b->pairs[2 * e.rank + 1])
             continue; /* stale */
-        sym[p] = LLM_BPE_FIRST_MERGE + e.rank;
+        sym[p] = b->merge_result[e.rank];
         sym[q] = -1;
         next[p] = next[q];
-        if (next[q] >= 0) prev[next[q]] = (int16_t)p;
-        if (prev[p] >= 0) {
-            int32_t r = merge_rank(b, sym[prev[p]], sym[p]);
-            if (r >= 0) heap_push(heap, &hn, (heap_ent){r, prev[p]});
-        }
-        if (next[p] >= 0) {
-            int32_t r = merge_rank(b, sym[p], sym[next[p]]);
-            if (r >= 0) heap_push(heap, &hn, (heap_ent){r, p});
+        if (next[q] >= 0) prev[next[q]] = p;
+        int32_t around[2] = { prev[p], next[p] >= 0 ? p : -1 };
+        for (int k = 0; k < 2; k++) {
+            int32_t at = around[k];
+            if (at < 0) continue;
+            int32_t r = merge_rank(b, sym[at], sym[next[at]]);
+            if (r < 0) continue;
+            if (r > cur) heap_push(heap, &hn, (heap_ent){r, at});
+            else defer[dn++] = (heap_ent){r, at};
         }
     }
     size_t m = 0;
-    for (int i = 0; i >= 0; i = next[i]) out[m++] = sym[i];
+    for (int32_t i = 0; i >= 0; i = next[i]) w->out[m++] = sym[i];
     return m;
+}
+
+/* Makes w hold chunks of n bytes: the stack arrays of `small` up to
+ * LLM_BPE_MAX_CHUNK, else memory owned by *big (grown, freed by the caller). */
+typedef struct small_work {
+    int32_t sym[LLM_BPE_MAX_CHUNK], next[LLM_BPE_MAX_CHUNK], prev[LLM_BPE_MAX_CHUNK], out[LLM_BPE_MAX_CHUNK];
+    /* n - 1 initial pairs, then at most two per merge, and at most n - 1 merges */
+    heap_ent heap[3 * LLM_BPE_MAX_CHUNK], defer[2 * LLM_BPE_MAX_CHUNK];
+} small_work;
+
+static int work_for(size_t n, small_work *small, void **big, size_t *big_cap, chunk_work *w) {
+    if (n <= LLM_BPE_MAX_CHUNK) {
+        *w = (chunk_work){ small->sym, small->next, small->prev, small->out, small->heap, small->defer,
+                           LLM_BPE_MAX_CHUNK };
+        return 1;
+    }
+    size_t per = 4 * sizeof(int32_t) + 5 * sizeof(heap_ent);
+    if (n > *big_cap) {
+        void *p = llm__realloc(*big, n * per);
+        if (!p) return 0;
+        *big = p;
+        *big_cap = n;
+    }
+    char *c = *big;
+    size_t cap = *big_cap;
+    *w = (chunk_work){ (int32_t *)c, (int32_t *)c + cap, (int32_t *)c + 2 * cap, (int32_t *)c + 3 * cap,
+                       (heap_ent *)(c + 4 * cap * sizeof(int32_t)),
+                       (heap_ent *)(c + 4 * cap * sizeof(int32_t)) + 3 * cap, cap };
+    return 1;
 }
 
 /* The per-call cache: chunk bytes (by offset into the caller's text) ->
@@ -369,15 +422,24 @@ llm_status llm_bpe_encode(const llm_bpe *b, const char *text, size_t len, int32_
         if (cache.slots) cache.cap = 1024;
     }
     size_t count = 0;
-    int32_t tmp[LLM_BPE_MAX_CHUNK];
+    small_work small;
+    void *big = NULL;
+    size_t big_cap = 0;
+    llm_status st = LLM_OK;
     for (size_t pos = 0; pos < len;) {
-        size_t end = llm__bpe_chunk_end(s, len, pos), n = end - pos;
-        const int32_t *res = tmp;
-        size_t m;
+        size_t end = b->gpt2 ? llm__gpt2_chunk_end(s, len, pos) : llm__bpe_chunk_end(s, len, pos);
+        if (end - pos > GPT2_MAX_CHUNK) end = pos + GPT2_MAX_CHUNK;
+        size_t n = end - pos, m;
+        chunk_work w;
+        if (!work_for(n, &small, &big, &big_cap, &w)) {
+            st = llm__oom(__func__);
+            break;
+        }
+        const int32_t *res = w.out;
         if (n == 1 || b->n_merges == 0) {
-            for (size_t i = 0; i < n; i++) tmp[i] = LLM_BPE_BYTE_BASE + s[pos + i];
+            for (size_t i = 0; i < n; i++) w.out[i] = b->byte_id[s[pos + i]];
             m = n;
-        } else if (cache.cap && n >= CACHE_MIN_CHUNK) {
+        } else if (cache.cap && n >= CACHE_MIN_CHUNK && n <= UINT16_MAX) {
             uint64_t h = hash_chunk(s + pos, n);
             size_t k = h & (cache.cap - 1);
             const cache_slot *hit = NULL;
@@ -392,18 +454,23 @@ llm_status llm_bpe_encode(const llm_bpe *b, const char *text, size_t len, int32_
                 res = cache.ids + hit->ids_off;
                 m = hit->n_ids;
             } else {
-                m = encode_chunk(b, s + pos, n, tmp);
-                cache_put(&cache, h, k, pos, n, tmp, m);
+                m = encode_chunk(b, s + pos, n, &w);
+                cache_put(&cache, h, k, pos, n, w.out, m);
             }
         } else {
-            m = encode_chunk(b, s + pos, n, tmp);
+            m = encode_chunk(b, s + pos, n, &w);
         }
         if (count < cap) {
-            size_t w = cap - count < m ? cap - count : m;
-            memcpy(ids + count, res, w * sizeof *ids);
+            size_t k = cap - count < m ? cap - count : m;
+            memcpy(ids + count, res, k * sizeof *ids);
         }
         count += m;
         pos = end;
+    }
+    llm__free(big);
+    if (st != LLM_OK) {
+        cache_free(&cache);
+        return st;
     }
     cache_free(&cache);
     *n_ids = count;
@@ -456,7 +523,20 @@ llm_status llm_bpe_serialize(const llm_bpe *b, char *buf, size_t cap, size_t *le
     if (!buf && cap > 0)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: buf is NULL but cap is %zu", __func__,
                           cap);
-    char line[32];
+    char line[64];
+    if (b->gpt2) { /* version 2: GPT-2's two files as they were read */
+        int ln = snprintf(line, sizeof line, "llm-bpe 2 gpt2 %zu %zu\n", b->vocab_len, b->merges_len);
+        size_t need = (size_t)ln + b->vocab_len + b->merges_len;
+        *len = need;
+        if (!buf) return LLM_OK;
+        if (cap < need)
+            return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                              "%s: a buffer of %zu bytes is too small; %zu are needed", __func__, cap, need);
+        memcpy(buf, line, (size_t)ln);
+        memcpy(buf + ln, b->vocab_json, b->vocab_len);
+        memcpy(buf + ln + b->vocab_len, b->merges_txt, b->merges_len);
+        return LLM_OK;
+    }
     int ln = snprintf(line, sizeof line, "llm-bpe %d %d\n", BPE_FORMAT_VERSION, (int)b->n_merges);
     size_t at = 0;
     if (buf && (size_t)ln <= cap) memcpy(buf, line, (size_t)ln);
@@ -493,6 +573,22 @@ static int parse_num(const char *d, size_t n, size_t *pos, char stop, int32_t ma
     return 1;
 }
 
+/* Version 2, after "llm-bpe 2 ": "gpt2 <vocab.json bytes> <merges.txt bytes>\n"
+ * and the two files. */
+static llm_status deserialize_gpt2(llm_bpe **out, const char *data, size_t len, size_t pos) {
+    static const char fn[] = "llm_bpe_deserialize";
+    int32_t vl, ml;
+    if (len - pos < 5 || memcmp(data + pos, "gpt2 ", 5) != 0)
+        return llm__error(LLM_ERR_FORMAT, "%s: line 1: version 2 names no known tokenizer kind (\"gpt2\")", fn);
+    pos += 5;
+    if (!parse_num(data, len, &pos, ' ', INT32_MAX, &vl) || !parse_num(data, len, &pos, '\n', INT32_MAX, &ml))
+        return llm__error(LLM_ERR_FORMAT, "%s: line 1: malformed file sizes", fn);
+    if ((size_t)vl + (size_t)ml != len - pos)
+        return llm__error(LLM_ERR_FORMAT, "%s: the header announces %d + %d bytes but %zu follow", fn, (int)vl,
+                          (int)ml, len - pos);
+    return llm__bpe_gpt2_make(out, data + pos, (size_t)vl, data + pos + vl, (size_t)ml, fn);
+}
+
 llm_status llm_bpe_deserialize(llm_bpe **out, const char *data, size_t len) {
     if (!out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: out is NULL", __func__);
     *out = NULL;
@@ -508,6 +604,7 @@ llm_status llm_bpe_deserialize(llm_bpe **out, const char *data, size_t len) {
     int32_t version, n;
     if (!parse_num(data, len, &pos, ' ', INT32_MAX / 10, &version))
         return llm__error(LLM_ERR_FORMAT, "%s: line 1: malformed format version", __func__);
+    if (version == 2) return deserialize_gpt2(out, data, len, pos);
     if (version != BPE_FORMAT_VERSION)
         return llm__error(LLM_ERR_FORMAT,
                           "%s: unsupported BPE format version %d (this build reads %d)", __func__,

@@ -20,7 +20,9 @@ llm_status llm_bpe_vectorize(const llm_bpe *bpe, const char *text, size_t len, c
         int64_t seq = o.seq_len, keep = (int64_t)n < seq ? (int64_t)n : seq;
         const int32_t *src = all + (o.truncation == LLM_SEQ_PRE ? (int64_t)n - keep : 0);
         int64_t start = o.padding == LLM_SEQ_PRE ? seq - keep : 0;
-        for (int64_t i = 0; i < seq; i++) ids[i] = LLM_BPE_PAD;
+        int32_t pad = LLM_BPE_PAD, eot;
+        llm_bpe_special_ids(bpe, &pad, &eot);
+        for (int64_t i = 0; i < seq; i++) ids[i] = pad;
         memcpy(ids + start, src, (size_t)keep * sizeof *ids);
         if (ntokens) *ntokens = (int64_t)n;
     }
