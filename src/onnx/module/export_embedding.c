@@ -6,12 +6,13 @@
 #include <stdio.h>
 #include "exporter.h"
 
-/* Gathers the rows of table for v's ids; the mask from mask_zero. */
-static void lookup(ex_ctx *x, ex_val *v, const char *table, int64_t dim, int mask_zero) {
+/* Gathers the rows of table for v's ids; with mask_zero, the mask hides the
+ * ids equal to pad_id (0, or GPT-2's end-of-text for its classifiers). */
+static void lookup(ex_ctx *x, ex_val *v, const char *table, int64_t dim, int mask_zero, int64_t pad_id) {
     ox *g = x->g;
     const char *ids = v->name;
     v->name = OX2(g, "Gather", table, ids);
-    v->mask = mask_zero ? OX1(g, "Not", OX2(g, "Equal", ids, ox_i64(g, 0))) : NULL;
+    v->mask = mask_zero ? OX1(g, "Not", OX2(g, "Equal", ids, ox_i64(g, pad_id))) : NULL;
     v->ids = 0;
     v->rank = 2;
     v->dim[1] = dim;
@@ -26,7 +27,7 @@ llm_status ex_embedding(ex_ctx *x, const ex_layer *l, ex_val *v) {
     EX_CHECK(ex_int(x, l, "dim", 1, INT32_MAX, &D));
     EX_CHECK(ex_bool(x, l, "mask_zero", &mask_zero));
     EX_CHECK(ex_param(x, l, l->name, "weight", 2, V, D, &W));
-    lookup(x, v, W, D, mask_zero);
+    lookup(x, v, W, D, mask_zero, 0);
     return ex_built(x, l);
 }
 
@@ -45,6 +46,8 @@ llm_status ex_transformer_embedding(ex_ctx *x, const ex_layer *l, ex_val *v) {
     EX_CHECK(ex_int(x, l, "dim", 1, 1 << 16, &D));
     EX_CHECK(ex_choice(x, l, "positional", positionals, 3, &positional));
     EX_CHECK(ex_bool(x, l, "mask_zero", &mask_zero));
+    int64_t pad_id = 0; /* written only when not 0 (libllm 1.3) */
+    if (cJSON_GetObjectItemCaseSensitive(l->spec, "pad_id")) EX_CHECK(ex_int(x, l, "pad_id", 0, V - 1, &pad_id));
     if (T > ctx) return ex_fail(x, l, LLM_ERR_FORMAT, "rows of %lld ids exceed its context of %lld", (long long)T,
                                 (long long)ctx);
     EX_CHECK(ex_param(x, l, l->name, "token", 2, V, D, &W));
@@ -64,7 +67,7 @@ llm_status ex_transformer_embedding(ex_ctx *x, const ex_layer *l, ex_val *v) {
         snprintf(name, sizeof name, "%s.sinusoids", l->name);
         P = ox_tensor(g, name, OX_FLOAT, 2, (const int64_t[]){ T, D }, t);
     }
-    lookup(x, v, W, D, mask_zero);
+    lookup(x, v, W, D, mask_zero, pad_id);
     if (P) v->name = OX2(g, "Add", v->name, P);
     return ex_built(x, l);
 }
