@@ -38,7 +38,8 @@ if [ ! -f "$ORT/node_modules/onnxruntime-node/package.json" ]; then
         "onnxruntime-node@$ORT_VERSION" >/dev/null
 fi
 
-# name | program | its options (small and quick: a few seconds each)
+# name | program | its options (small and quick: a few seconds each; gpt2_classifier
+# starts from the tiny GPT-2 of tests/data/gpt2 and pads with its end-of-text id)
 MODELS='lstm|spam_train|--threshold 0.6
 gru|spam_train|--gru
 bilstm|spam_train|--bidirectional
@@ -50,6 +51,7 @@ bag_average|spam_train|--arch bag
 bag_max|spam_train|--arch bag --pool max --hidden 0
 transformer|spam_train|--arch transformer --embed 32 --layers 2 --heads 4 --bpe-vocab 600 --lr 3e-3
 transformer_causal_pre|spam_train|--arch transformer --causal --padding pre --embed 32 --layers 1 --heads 2 --bpe-vocab 600 --lr 3e-3
+gpt2_classifier|spam_train|--arch transformer --init tests/data/gpt2/hf --lr 3e-3 --seq 32
 gpt|lm_train|--ctx 32 --dim 32 --layers 2 --heads 2 --batch 8 --steps 40 --tokenizer bpe --bpe-vocab 400'
 SEQ=48
 failed=0
@@ -70,6 +72,7 @@ print("  %s; %d nodes (%s); metadata: %s" % (how, len(m.graph.node),
 EOF
     then echo "  FAILED: the ONNX checker"; return 1; fi
     "$BIN/onnx_rows" "$model" "$DATA" "$seq" "$ROWS" > "$OUT/$name.rows" 2>"$OUT/$name.rows.log" || { cat "$OUT/$name.rows.log"; return 1; }
+    grep -q "pad id [1-9]" "$OUT/$name.rows.log" && sed 's/.*(pad id/  rows padded with id/; s/)$//' "$OUT/$name.rows.log"
     "$BIN/predict_ids" "$model" < "$OUT/$name.rows" > "$OUT/$name.expected" || return 1
     NODE_PATH="$ORT/node_modules" node tools/onnx_check.js "$onnx" "$OUT/$name.rows" "$OUT/$name.expected" "$TOL" \
         > "$OUT/$name.result" 2>&1 || { cat "$OUT/$name.result"; return 1; }
@@ -81,7 +84,8 @@ echo "$MODELS" | while IFS='|' read -r name program opts; do
     model=$OUT/$name.safetensors onnx=$OUT/$name.onnx
     echo "-- $name: $program $opts"
     if [ "$program" = spam_train ]; then
-        seq=$SEQ
+        seq=$SEQ # a later --seq in the options wins (the tiny GPT-2's context is 32)
+        case "$opts" in *"--seq "*) seq=$(echo "$opts" | sed 's/.*--seq \([0-9]*\).*/\1/') ;; esac
         # shellcheck disable=SC2086
         "$BIN/spam_train" --data "$DATA" --model "$model" --epochs 2 --seq $SEQ --vocab 2000 --embed 16 \
             --hidden 16 --lr 1e-2 --val-split 0 --quiet --checkpoint none $opts > "$OUT/$name.train.log" 2>&1

@@ -9,11 +9,11 @@
  * length, a single token included, as far as the message has them), and
  * places them as libllm's vectorizer would with pre padding (even rows) or
  * post padding (odd rows). Every 16th row has padding among its tokens as
- * well, and the last row is all padding. Ham and spam alternate. A summary
- * goes to stderr. */
+ * well, and the last row is all padding. Padding is id 0, or the BPE
+ * tokenizer's pad id (GPT-2's end-of-text, which a GPT-2 classifier's
+ * embedding masks). Ham and spam alternate. A summary goes to stderr. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include "llm/llm.h"
 
 static int fail(const char *what, llm_status s) {
@@ -53,12 +53,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "onnx_rows: %s has neither a vocabulary nor a tokenizer\n", argv[1]);
         goto done;
     }
+    int32_t pad = 0, eot = 0;
+    if (bpe && (s = llm_bpe_special_ids(bpe, &pad, &eot)) != LLM_OK) { fail("tokenizer", s); goto done; }
+    if (pad < 0) pad = 0;
     if ((s = llm_text_corpus_from_directory(&corpus, argv[2], NULL)) != LLM_OK) { fail(argv[2], s); goto done; }
     if ((s = llm_text_corpus_count(corpus, &count)) != LLM_OK) { fail("corpus", s); goto done; }
     /* ham and spam by turns: a cursor per class over the corpus */
     int64_t next[2] = { 0, 0 };
     for (long r = 0; r < N; r++) {
-        memset(row, 0, (size_t)T * sizeof *row);
+        for (long i = 0; i < T; i++) row[i] = pad;
         int64_t have = 0;
         for (int64_t tries = 0; r < N - 1 && have == 0 && tries < 2 * count; tries++) {
             int c = (int)((r + tries) % 2);
@@ -80,9 +83,9 @@ int main(int argc, char **argv) {
         if (L > have) L = have;
         int64_t at = r % 2 == 0 ? T - L : 0; /* pre: at the end; post: at the start */
         for (int64_t i = 0; i < L; i++) row[at + i] = tokens[i];
-        /* padding among the tokens too: every third of them becomes 0 */
+        /* padding among the tokens too: every third of them becomes padding */
         if (r % 16 == 15 && L >= 3) {
-            for (int64_t i = 1; i < L - 1; i += 3) row[at + i] = 0;
+            for (int64_t i = 1; i < L - 1; i += 3) row[at + i] = pad;
             inside++;
         }
         if (L > 0) {
@@ -93,8 +96,8 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < T; i++) printf("%d%c", row[i], i + 1 < T ? ' ' : '\n');
     }
     fprintf(stderr, "onnx_rows: %ld rows of %ld ids from %lld messages: %lld lengths in 1..%ld, %lld pre-padded, "
-            "%lld post-padded, %lld with padding inside, 1 of padding alone\n", N, T, (long long)count,
-            (long long)lengths_seen, T, (long long)pre, (long long)post, (long long)inside);
+            "%lld post-padded, %lld with padding inside, 1 of padding alone (pad id %d)\n", N, T, (long long)count,
+            (long long)lengths_seen, T, (long long)pre, (long long)post, (long long)inside, pad);
     rc = fflush(stdout) == 0 ? 0 : 1;
 done:
     free(seen);
