@@ -8,7 +8,7 @@
  * kernel, where per-step launches would cost more than the work). Layout is batch-major [B, T, X]; step t of X is the
  * strided matrix X + t*width with row stride T*width. */
 #include <stdio.h>
-#include "ops.h"
+#include "../ops.h"
 
 enum { OPT_UNITS = 0, OPT_RETURN = 1, OPT_FORGET_BIAS = 2, OPT_BACKWARDS = 3 };
 

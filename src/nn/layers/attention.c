@@ -1,7 +1,7 @@
 /* Multi-head self-attention layer [T, D] -> [T, D]: a fused QKV projection,
  * the backend's blockwise attention kernel, and the output projection. The
  * Transformer block uses the same pieces inline. */
-#include "ops.h"
+#include "../ops.h"
 
 void llm_attention_options_init(llm_attention_options *o) {
     if (!o) return;

@@ -1,5 +1,5 @@
 /* Activation functions: the shared forward/backward and the Activation layer. */
-#include "ops.h"
+#include "../ops.h"
 
 llm_status llm__val_like(llm__graph *g, const llm__val *x, int64_t last, llm__val **out) {
     int64_t shape[LLM_MAX_DIMS];

@@ -1,7 +1,7 @@
 /* Shape-preserving layers without recurrence: Dropout, LayerNorm, and
  * global pooling over time. */
-#include "ops.h"
-#include "../core/rng.h"
+#include "../ops.h"
+#include "../../core/rng.h"
 
 /* ---- Dropout ---- */
 

@@ -4,8 +4,8 @@
  * One coarse node: the forward keeps what backward needs in one workspace
  * (layer-norm inputs and statistics, qkv, the attention output and its
  * log-sum-exp, the MLP pre-activation and activation); no T x T matrix. */
-#include "ops.h"
-#include "../core/rng.h"
+#include "../ops.h"
+#include "../../core/rng.h"
 
 void llm_transformer_block_options_init(llm_transformer_block_options *o) {
     if (!o) return;

@@ -1,7 +1,7 @@
 /* Language-model head: logits = x W^T with W [vocab, D], by default the token
  * table of the transformer_embedding before it (weight tying: fewer
  * parameters, and the output space shares the input's geometry). */
-#include "ops.h"
+#include "../ops.h"
 
 void llm_lm_head_options_init(llm_lm_head_options *o) {
     if (!o) return;

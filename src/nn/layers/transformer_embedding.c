@@ -1,7 +1,7 @@
 /* Transformer input: token embedding plus a positional embedding (learned,
  * sinusoidal or none). ids [T] -> [T, D]; id 0 marks padding when mask_zero. */
 #include <math.h>
-#include "ops.h"
+#include "../ops.h"
 
 void llm_transformer_embedding_options_init(llm_transformer_embedding_options *o) {
     if (!o) return;

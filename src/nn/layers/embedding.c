@@ -1,5 +1,5 @@
 /* Embedding: token ids [T] -> vectors [T, dim]; id 0 marks padding. */
-#include "ops.h"
+#include "../ops.h"
 
 void llm_embedding_options_init(llm_embedding_options *o) {
     if (!o) return;

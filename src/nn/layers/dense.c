@@ -1,5 +1,5 @@
 /* Dense: y = act(x W^T + b) over the last dimension. W is [units, in] as in PyTorch. */
-#include "ops.h"
+#include "../ops.h"
 
 void llm_dense_options_init(llm_dense_options *o) {
     if (!o) return;
