@@ -120,10 +120,7 @@ llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *
         l->n_params = 0;
         for (int k = 0; k < 2; k++) if (l->inner[k]) l->inner[k]->n_params = 0;
         l->in = cur;
-        l->tied = NULL;
-        if (l->vt == &llm__lm_head_vt && l->opt_i[1])
-            for (int j = i - 1; j >= 0 && !l->tied; j--)
-                if (m->layers[j]->vt == &llm__transformer_embedding_vt) l->tied = &m->layers[j]->params[0];
+        l->tied = l->vt->shared ? l->vt->shared(l, m->layers, i) : NULL;
         llm__shape next = cur;
         llm_status s = l->vt->build(l, &cur, &next);
         if (s != LLM_OK) {
