@@ -7,7 +7,9 @@
  * them once and is not rerun (see its header for the line format). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "testutil.h"
+#include "io/safetensors.h"
 
 #define FIXTURES "fixtures/v1.2"
 
@@ -168,12 +170,55 @@ START_TEST(v12_files_say_so) {
 }
 END_TEST
 
+/* Loading a 1.2 file and saving it again writes the same file: every
+ * metadata entry (the architecture JSON byte for byte, the pipeline, user
+ * metadata) but the writing library's version, and every tensor with its
+ * shape and bytes. So the format of the existing kinds has not moved. */
+START_TEST(v12_files_save_back_unchanged) {
+    static const char *const files[] = { "seed_lstm", "gru", "bidirectional", "bag_average", "bag_max", "mlp",
+                                         "transformer_classifier", "gpt_lm", "lm_untied", "gpt2", "ensemble" };
+    char out[64];
+    snprintf(out, sizeof out, "/tmp/llm_compat_v12_%d.safetensors", (int)getpid());
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char file[64], orig[128];
+        snprintf(file, sizeof file, "%s.safetensors", files[i]);
+        snprintf(orig, sizeof orig, FIXTURES "/%s", file);
+        llm_model *m = load(file);
+        ck_assert_ok(llm_model_save(m, out));
+        llm_model_free(m);
+        llm__safetensors *a, *b;
+        ck_assert_ok(llm__safetensors_open(&a, orig, 1 << 24));
+        ck_assert_ok(llm__safetensors_open(&b, out, 1 << 24));
+        ck_assert_int_eq(llm__safetensors_meta_count(a), llm__safetensors_meta_count(b));
+        for (int k = 0; k < llm__safetensors_meta_count(a); k++) {
+            const llm__st_meta *e = llm__safetensors_meta_at(a, k);
+            const char *v = llm__safetensors_meta(b, e->key);
+            ck_assert_msg(v != NULL, "%s: resaved file lacks %s", file, e->key);
+            if (strcmp(e->key, "libllm.library_version") != 0)
+                ck_assert_msg(strcmp(v, e->value) == 0, "%s: %s was\n%s\nand is now\n%s", file, e->key, e->value, v);
+        }
+        ck_assert_int_eq(llm__safetensors_count(a), llm__safetensors_count(b));
+        for (int k = 0; k < llm__safetensors_count(a); k++) {
+            const llm__st_tensor *x = llm__safetensors_tensor(a, k), *y = llm__safetensors_find(b, x->name);
+            ck_assert_msg(y != NULL, "%s: resaved file lacks tensor %s", file, x->name);
+            ck_assert_msg(x->dtype == y->dtype && x->ndim == y->ndim && x->bytes == y->bytes &&
+                          memcmp(x->shape, y->shape, sizeof x->shape) == 0 && memcmp(x->data, y->data, x->bytes) == 0,
+                          "%s: tensor %s changed on resave", file, x->name);
+        }
+        llm__safetensors_close(a);
+        llm__safetensors_close(b);
+    }
+    unlink(out);
+}
+END_TEST
+
 Suite *suite_compat_v12(void) {
     Suite *s = suite_create("compat_v12");
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, v12_files_predict_as_v12_did);
     tcase_add_test(tc, v12_files_say_so);
+    tcase_add_test(tc, v12_files_save_back_unchanged);
     suite_add_tcase(s, tc);
     return s;
 }
