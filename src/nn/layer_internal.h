@@ -1,10 +1,13 @@
 /* libllm private: what a layer is made of.
  *
- * Each layer kind supplies a small vtable: build (infer the output shape and
- * declare parameters from the input shape), forward (compute on the graph and
- * record a node whose backward adds input and parameter gradients) and an
- * optional destroy. Parameters are declared with their shape and initialiser;
- * the model places them in its contiguous parameter buffer. */
+ * Each layer kind is a module under src/nn/layers/ that supplies a
+ * descriptor (llm__layer_vt): build (infer the output shape and declare
+ * parameters from the input shape), forward (compute on the graph and record
+ * a node whose backward adds input and parameter gradients), its file-format
+ * entry (to_json / from_json) and optional hooks. A layer's settings and its
+ * named parameter view live in its kind's own state struct (l->state), never
+ * in positional slots. Parameters are declared with their shape and
+ * initialiser; the model places them in its contiguous parameter buffer. */
 #ifndef LLM_PRIVATE_LAYER_INTERNAL_H
 #define LLM_PRIVATE_LAYER_INTERNAL_H
 
