@@ -115,7 +115,7 @@ llm_layer *llm_layer_attention_ex(const llm_attention_options *opts) {
     if (o.heads < 1 || o.heads > LLM__MAX_HEADS)
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "attention: heads = %lld must be in [1, %d]",
                                 (long long)o.heads, LLM__MAX_HEADS);
-    if (!(o.init_std >= 0.0f && o.init_std < 1e3f))
+    if (!llm__init_std_ok(o.init_std))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "attention: init_std must be finite and >= 0");
     llm_layer *l = llm__layer_new(&llm__attention_kind);
     if (l->status != LLM_OK) return l;

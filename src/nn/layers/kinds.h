@@ -16,8 +16,13 @@
 
 #include "../ops.h"
 
-/* Limits shared by more than one kind, written once. */
+/* Limits shared by more than one kind, written once (include/llm/layer.h
+ * documents them with each option). */
 #define LLM__MAX_HEADS 4096
+/* a layer-norm epsilon: in (0, 1) (layernorm, transformer_block) */
+static inline int llm__eps_ok(float eps) { return eps > 0.0f && eps < 1.0f; }
+/* a normal initialisation's standard deviation: finite and >= 0 */
+static inline int llm__init_std_ok(float sd) { return sd >= 0.0f && sd < 1e3f; }
 
 /* ---- kinds other modules read ---- */
 

@@ -63,7 +63,7 @@ const llm__layer_vt llm__layernorm_kind = {
 };
 
 llm_layer *llm_layer_layernorm(float eps) {
-    if (!(eps > 0.0f && eps < 1.0f))
+    if (!llm__eps_ok(eps))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "llm_layer_layernorm: eps = %g must be in (0, 1)", (double)eps);
     llm_layer *l = llm__layer_new(&llm__layernorm_kind);
     if (l->status == LLM_OK) ST(l)->eps = eps;

@@ -97,7 +97,7 @@ llm_layer *llm_layer_lm_head_ex(const llm_lm_head_options *opts) {
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s", llm_last_error());
     if (o.vocab < 2 || o.vocab > INT32_MAX)
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "lm_head: vocab = %lld must be in [2, 2^31)", (long long)o.vocab);
-    if (!(o.init_std >= 0.0f && o.init_std < 1e3f))
+    if (!llm__init_std_ok(o.init_std))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "lm_head: init_std must be finite and >= 0");
     llm_layer *l = llm__layer_new(&llm__lm_head_kind);
     if (l->status != LLM_OK) return l;

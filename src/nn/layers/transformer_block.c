@@ -264,9 +264,9 @@ llm_layer *llm_layer_transformer_block_ex(const llm_transformer_block_options *o
     if (!(o.dropout >= 0.0f && o.dropout < 1.0f))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_block: dropout = %g must be in [0, 1)",
                                 (double)o.dropout);
-    if (!(o.eps > 0.0f && o.eps < 1.0f))
+    if (!llm__eps_ok(o.eps))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_block: eps = %g must be in (0, 1)", (double)o.eps);
-    if (!(o.init_std >= 0.0f && o.init_std < 1e3f))
+    if (!llm__init_std_ok(o.init_std))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_block: init_std must be finite and >= 0");
     llm_layer *l = llm__layer_new(&llm__transformer_block_kind);
     if (l->status != LLM_OK) return l;

@@ -161,7 +161,7 @@ llm_layer *llm_layer_transformer_embedding_ex(const llm_transformer_embedding_op
     if ((int)o.positional < LLM_POSITIONAL_LEARNED || (int)o.positional > LLM_POSITIONAL_NONE)
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: unknown positional kind %d",
                                 (int)o.positional);
-    if (!(o.init_std >= 0.0f && o.init_std < 1e3f))
+    if (!llm__init_std_ok(o.init_std))
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: init_std must be finite and >= 0");
     if (o.pad_id < 0 || o.pad_id >= o.vocab)
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "transformer_embedding: pad_id = %d must be in [0, vocab)",
