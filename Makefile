@@ -37,7 +37,7 @@ LIB_LIBS := $(BLAS_LIBS) $(CJSON_LIBS) -lm -lpthread -ldl
 LDFLAGS ?=
 SAN ?=
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/text/*.c src/io/*.c src/dist/*.c src/onnx/*.c))
+LIB_SRC := $(sort $(wildcard src/core/*.c src/cpu/*.c src/nn/*.c src/nn/layers/*.c src/text/*.c src/io/*.c src/dist/*.c src/onnx/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)

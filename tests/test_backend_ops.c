@@ -1358,7 +1358,7 @@ END_TEST
 
 /* ---- a whole LSTM recurrence: the sequence slots (CUDA's persistent
  * kernel, the CPU's row blocks) or, where they decline, the per-step loop of
- * src/nn/recurrent.c; against a double-precision recurrence (its GEMMs,
+ * src/nn/layers/recurrent.c; against a double-precision recurrence (its GEMMs,
  * like every GEMM here, agree across thread counts to rounding only) ---- */
 
 typedef struct lseq {

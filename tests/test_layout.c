@@ -3,10 +3,14 @@
  *   - training reaches other processes only through the gradient exchange:
  *     src/nn includes nothing of src/dist, and src/dist includes nothing of
  *     src/nn but src/nn/grad_exchange.h (no include cycle);
+ *   - layer settings and parameters are reached by name, never by slot: no
+ *     opt_i[] / opt_f[] settings or P[0]-style parameter indexing in src/nn
+ *     (each kind's typed state and named view, src/nn/layers/kinds.h);
  *   - backends are not recognised by kind: only the provider table
  *     (src/core/backend.c) and the providers themselves name a kind;
  *   - examples include public headers (<llm/...>) and their own common.h,
  *     never src/ (the Makefile also builds them with -Iinclude only). */
+#include <ctype.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,13 @@ static const char *next_include(const char *p, char *inc, size_t len) {
     return NULL;
 }
 
+/* "P[<digit>" with P not the end of a longer name. */
+static int has_param_slot(const char *text) {
+    for (const char *p = text; (p = strstr(p, "P[")) != NULL; p++)
+        if ((p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) && isdigit((unsigned char)p[2])) return 1;
+    return 0;
+}
+
 static int check_src(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st; (void)ftw;
     if (flag != FTW_F || !is_source(path)) return 0;
@@ -51,6 +62,8 @@ static int check_src(const char *path, const struct stat *st, int flag, struct F
         if (in_dist && strstr(inc, "nn/") && !strstr(inc, "nn/grad_exchange.h"))
             note(path, "src/dist includes from src/nn other than grad_exchange.h");
     }
+    if (in_nn && (strstr(text, "opt_i[") || strstr(text, "opt_f[") || has_param_slot(text)))
+        note(path, "reads layer settings or parameters by slot (use the kind's typed state and named view)");
     int provider = strstr(path, "/src/core/backend.c") || strstr(path, "/src/core/backend_cuda.c") ||
                    strstr(path, "/src/cpu/cpu_backend.c");
     if (!provider && (strstr(text, "LLM_BACKEND_CPU") || strstr(text, "LLM_BACKEND_CUDA")))

@@ -275,6 +275,9 @@ START_TEST(hostile_model_files) {
     rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"warp\"}]}", NULL, NULL, 0);
     expect_bad(LLM_ERR_FORMAT, "unknown layer kind");
     rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"embedding\",\"vocab\":-4,\"dim\":6,\"mask_zero\":true}]}", NULL, NULL, 0);
+    /* the range is the constructor's (one place), which names it */
+    expect_bad(LLM_ERR_FORMAT, "vocab = -4 must be in [2, 2^31)");
+    rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[{\"kind\":\"embedding\",\"vocab\":\"4\",\"dim\":6,\"mask_zero\":true}]}", NULL, NULL, 0);
     expect_bad(LLM_ERR_FORMAT, "invalid settings");
     rewrite("libllm.architecture", "{\"input\":{\"dtype\":\"int32\",\"shape\":[9]},\"layers\":[]}", NULL, NULL, 0);
     expect_bad(LLM_ERR_FORMAT, "no layers");

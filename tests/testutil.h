@@ -15,6 +15,8 @@ Suite *suite_backend_ops(void);
 Suite *suite_gradcheck(void);
 Suite *suite_model(void);
 Suite *suite_model_io(void);
+Suite *suite_compat_v12(void);
+Suite *suite_kinds(void);
 Suite *suite_ensemble(void);
 Suite *suite_torch_parity(void);
 Suite *suite_transformer(void);
@@ -47,6 +49,13 @@ char *tu_read_text(const char *path);
  * Returns the child's status; *available and msg (its llm_last_error()). */
 int tu_probe_backend(llm_backend_kind kind, int mode, int device, const char *env, const char *value, char *msg,
                      size_t len, int *available);
+
+/* tests/gradcheck.c: compiles m (built) with `loss`, gives every parameter
+ * random values and compares the analytic gradient of every `stride`-th
+ * element (all for 1) with a central difference of the loss on x, y; also
+ * that the same weights give the same loss and gradients again. */
+void tu_gradcheck(llm_model *m, llm_loss loss, const llm_tensor *x, const llm_tensor *y, const char *label,
+                  int64_t stride);
 
 /* Asserts that a call failed with `expected` and left a non-empty message. */
 #define ck_assert_fails(call, expected) do { \

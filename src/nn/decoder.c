@@ -4,10 +4,11 @@
  * each block appends the new rows' keys and values to its cache and attends
  * from the new queries to every cached position, so a token costs O(T D)
  * attention plus the per-row GEMMs. Every buffer is sized for the model's
- * context at creation; feeding allocates nothing. */
-#include <math.h>
+ * context at creation; feeding allocates nothing. Each block runs its own
+ * decode_step (src/nn/layers/transformer_block.c) with its named parameters;
+ * the rest reads the layers' states as src/nn/layers/kinds.h declares them. */
 #include "model_internal.h"
-#include "ops.h"
+#include "layers/kinds.h"
 #include "llm/generate.h"
 #include "../core/backend_internal.h"
 
@@ -29,7 +30,13 @@ struct llm_decoder {
     float *kmask;          /* [ctx] 1 = real key, 0 = padding (mask_zero models), else NULL */
 };
 
-static int is_kind(const llm_layer *l, const char *kind) { return strcmp(l->vt->kind, kind) == 0; }
+static const llm__transformer_embedding_state *emb_state(const llm_decoder *d) { return d->emb->state; }
+
+/* The head's vocabulary: an lm_head's, or a linear dense's units. */
+static int64_t head_vocab(const llm_layer *hd) {
+    if (hd->vt == &llm__lm_head_kind) return LLM__STATE(const llm__lm_head_state, hd)->opt.vocab;
+    return LLM__STATE(const llm__dense_state, hd)->opt.units;
+}
 
 void llm_decoder_free(llm_decoder *d) {
     if (!d) return;
@@ -52,26 +59,28 @@ void llm_decoder_free(llm_decoder *d) {
 static llm_status dec_layout(llm_decoder *d, const llm_model *m) {
     static const char fn[] = "llm_decoder_create";
     int i = 0, n = m->n_layers;
-    if (n == 0 || m->layers[0]->vt != &llm__transformer_embedding_vt)
+    if (n == 0 || m->layers[0]->vt != &llm__transformer_embedding_kind)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: the model must start with a transformer_embedding", fn);
     d->emb = m->layers[i++];
-    for (int j = i; j < n; j++) d->n_blocks += m->layers[j]->vt == &llm__transformer_block_vt;
+    for (int j = i; j < n; j++) d->n_blocks += m->layers[j]->vt->decode_step != NULL;
     d->blocks = llm__calloc((size_t)(d->n_blocks ? d->n_blocks : 1), sizeof *d->blocks);
     if (!d->blocks) return llm__oom(fn);
     int b = 0;
     for (; i < n; i++) {
         const llm_layer *l = m->layers[i];
-        if (is_kind(l, "dropout")) continue;
-        if (l->vt == &llm__transformer_block_vt) {
+        if (l->vt == &llm__dropout_kind) continue;
+        if (l->vt->decode_step) {
             if (d->final_ln)
                 return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: layer %s follows the final layer norm", fn, l->name);
-            if (!l->opt_i[2])
+            if (l->vt == &llm__transformer_block_kind && !LLM__STATE(const llm__transformer_block_state, l)->opt.causal)
                 return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: %s is not causal; only a language model can generate", fn,
                                   l->name);
             d->blocks[b++].l = l;
-        } else if (is_kind(l, "layernorm") && !d->final_ln) {
+        } else if (l->vt == &llm__layernorm_kind && !d->final_ln) {
             d->final_ln = l;
-        } else if ((l->vt == &llm__lm_head_vt || (is_kind(l, "dense") && l->opt_i[1] == LLM_ACT_NONE)) && i == n - 1) {
+        } else if ((l->vt == &llm__lm_head_kind ||
+                    (l->vt == &llm__dense_kind && LLM__STATE(const llm__dense_state, l)->opt.activation == LLM_ACT_NONE)) &&
+                   i == n - 1) {
             d->head = l;
         } else {
             return llm__error(LLM_ERR_NOT_SUPPORTED,
@@ -80,9 +89,9 @@ static llm_status dec_layout(llm_decoder *d, const llm_model *m) {
         }
     }
     if (!d->head) return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: the model must end with an lm_head or a linear dense", fn);
-    if (d->head->opt_i[0] != d->emb->opt_i[0])
+    if (head_vocab(d->head) != emb_state(d)->opt.vocab)
         return llm__error(LLM_ERR_SHAPE, "%s: the head predicts %lld ids but the embedding reads %lld", fn,
-                          (long long)d->head->opt_i[0], (long long)d->emb->opt_i[0]);
+                          (long long)head_vocab(d->head), (long long)emb_state(d)->opt.vocab);
     return LLM_OK;
 }
 
@@ -98,11 +107,15 @@ llm_status llm_decoder_create(llm_decoder **out, llm_model *m) {
     llm__backend_retain(d->be);
     llm_status s = dec_layout(d, m);
     if (s != LLM_OK) { llm_decoder_free(d); return s; }
-    d->ctx = d->emb->opt_i[1];
-    d->D = d->emb->opt_i[2];
+    const llm__transformer_embedding_state *es = emb_state(d);
+    d->ctx = es->opt.context;
+    d->D = es->opt.dim;
     d->M = 1;
-    for (int i = 0; i < d->n_blocks; i++) d->M = d->blocks[i].l->opt_i[3] > d->M ? d->blocks[i].l->opt_i[3] : d->M;
-    d->V = d->head->opt_i[0];
+    for (int i = 0; i < d->n_blocks; i++) {
+        int64_t M = LLM__STATE(const llm__transformer_block_state, d->blocks[i].l)->mlp;
+        d->M = M > d->M ? M : d->M;
+    }
+    d->V = head_vocab(d->head);
     llm_backend *be = d->be;
     int64_t C = d->ctx, D = d->D;
     d->history = llm__malloc((size_t)C * sizeof *d->history);
@@ -114,14 +127,14 @@ llm_status llm_decoder_create(llm_decoder **out, llm_model *m) {
     for (size_t i = 0; s == LLM_OK && i < sizeof bufs / sizeof bufs[0]; i++)
         s = be->ops->alloc(be, (size_t)bufs[i].n * 4, (void **)bufs[i].p);
     if (s == LLM_OK) s = be->ops->alloc(be, (size_t)C * 4, (void **)&d->ids);
-    if (s == LLM_OK && d->emb->opt_i[4]) s = be->ops->alloc(be, (size_t)C * 4, (void **)&d->kmask);
+    if (s == LLM_OK && es->opt.mask_zero) s = be->ops->alloc(be, (size_t)C * 4, (void **)&d->kmask);
     for (int i = 0; s == LLM_OK && i < d->n_blocks; i++) {
         s = be->ops->alloc(be, (size_t)(C * D) * 4, (void **)&d->blocks[i].k);
         if (s == LLM_OK) s = be->ops->alloc(be, (size_t)(C * D) * 4, (void **)&d->blocks[i].v);
     }
-    if (s == LLM_OK && d->emb->opt_i[3] == LLM_POSITIONAL_SINUSOIDAL) {
+    if (s == LLM_OK && es->opt.positional == LLM_POSITIONAL_SINUSOIDAL) {
         s = be->ops->alloc(be, (size_t)(C * D) * 4, (void **)&d->pos);
-        if (s == LLM_OK) s = be->ops->copy_h2d(be, d->pos, d->emb->host_table, (size_t)(C * D) * 4);
+        if (s == LLM_OK) s = be->ops->copy_h2d(be, d->pos, es->host_table, (size_t)(C * D) * 4);
     }
     if (s != LLM_OK) { llm_decoder_free(d); return s; }
     *out = d;
@@ -146,47 +159,13 @@ llm_status llm_decoder_vocab_size(const llm_decoder *d, int64_t *vocab) {
     return LLM_OK;
 }
 
-/* One block over n new rows at positions [p, p + n); x is updated in place. */
+/* One block over n new rows at positions [p, p + n); d->x is updated in place. */
 static llm_status dec_block_run(llm_decoder *d, const dec_block *blk, int64_t p, int64_t n) {
-    llm_backend *be = d->be;
-    const llm__backend_ops *op = be->ops;
-    const llm_layer *l = blk->l;
-    const llm__param *P = l->params;
-    int64_t D = d->D, M = l->opt_i[3], H = l->opt_i[0];
-    float eps = l->opt_f[1];
-    LLM__CHECK(op->layernorm_forward(be, n, D, d->x, P[0].data, P[1].data, eps, d->h, d->mean, d->rstd));
-    LLM__CHECK(llm__linear_forward(be, n, D, 3 * D, d->h, P[2].data, P[3].data, d->qkv));
-    LLM__CHECK(op->copy_rows(be, n, D, d->qkv + D, 3 * D, blk->k + p * D, D, 0));
-    LLM__CHECK(op->copy_rows(be, n, D, d->qkv + 2 * D, 3 * D, blk->v + p * D, D, 0));
-    llm__attention a;
-    memset(&a, 0, sizeof a);
-    a.B = 1;
-    a.heads = (int)H;
-    a.head_dim = (int)(D / H);
-    a.Tq = (int)n;
-    a.Tk = (int)(p + n);
-    a.q_offset = (int)p;
-    a.causal = 1;
-    a.scale = (float)(1.0 / sqrt((double)a.head_dim));
-    a.q = d->qkv;
-    a.ld_q = 3 * D;
-    a.bs_q = 3 * D * n;
-    a.k = blk->k;
-    a.v = blk->v;
-    a.ld_kv = D;
-    a.bs_kv = D * d->ctx;
-    a.mask = d->kmask;
-    a.ld_mask = d->ctx;
-    a.out = d->att;
-    a.ld_out = D;
-    a.bs_out = D * n;
-    LLM__CHECK(op->attention_forward(be, &a));
-    LLM__CHECK(llm__linear_forward(be, n, D, D, d->att, P[4].data, P[5].data, d->t));
-    LLM__CHECK(op->axpy(be, n * D, 1.0f, d->t, d->x));
-    LLM__CHECK(op->layernorm_forward(be, n, D, d->x, P[6].data, P[7].data, eps, d->h, d->mean, d->rstd));
-    LLM__CHECK(llm__linear_act_forward(be, n, D, M, d->h, P[8].data, P[9].data, LLM__ACT_GELU, d->f, d->f));
-    LLM__CHECK(llm__linear_forward(be, n, M, D, d->f, P[10].data, P[11].data, d->t));
-    return op->axpy(be, n * D, 1.0f, d->t, d->x);
+    llm__decode_ws w = {
+        .ctx = d->ctx, .D = d->D, .x = d->x, .h = d->h, .qkv = d->qkv, .att = d->att, .f = d->f, .t = d->t,
+        .mean = d->mean, .rstd = d->rstd, .k = blk->k, .v = blk->v, .kmask = d->kmask,
+    };
+    return blk->l->vt->decode_step(blk->l, d->be, &w, p, n);
 }
 
 /* Runs ids (host, n rows) at positions [p, p + n); logits of the last row when wanted. */
@@ -195,10 +174,11 @@ static llm_status dec_run(llm_decoder *d, const int32_t *ids, int64_t p, int64_t
     const llm__backend_ops *op = be->ops;
     int64_t D = d->D;
     LLM__CHECK(op->copy_h2d(be, d->ids, ids, (size_t)n * 4));
-    /* mask_zero: the pad id (opt_i[5]) is padding, hidden from attention as in the full forward */
-    LLM__CHECK(op->embedding_forward(be, n, D, d->ids, d->emb->params[0].data, d->kmask ? (int)d->emb->opt_i[5] : -1, d->x,
+    const llm__transformer_embedding_state *es = emb_state(d);
+    /* mask_zero: the pad id is padding, hidden from attention as in the full forward */
+    LLM__CHECK(op->embedding_forward(be, n, D, d->ids, es->p.token->data, d->kmask ? (int)es->opt.pad_id : -1, d->x,
                                      d->kmask ? d->kmask + p : NULL));
-    const float *pos = d->emb->opt_i[3] == LLM_POSITIONAL_LEARNED ? d->emb->params[1].data : d->pos;
+    const float *pos = es->p.position ? es->p.position->data : d->pos;
     if (pos) LLM__CHECK(op->copy_rows(be, n, D, pos + p * D, D, d->x, D, 1));
     if (!op->attention_forward)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "the %s backend has no attention kernel", op->name);
@@ -206,18 +186,19 @@ static llm_status dec_run(llm_decoder *d, const int32_t *ids, int64_t p, int64_t
     if (!logits) return LLM_OK;
     const float *last = d->x + (n - 1) * D;
     if (d->final_ln) {
-        const llm_layer *l = d->final_ln;
-        LLM__CHECK(op->layernorm_forward(be, 1, D, last, l->params[0].data, l->params[1].data, l->opt_f[0], d->h,
-                                         d->mean, d->rstd));
+        const llm__layernorm_state *ln = d->final_ln->state;
+        LLM__CHECK(op->layernorm_forward(be, 1, D, last, ln->p.gamma->data, ln->p.beta->data, ln->eps, d->h, d->mean,
+                                         d->rstd));
         last = d->h;
     }
     const llm_layer *hd = d->head;
     const float *W, *b = NULL;
-    if (hd->vt == &llm__lm_head_vt) {
-        W = hd->opt_i[1] ? hd->tied->data : hd->params[0].data;
+    if (hd->vt == &llm__lm_head_kind) {
+        W = LLM__STATE(const llm__lm_head_state, hd)->p.weight->data;
     } else {
-        W = hd->params[0].data;
-        if (hd->opt_i[2]) b = hd->params[1].data;
+        const llm__dense_state *ds = hd->state;
+        W = ds->p.weight->data;
+        if (ds->p.bias) b = ds->p.bias->data;
     }
     LLM__CHECK(llm__linear_forward(be, 1, D, d->V, last, W, b, d->logits));
     return op->copy_d2h(be, logits, d->logits, (size_t)d->V * 4);
@@ -228,9 +209,9 @@ llm_status llm_decoder_feed(llm_decoder *d, const int32_t *ids, int64_t n, float
     if (!d || !ids) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (n < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: n = %lld must be >= 1", fn, (long long)n);
     for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= d->emb->opt_i[0])
+        if (ids[i] < 0 || ids[i] >= emb_state(d)->opt.vocab)
             return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: token %lld is %d, outside the vocabulary [0, %lld)", fn,
-                              (long long)i, (int)ids[i], (long long)d->emb->opt_i[0]);
+                              (long long)i, (int)ids[i], (long long)emb_state(d)->opt.vocab);
     while (n > 0) {
         if (d->len == d->ctx) {
             /* window full: keep the newest half, recompute its cache */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include "nn/gpt2_internal.h"
 #include "nn/model_internal.h"
+#include "nn/layers/kinds.h"
 
 void llm_gpt2_options_init(llm_gpt2_options *o) {
     if (!o) return;
@@ -29,9 +30,9 @@ llm_status llm__gpt2_check_options(llm_gpt2_options *o, const char *fn) {
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: n_layer = %lld must be in [0, 1024]", fn, (long long)o->n_layer);
     if (o->n_embd < 1 || o->n_embd > 65536)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: n_embd = %lld must be in [1, 65536]", fn, (long long)o->n_embd);
-    if (o->n_head < 1 || o->n_head > 4096 || o->n_embd % o->n_head)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: n_head = %lld must be in [1, 4096] and divide n_embd = %lld", fn,
-                          (long long)o->n_head, (long long)o->n_embd);
+    if (o->n_head < 1 || o->n_head > LLM__MAX_HEADS || o->n_embd % o->n_head)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: n_head = %lld must be in [1, %d] and divide n_embd = %lld", fn,
+                          (long long)o->n_head, LLM__MAX_HEADS, (long long)o->n_embd);
     if (o->n_positions < 1 || o->n_positions > (1 << 20))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: n_positions = %lld must be in [1, 2^20]", fn,
                           (long long)o->n_positions);
@@ -141,52 +142,54 @@ llm_status llm__gpt2_params(const llm_gpt2_options *o, int tie, llm__gpt2_param 
     return LLM_OK;
 }
 
-/* The shape of a GPT-2-like model from its layers' settings (the one place
- * that reads layer internals: opt_i / opt_f as each layer's file lays them
- * out, the same reads decoder.c makes). */
+/* The shape of a GPT-2-like model from its layers' settings (their states
+ * as src/nn/layers/kinds.h declares them, the same decoder.c reads). */
 llm_status llm__gpt2_shape_of(const llm_model *m, llm_gpt2_options *o, int *tie, const char *fn) {
     llm_gpt2_options_init(o);
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: the model is not built", fn);
     int n = m->n_layers;
-    if (n < 3 || m->layers[0]->vt != &llm__transformer_embedding_vt)
+    if (n < 3 || m->layers[0]->vt != &llm__transformer_embedding_kind)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: a GPT-2 starts with a transformer_embedding", fn);
     const llm_layer *e = m->layers[0];
-    if (e->opt_i[3] != LLM_POSITIONAL_LEARNED)
+    const llm_transformer_embedding_options *eo = &LLM__STATE(const llm__transformer_embedding_state, e)->opt;
+    if (eo->positional != LLM_POSITIONAL_LEARNED)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: %s: GPT-2 has learned positions", fn, e->name);
-    if (e->opt_i[4])
+    if (eo->mask_zero)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: %s: id 0 is padding (mask_zero); in GPT-2 it is a token", fn,
                           e->name);
-    o->vocab_size = e->opt_i[0];
-    o->n_positions = e->opt_i[1];
-    o->n_embd = e->opt_i[2];
+    o->vocab_size = eo->vocab;
+    o->n_positions = eo->context;
+    o->n_embd = eo->dim;
     o->n_layer = n - 3;
     for (int i = 1; i < n - 2; i++) {
         const llm_layer *b = m->layers[i];
-        if (b->vt != &llm__transformer_block_vt)
+        if (b->vt != &llm__transformer_block_kind)
             return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: layer %s (%s) is not a transformer_block", fn, b->name,
                               b->vt->kind);
-        if (!b->opt_i[2]) return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: %s is not causal", fn, b->name);
+        const llm__transformer_block_state *bs = b->state;
+        if (!bs->opt.causal) return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: %s is not causal", fn, b->name);
         if (i == 1) {
-            o->n_head = b->opt_i[0];
-            o->n_inner = b->opt_i[3];
-            o->layer_norm_epsilon = b->opt_f[1];
-        } else if (b->opt_i[0] != o->n_head || b->opt_i[3] != o->n_inner || b->opt_f[1] != o->layer_norm_epsilon) {
+            o->n_head = bs->opt.heads;
+            o->n_inner = bs->mlp;
+            o->layer_norm_epsilon = bs->opt.eps;
+        } else if (bs->opt.heads != o->n_head || bs->mlp != o->n_inner || bs->opt.eps != o->layer_norm_epsilon) {
             return llm__error(LLM_ERR_NOT_SUPPORTED,
                               "%s: %s has other heads, MLP width or epsilon than the first block; GPT-2's blocks "
                               "are all alike", fn, b->name);
         }
     }
     const llm_layer *ln = m->layers[n - 2], *head = m->layers[n - 1];
-    if (strcmp(ln->vt->kind, "layernorm") != 0)
+    if (ln->vt != &llm__layernorm_kind)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: layer %s (%s) where GPT-2 has its final layernorm", fn,
                           ln->name, ln->vt->kind);
-    if (o->n_layer == 0) o->layer_norm_epsilon = ln->opt_f[0];
-    if (ln->opt_f[0] != o->layer_norm_epsilon)
+    float ln_eps = LLM__STATE(const llm__layernorm_state, ln)->eps;
+    if (o->n_layer == 0) o->layer_norm_epsilon = ln_eps;
+    if (ln_eps != o->layer_norm_epsilon)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: %s's epsilon differs from the blocks'", fn, ln->name);
-    if (head->vt != &llm__lm_head_vt)
+    if (head->vt != &llm__lm_head_kind)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: the last layer %s (%s) is not an lm_head", fn, head->name,
                           head->vt->kind);
-    *tie = head->opt_i[1] != 0;
+    *tie = LLM__STATE(const llm__lm_head_state, head)->opt.tie != 0;
     if (o->n_inner == 0) o->n_inner = 4 * o->n_embd;
     o->seq_len = m->in_shape.d[0];
     return LLM_OK;
@@ -268,10 +271,10 @@ static llm_status attach_tokenizer(llm_model *m, const char *dir, const char *fn
     if (s == LLM_OK) {
         int32_t n = 0;
         llm_bpe_vocab_size(bpe, &n);
-        const llm_layer *e = m->layers[0];
-        if (n != e->opt_i[0])
+        int64_t model_vocab = llm__layer_input_vocab(m->layers[0]);
+        if (n != model_vocab)
             s = llm__error(LLM_ERR_FORMAT, "%s: %s has %d tokens but the model's vocabulary is %lld", fn, vocab, (int)n,
-                           (long long)e->opt_i[0]);
+                           (long long)model_vocab);
     }
     if (s == LLM_OK) s = llm_model_set_tokenizer(m, bpe);
     llm_bpe_free(bpe);

@@ -25,11 +25,15 @@ llm_layer *llm__layer_new(const llm__layer_vt *vt) {
     llm_layer *l = llm__calloc(1, sizeof *l);
     if (!l) { llm__oom("layer"); return &oom_layer; }
     l->vt = vt;
+    if (vt->state_size) {
+        l->state = llm__calloc(1, vt->state_size);
+        if (!l->state) { llm__free(l); llm__oom("layer"); return &oom_layer; }
+    }
     return l;
 }
 
 llm_status llm__layer_param(llm_layer *l, const char *name, int ndim, int64_t d0, int64_t d1,
-                            int init, float init_arg) {
+                            int init, float init_arg, llm__param **view) {
     if (l->n_params == LLM__MAX_PARAMS)
         return llm__error(LLM_ERR_INTERNAL, "layer %s: too many parameters", l->name);
     llm__param *p = &l->params[l->n_params++];
@@ -41,11 +45,12 @@ llm_status llm__layer_param(llm_layer *l, const char *name, int ndim, int64_t d0
     p->numel = d0 * (ndim > 1 ? d1 : 1);
     p->init = init;
     p->init_arg = init_arg;
+    if (view) *view = p;
     return LLM_OK;
 }
 
 int64_t llm__layer_input_vocab(const llm_layer *l) {
-    return l && (l->vt == &llm__embedding_vt || l->vt == &llm__transformer_embedding_vt) ? l->opt_i[0] : 0;
+    return l && l->vt && l->vt->input_vocab ? l->vt->input_vocab(l) : 0;
 }
 
 void llm__shape_str(const llm__shape *s, char *buf, size_t len) {
@@ -73,8 +78,8 @@ const char *llm_layer_kind(const llm_layer *l) {
 
 void llm_layer_free(llm_layer *l) {
     if (!l || l == &oom_layer) return;
-    if (l->vt && l->vt->destroy) l->vt->destroy(l);
-    llm__free(l->host_table);
+    if (l->vt && l->vt->destroy && l->state) l->vt->destroy(l);
+    llm__free(l->state);
     for (int i = 0; i < 2; i++) llm_layer_free(l->inner[i]);
     llm__free(l->error);
     llm__free(l);

@@ -131,7 +131,15 @@ llm_status llm__infer_acquire(llm_model *m, int64_t batch, llm__infer_ctx **out)
 void llm__infer_release(llm_model *m, llm__infer_ctx *c);
 /* Inference forward on c->hx ([B, in_elems]) into c->hout. Reads the model only. */
 llm_status llm__infer_run(llm_model *m, llm__infer_ctx *c, int64_t B);
+/* src/nn/loss.c */
 /* Correct predictions among B outputs (host) for the compiled loss. */
 double llm__model_count_correct(const llm_model *m, const float *out, const void *y, int64_t B);
+/* Copies B examples' converted targets (llm__model_prepare_targets) into
+ * graph memory; *dev gets them. */
+llm_status llm__model_upload_targets(llm_model *m, const void *y, int64_t B, void **dev);
+/* The compiled loss of the output y against device targets t into
+ * m->scalars[0]; with grad, its gradient into the graph (into the logits
+ * when y is a sigmoid or softmax of them and the loss works on those). */
+llm_status llm__model_loss(llm_model *m, llm__val *y, const void *t, int grad);
 
 #endif

@@ -18,64 +18,9 @@
 #define FORMAT_VERSION "1"
 #define MAX_MODEL_FILE ((size_t)1 << 34) /* 16 GiB */
 
-static const char *act_names[] = { "none", "relu", "sigmoid", "tanh", "gelu", "softmax" };
-static const char *positional_names[] = { "learned", "sinusoidal", "none" };
-
 /* ---- architecture to JSON ---- */
 
-static cJSON *layer_json(const llm_layer *l) {
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    const char *kind = l->vt->kind;
-    cJSON_AddStringToObject(o, "kind", kind);
-    if (strcmp(kind, "embedding") == 0) {
-        cJSON_AddNumberToObject(o, "vocab", (double)l->opt_i[0]);
-        cJSON_AddNumberToObject(o, "dim", (double)l->opt_i[1]);
-        cJSON_AddBoolToObject(o, "mask_zero", l->opt_i[2] != 0);
-    } else if (strcmp(kind, "lstm") == 0 || strcmp(kind, "gru") == 0) {
-        cJSON_AddNumberToObject(o, "units", (double)l->opt_i[0]);
-        cJSON_AddBoolToObject(o, "return_sequences", l->opt_i[1] == LLM_RETURN_SEQUENCES);
-        cJSON_AddBoolToObject(o, "unit_forget_bias", l->opt_i[2] != 0);
-        cJSON_AddBoolToObject(o, "go_backwards", l->opt_i[3] != 0);
-    } else if (strcmp(kind, "bidirectional") == 0) {
-        cJSON *inner = layer_json(l->inner[0]);
-        if (!inner) { cJSON_Delete(o); return NULL; }
-        cJSON_AddItemToObject(o, "layer", inner);
-    } else if (strcmp(kind, "dense") == 0) {
-        cJSON_AddNumberToObject(o, "units", (double)l->opt_i[0]);
-        cJSON_AddStringToObject(o, "activation", act_names[l->opt_i[1]]);
-        cJSON_AddBoolToObject(o, "use_bias", l->opt_i[2] != 0);
-    } else if (strcmp(kind, "activation") == 0) {
-        cJSON_AddStringToObject(o, "activation", act_names[l->opt_i[0]]);
-    } else if (strcmp(kind, "dropout") == 0) {
-        cJSON_AddNumberToObject(o, "rate", (double)l->opt_f[0]);
-    } else if (strcmp(kind, "layernorm") == 0) {
-        cJSON_AddNumberToObject(o, "eps", (double)l->opt_f[0]);
-    } else if (strcmp(kind, "global_pool") == 0) {
-        cJSON_AddStringToObject(o, "mode", l->opt_i[0] == LLM_POOL_MAX ? "max" : "average");
-    } else if (strcmp(kind, "transformer_embedding") == 0) {
-        cJSON_AddNumberToObject(o, "vocab", (double)l->opt_i[0]);
-        cJSON_AddNumberToObject(o, "context", (double)l->opt_i[1]);
-        cJSON_AddNumberToObject(o, "dim", (double)l->opt_i[2]);
-        cJSON_AddStringToObject(o, "positional", positional_names[l->opt_i[3]]);
-        cJSON_AddBoolToObject(o, "mask_zero", l->opt_i[4] != 0);
-        if (l->opt_i[5]) cJSON_AddNumberToObject(o, "pad_id", (double)l->opt_i[5]); /* absent: 0 */
-    } else if (strcmp(kind, "attention") == 0) {
-        cJSON_AddNumberToObject(o, "heads", (double)l->opt_i[0]);
-        cJSON_AddBoolToObject(o, "causal", l->opt_i[1] != 0);
-    } else if (strcmp(kind, "transformer_block") == 0) {
-        cJSON_AddNumberToObject(o, "heads", (double)l->opt_i[0]);
-        cJSON_AddNumberToObject(o, "mlp_hidden", (double)l->opt_i[1]);
-        cJSON_AddBoolToObject(o, "causal", l->opt_i[2] != 0);
-        cJSON_AddNumberToObject(o, "dropout", (double)l->opt_f[0]);
-        cJSON_AddNumberToObject(o, "eps", (double)l->opt_f[1]);
-    } else if (strcmp(kind, "lm_head") == 0) {
-        cJSON_AddNumberToObject(o, "vocab", (double)l->opt_i[0]);
-        cJSON_AddBoolToObject(o, "tie", l->opt_i[1] != 0);
-    }
-    return o;
-}
-
+/* Each layer's entry is its kind's own (src/nn/layers/registry.c). */
 static char *architecture_json(const llm_model *m) {
     cJSON *root = cJSON_CreateObject(), *input = cJSON_CreateObject(), *layers = cJSON_CreateArray();
     if (!root || !input || !layers) { cJSON_Delete(root); cJSON_Delete(input); cJSON_Delete(layers); return NULL; }
@@ -86,7 +31,7 @@ static char *architecture_json(const llm_model *m) {
     for (int i = 0; shape && i < m->in_shape.ndim; i++)
         cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)m->in_shape.d[i]));
     for (int i = 0; i < m->n_layers; i++) {
-        cJSON *l = layer_json(m->layers[i]);
+        cJSON *l = llm__layer_to_json(m->layers[i]);
         if (!l) { cJSON_Delete(root); return NULL; }
         cJSON_AddItemToArray(layers, l);
     }
@@ -404,107 +349,6 @@ static int get_bool(const cJSON *o, const char *key, int *out) {
     return 1;
 }
 
-static int get_act(const cJSON *o, const char *key, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsString(v)) return 0;
-    for (int i = 0; i < (int)(sizeof act_names / sizeof act_names[0]); i++)
-        if (strcmp(v->valuestring, act_names[i]) == 0) { *out = i; return 1; }
-    return 0;
-}
-
-/* Returns a layer (possibly carrying an error) or NULL with a format error set. */
-static llm_layer *layer_from_json(const cJSON *o, int depth) {
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
-    if (!cJSON_IsObject(o) || !cJSON_IsString(kind)) { BAD("llm_model_load: a layer entry has no kind"); return NULL; }
-    const char *k = kind->valuestring;
-    int64_t a, b;
-    int f1, f2, f3;
-    if (strcmp(k, "embedding") == 0) {
-        if (!get_int(o, "vocab", 2, INT32_MAX, &a) || !get_int(o, "dim", 1, INT32_MAX, &b) || !get_bool(o, "mask_zero", &f1)) goto bad;
-        llm_embedding_options e;
-        llm_embedding_options_init(&e);
-        e.vocab = a; e.dim = b; e.mask_zero = f1;
-        return llm_layer_embedding_ex(&e);
-    }
-    if (strcmp(k, "lstm") == 0 || strcmp(k, "gru") == 0) {
-        if (!get_int(o, "units", 1, 1 << 20, &a) || !get_bool(o, "return_sequences", &f1) ||
-            !get_bool(o, "unit_forget_bias", &f2) || !get_bool(o, "go_backwards", &f3)) goto bad;
-        llm_recurrent_options r;
-        llm_recurrent_options_init(&r);
-        r.units = a; r.return_mode = f1 ? LLM_RETURN_SEQUENCES : LLM_RETURN_LAST;
-        r.unit_forget_bias = f2; r.go_backwards = f3;
-        return k[0] == 'l' ? llm_layer_lstm_ex(&r) : llm_layer_gru_ex(&r);
-    }
-    if (strcmp(k, "bidirectional") == 0) {
-        if (depth > 0) goto bad;
-        llm_layer *inner = layer_from_json(cJSON_GetObjectItemCaseSensitive(o, "layer"), depth + 1);
-        return inner ? llm_layer_bidirectional(inner) : NULL;
-    }
-    if (strcmp(k, "dense") == 0) {
-        if (!get_int(o, "units", 1, INT32_MAX, &a) || !get_act(o, "activation", &f1) || !get_bool(o, "use_bias", &f2)) goto bad;
-        llm_dense_options d;
-        llm_dense_options_init(&d);
-        d.units = a; d.activation = (llm_activation)f1; d.use_bias = f2;
-        return llm_layer_dense_ex(&d);
-    }
-    if (strcmp(k, "activation") == 0) {
-        if (!get_act(o, "activation", &f1)) goto bad;
-        return llm_layer_activation((llm_activation)f1);
-    }
-    if (strcmp(k, "dropout") == 0 || strcmp(k, "layernorm") == 0) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k[0] == 'd' ? "rate" : "eps");
-        if (!cJSON_IsNumber(v)) goto bad;
-        return k[0] == 'd' ? llm_layer_dropout((float)v->valuedouble) : llm_layer_layernorm((float)v->valuedouble);
-    }
-    if (strcmp(k, "global_pool") == 0) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "mode");
-        if (!cJSON_IsString(v)) goto bad;
-        if (strcmp(v->valuestring, "average") == 0) return llm_layer_global_pool(LLM_POOL_AVERAGE);
-        if (strcmp(v->valuestring, "max") == 0) return llm_layer_global_pool(LLM_POOL_MAX);
-        goto bad;
-    }
-    if (strcmp(k, "transformer_embedding") == 0) {
-        int64_t ctx;
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "positional");
-        if (!get_int(o, "vocab", 2, INT32_MAX, &a) || !get_int(o, "context", 1, 1 << 20, &ctx) ||
-            !get_int(o, "dim", 1, 1 << 16, &b) || !get_bool(o, "mask_zero", &f1) || !cJSON_IsString(v)) goto bad;
-        llm_transformer_embedding_options e;
-        llm_transformer_embedding_options_init(&e);
-        e.positional = (llm_positional)-1;
-        for (int i = 0; i < 3; i++)
-            if (strcmp(v->valuestring, positional_names[i]) == 0) e.positional = (llm_positional)i;
-        if ((int)e.positional < 0) goto bad;
-        e.vocab = a; e.context = ctx; e.dim = b; e.mask_zero = f1;
-        int64_t pad = 0;
-        if (cJSON_GetObjectItemCaseSensitive(o, "pad_id") && !get_int(o, "pad_id", 0, a - 1, &pad)) goto bad;
-        e.pad_id = (int32_t)pad;
-        return llm_layer_transformer_embedding_ex(&e);
-    }
-    if (strcmp(k, "attention") == 0) {
-        if (!get_int(o, "heads", 1, 4096, &a) || !get_bool(o, "causal", &f1)) goto bad;
-        return llm_layer_attention(a, f1);
-    }
-    if (strcmp(k, "transformer_block") == 0) {
-        const cJSON *dr = cJSON_GetObjectItemCaseSensitive(o, "dropout"), *ep = cJSON_GetObjectItemCaseSensitive(o, "eps");
-        if (!get_int(o, "heads", 1, 4096, &a) || !get_int(o, "mlp_hidden", 0, 1 << 20, &b) ||
-            !get_bool(o, "causal", &f1) || !cJSON_IsNumber(dr) || !cJSON_IsNumber(ep)) goto bad;
-        llm_transformer_block_options t;
-        llm_transformer_block_options_init(&t);
-        t.heads = a; t.mlp_hidden = b; t.causal = f1;
-        t.dropout = (float)dr->valuedouble; t.eps = (float)ep->valuedouble;
-        return llm_layer_transformer_block_ex(&t);
-    }
-    if (strcmp(k, "lm_head") == 0) {
-        if (!get_int(o, "vocab", 2, INT32_MAX, &a) || !get_bool(o, "tie", &f1)) goto bad;
-        return llm_layer_lm_head(a, f1);
-    }
-    BAD("llm_model_load: unknown layer kind '%.40s'", k);
-    return NULL;
-bad:
-    BAD("llm_model_load: layer '%.40s' has missing or invalid settings", k);
-    return NULL;
-}
-
 static llm_status parse_json(const char *text, const char *what, cJSON **out) {
     if (!text) return BAD("llm_model_load: the file has no %s", what);
     size_t n = strlen(text);
@@ -555,7 +399,7 @@ static llm_status build_from_architecture(llm_model *m, const char *text) {
     cJSON_ArrayForEach(l, layers) {
         if (s != LLM_OK) break;
         if (++count > 1024) { s = BAD("llm_model_load: too many layers"); break; }
-        llm_layer *layer = layer_from_json(l, 0);
+        llm_layer *layer = llm__layer_from_json(l, 0);
         if (!layer) { s = LLM_ERR_FORMAT; break; }
         llm_status ls = llm_layer_status(layer);
         if (ls != LLM_OK) {

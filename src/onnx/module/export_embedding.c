@@ -57,7 +57,7 @@ llm_status ex_transformer_embedding(ex_ctx *x, const ex_layer *l, ex_val *v) {
         P = ox_op(g, "Slice", 4, (const char *const[]){ table, OX_I64S(g, 0), OX_I64S(g, T), OX_I64S(g, 0) });
     } else if (positional == 1) {
         float *t = ox_floats(g, (size_t)(T * D));
-        /* the formula of src/nn/transformer_embedding.c, in double as there */
+        /* the formula of src/nn/layers/transformer_embedding.c, in double as there */
         for (int64_t p = 0; t && p < T; p++)
             for (int64_t i = 0; i < D; i++) {
                 double freq = pow(10000.0, -(double)(i & ~(int64_t)1) / (double)D);

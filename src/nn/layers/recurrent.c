@@ -7,10 +7,10 @@
  * in one call (the optional sequence slots: the CUDA backend's persistent
  * kernel, where per-step launches would cost more than the work). Layout is batch-major [B, T, X]; step t of X is the
  * strided matrix X + t*width with row stride T*width. */
-#include <stdio.h>
-#include "ops.h"
+#include <cjson/cJSON.h>
+#include "recurrent.h"
 
-enum { OPT_UNITS = 0, OPT_RETURN = 1, OPT_FORGET_BIAS = 2, OPT_BACKWARDS = 3 };
+#define ST(l) LLM__STATE(llm__recurrent_state, l)
 
 void llm_recurrent_options_init(llm_recurrent_options *o) {
     if (!o) return;
@@ -21,27 +21,29 @@ void llm_recurrent_options_init(llm_recurrent_options *o) {
     o->unit_forget_bias = 1;
 }
 
-static int is_lstm(const llm_layer *l) { return l->vt == &llm__lstm_vt; }
+static int is_lstm(const llm_layer *l) { return l->vt == &llm__lstm_kind; }
 
-static llm_status recurrent_build(llm_layer *l, const llm__shape *in, llm__shape *out) {
+llm_status llm__recurrent_build(llm_layer *l, const llm__shape *in, llm__shape *out) {
     if (in->dtype != LLM_DTYPE_F32)
         return llm__error(LLM_ERR_DTYPE, "%s: input must be float [T, features]; token ids need an embedding first", l->name);
     if (in->ndim != 2)
         return llm__error(LLM_ERR_SHAPE, "%s: input must be a sequence [T, features], got %d dimensions per sample",
                           l->name, in->ndim);
-    int64_t H = l->opt_i[OPT_UNITS], E = in->d[1], G = is_lstm(l) ? 4 : 3;
-    LLM__CHECK(llm__layer_param(l, "weight_ih", 2, G * H, E, LLM__INIT_GLOROT, 0));
-    LLM__CHECK(llm__layer_param(l, "weight_hh", 2, G * H, H, LLM__INIT_ORTHOGONAL, 0));
+    llm__recurrent_state *st = ST(l);
+    int64_t H = st->opt.units, E = in->d[1], G = is_lstm(l) ? 4 : 3;
+    st->p.bias_hh = NULL;
+    LLM__CHECK(llm__layer_param(l, "weight_ih", 2, G * H, E, LLM__INIT_GLOROT, 0, &st->p.weight_ih));
+    LLM__CHECK(llm__layer_param(l, "weight_hh", 2, G * H, H, LLM__INIT_ORTHOGONAL, 0, &st->p.weight_hh));
     if (is_lstm(l)) {
-        LLM__CHECK(llm__layer_param(l, "bias", 1, G * H, 1,
-                                    l->opt_i[OPT_FORGET_BIAS] ? LLM__INIT_LSTM_BIAS : LLM__INIT_ZEROS, 0));
-        l->params[l->n_params - 1].torch_bias_pair = 1;
+        LLM__CHECK(llm__layer_param(l, "bias", 1, G * H, 1, st->opt.unit_forget_bias ? LLM__INIT_LSTM_BIAS : LLM__INIT_ZEROS,
+                                    0, &st->p.bias_ih));
+        st->p.bias_ih->torch_bias_pair = 1;
     } else {
-        LLM__CHECK(llm__layer_param(l, "bias_ih", 1, G * H, 1, LLM__INIT_ZEROS, 0));
-        LLM__CHECK(llm__layer_param(l, "bias_hh", 1, G * H, 1, LLM__INIT_ZEROS, 0));
+        LLM__CHECK(llm__layer_param(l, "bias_ih", 1, G * H, 1, LLM__INIT_ZEROS, 0, &st->p.bias_ih));
+        LLM__CHECK(llm__layer_param(l, "bias_hh", 1, G * H, 1, LLM__INIT_ZEROS, 0, &st->p.bias_hh));
     }
     out->dtype = LLM_DTYPE_F32;
-    if (l->opt_i[OPT_RETURN] == LLM_RETURN_SEQUENCES) {
+    if (st->opt.return_mode == LLM_RETURN_SEQUENCES) {
         out->ndim = 2;
         out->d[0] = in->d[0];
         out->d[1] = H;
@@ -60,14 +62,15 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     llm_backend *be = g->be;
     const llm__backend_ops *op = be->ops;
     llm__val *x = n->in[0], *y = n->out[0];
-    const int lstm = is_lstm(l), back = (int)l->opt_i[OPT_BACKWARDS];
-    const int seq = l->opt_i[OPT_RETURN] == LLM_RETURN_SEQUENCES;
-    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = l->opt_i[OPT_UNITS];
+    const llm__recurrent_state *st = ST(l);
+    const int lstm = is_lstm(l), back = st->opt.go_backwards != 0;
+    const int seq = st->opt.return_mode == LLM_RETURN_SEQUENCES;
+    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = st->opt.units;
     const int64_t G = lstm ? 4 : 3, GW = 4 * H; /* saved gates: i,f,g,o or r,z,n,W_hn h */
     const float *gates = n->saved[S_GATES], *cs = n->saved[S_CS], *hs = n->saved[S_HS],
                 *hprev = n->saved[S_HPREV];
     const float *mask = x->mask;
-    const llm__param *Wih = &l->params[0], *Whh = &l->params[1];
+    const llm__param *Wih = st->p.weight_ih, *Whh = st->p.weight_hh;
     size_t bh = (size_t)(B * H) * 4;
 
     float *dh_next, *dc = NULL, *dx1, *dx2 = NULL;
@@ -125,8 +128,8 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     const float *dgh = lstm ? dx1 : dx2;
     LLM__CHECK(op->sgemm(be, 1, 0, GH, (int)H, BT, 1.0f, dgh, GH, hprev, (int)H, 1.0f, Whh->grad, (int)H));
     LLM__CHECK(op->sgemm(be, 1, 0, GH, (int)E, BT, 1.0f, dx1, GH, x->data, (int)E, 1.0f, Wih->grad, (int)E));
-    LLM__CHECK(op->bias_backward(be, BT, GH, dx1, l->params[2].grad));
-    if (!lstm) LLM__CHECK(op->bias_backward(be, BT, GH, dx2, l->params[3].grad));
+    LLM__CHECK(op->bias_backward(be, BT, GH, dx1, st->p.bias_ih->grad));
+    if (!lstm) LLM__CHECK(op->bias_backward(be, BT, GH, dx2, st->p.bias_hh->grad));
     if (x->requires_grad) {
         float *dx;
         LLM__CHECK(llm__graph_grad(g, x, &dx));
@@ -135,14 +138,15 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     return LLM_OK;
 }
 
-static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
+llm_status llm__recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
     llm_backend *be = g->be;
     const llm__backend_ops *op = be->ops;
-    const int lstm = is_lstm(l), back = (int)l->opt_i[OPT_BACKWARDS];
-    const int seq = l->opt_i[OPT_RETURN] == LLM_RETURN_SEQUENCES;
-    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = l->opt_i[OPT_UNITS];
+    const llm__recurrent_state *st = ST(l);
+    const int lstm = is_lstm(l), back = st->opt.go_backwards != 0;
+    const int seq = st->opt.return_mode == LLM_RETURN_SEQUENCES;
+    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = st->opt.units;
     const int64_t G = lstm ? 4 : 3, GW = 4 * H;
-    const llm__param *Wih = &l->params[0], *Whh = &l->params[1];
+    const llm__param *Wih = st->p.weight_ih, *Whh = st->p.weight_hh;
     const float *mask = x->mask;
     int BT = (int)(B * T), GH = (int)(G * H);
 
@@ -158,7 +162,7 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
 
     /* xw = bias + x W_ih^T: the bias rows first and the GEMM adding into them
      * (beta 1), in place of OpenBLAS zeroing xw (beta 0) and a bias pass */
-    LLM__CHECK(op->copy_rows(be, BT, GH, l->params[2].data, 0, xw, GH, 0));
+    LLM__CHECK(op->copy_rows(be, BT, GH, st->p.bias_ih->data, 0, xw, GH, 0));
     LLM__CHECK(op->sgemm(be, 0, 1, BT, GH, (int)E, 1.0f, x->data, (int)E, Wih->data, (int)E, 1.0f, xw, GH));
 
     int done = 0;
@@ -193,7 +197,7 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
         } else {
             LLM__CHECK(op->sgemm(be, 0, 1, (int)B, GH, (int)H, 1.0f, hprev + t * H, (int)(T * H),
                                  Whh->data, (int)H, 0.0f, gh, GH));
-            LLM__CHECK(op->bias_act_forward(be, LLM_ACT_NONE, B, GH, gh, l->params[3].data, gh));
+            LLM__CHECK(op->bias_act_forward(be, LLM_ACT_NONE, B, GH, gh, st->p.bias_hh->data, gh));
             llm__gru_step a = {
                 .B = (int)B, .H = (int)H,
                 .xw = xw + t * GH, .ld_xw = T * GH, .gh = gh,
@@ -232,10 +236,25 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
     return LLM_OK;
 }
 
-const llm__layer_vt llm__lstm_vt = { "lstm", recurrent_build, recurrent_forward, NULL };
-const llm__layer_vt llm__gru_vt = { "gru", recurrent_build, recurrent_forward, NULL };
+llm_status llm__recurrent_to_json(const llm_layer *l, cJSON *o) {
+    const llm_recurrent_options *opt = &ST(l)->opt;
+    LLM__CHECK(llm__json_add_int(o, "units", opt->units));
+    LLM__CHECK(llm__json_add_bool(o, "return_sequences", opt->return_mode == LLM_RETURN_SEQUENCES));
+    LLM__CHECK(llm__json_add_bool(o, "unit_forget_bias", opt->unit_forget_bias));
+    return llm__json_add_bool(o, "go_backwards", opt->go_backwards);
+}
 
-static llm_layer *recurrent_new(const llm__layer_vt *vt, const llm_recurrent_options *opts, const char *fn) {
+int llm__recurrent_from_json(const cJSON *o, llm_recurrent_options *r) {
+    int seq;
+    llm_recurrent_options_init(r);
+    if (!llm__json_int(o, "units", LLM__JSON_I64, &r->units) || !llm__json_bool(o, "return_sequences", &seq) ||
+        !llm__json_bool(o, "unit_forget_bias", &r->unit_forget_bias) || !llm__json_bool(o, "go_backwards", &r->go_backwards))
+        return 0;
+    r->return_mode = seq ? LLM_RETURN_SEQUENCES : LLM_RETURN_LAST;
+    return 1;
+}
+
+llm_layer *llm__recurrent_new(const llm__layer_vt *vt, const llm_recurrent_options *opts, const char *fn) {
     llm_recurrent_options o;
     llm_recurrent_options_init(&o);
     if (!opts) return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s: opts is NULL", fn);
@@ -247,97 +266,8 @@ static llm_layer *recurrent_new(const llm__layer_vt *vt, const llm_recurrent_opt
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "%s: unknown return mode %d", fn, (int)o.return_mode);
     llm_layer *l = llm__layer_new(vt);
     if (l->status != LLM_OK) return l;
-    l->opt_i[OPT_UNITS] = o.units;
-    l->opt_i[OPT_RETURN] = o.return_mode;
-    l->opt_i[OPT_FORGET_BIAS] = o.unit_forget_bias != 0;
-    l->opt_i[OPT_BACKWARDS] = o.go_backwards != 0;
-    return l;
-}
-
-llm_layer *llm_layer_lstm_ex(const llm_recurrent_options *o) { return recurrent_new(&llm__lstm_vt, o, "llm_layer_lstm"); }
-llm_layer *llm_layer_gru_ex(const llm_recurrent_options *o) { return recurrent_new(&llm__gru_vt, o, "llm_layer_gru"); }
-
-llm_layer *llm_layer_lstm(int64_t units, llm_return_mode mode) {
-    llm_recurrent_options o;
-    llm_recurrent_options_init(&o);
-    o.units = units;
-    o.return_mode = mode;
-    return llm_layer_lstm_ex(&o);
-}
-
-llm_layer *llm_layer_gru(int64_t units, llm_return_mode mode) {
-    llm_recurrent_options o;
-    llm_recurrent_options_init(&o);
-    o.units = units;
-    o.return_mode = mode;
-    return llm_layer_gru_ex(&o);
-}
-
-/* Bidirectional: a forward and a backward copy of a recurrent layer, outputs
- * concatenated on the last dimension. */
-static llm_status bidir_build(llm_layer *l, const llm__shape *in, llm__shape *out) {
-    llm__shape o1, o2;
-    for (int k = 0; k < 2; k++) snprintf(l->inner[k]->name, sizeof l->inner[k]->name, "%.36s.%s", l->name, k ? "backward" : "forward");
-    LLM__CHECK(l->inner[0]->vt->build(l->inner[0], in, &o1));
-    LLM__CHECK(l->inner[1]->vt->build(l->inner[1], in, &o2));
-    l->inner[0]->in = l->inner[1]->in = *in;
-    l->inner[0]->out = o1;
-    l->inner[1]->out = o2;
-    *out = o1;
-    out->d[out->ndim - 1] *= 2;
-    return LLM_OK;
-}
-
-static llm_status concat_backward(llm__graph *g, llm__node *n) {
-    llm__val *y = n->out[0];
-    int64_t rows = llm__rows(y), H = n->i[0];
-    for (int k = 0; k < 2; k++) {
-        float *d;
-        LLM__CHECK(llm__graph_grad(g, n->in[k], &d));
-        LLM__CHECK(g->be->ops->copy_rows(g->be, rows, H, y->grad + k * H, 2 * H, d, H, 1));
-    }
-    return LLM_OK;
-}
-
-static llm_status bidir_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
-    llm__val *a, *b, *y;
-    LLM__CHECK(l->inner[0]->vt->forward(l->inner[0], g, x, &a));
-    LLM__CHECK(l->inner[1]->vt->forward(l->inner[1], g, x, &b));
-    int64_t H = llm__last(a), rows = llm__rows(a);
-    LLM__CHECK(llm__val_like(g, a, 2 * H, &y));
-    y->mask = a->mask;
-    LLM__CHECK(g->be->ops->copy_rows(g->be, rows, H, a->data, H, y->data, 2 * H, 0));
-    LLM__CHECK(g->be->ops->copy_rows(g->be, rows, H, b->data, H, (float *)y->data + H, 2 * H, 0));
-    llm__node *n;
-    LLM__CHECK(llm__graph_node(g, concat_backward, &n));
-    if (n) { n->in[0] = a; n->in[1] = b; n->out[0] = y; n->i[0] = H; }
-    *out = y;
-    return LLM_OK;
-}
-
-static const llm__layer_vt bidir_vt = { "bidirectional", bidir_build, bidir_forward, NULL };
-
-llm_layer *llm_layer_bidirectional(llm_layer *inner) {
-    if (!inner) return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "llm_layer_bidirectional: inner is NULL");
-    if (inner->status != LLM_OK) {
-        llm_layer *e = llm__layer_error(inner->status, "%s", llm_layer_error(inner));
-        llm_layer_free(inner);
-        return e;
-    }
-    if (inner->vt != &llm__lstm_vt && inner->vt != &llm__gru_vt) {
-        llm_layer *e = llm__layer_error(LLM_ERR_INVALID_ARGUMENT,
-                                        "llm_layer_bidirectional: %s is not a recurrent layer (LSTM or GRU)",
-                                        llm_layer_kind(inner));
-        llm_layer_free(inner);
-        return e;
-    }
-    llm_layer *rev = llm__layer_new(inner->vt);
-    if (rev->status != LLM_OK) { llm_layer_free(inner); return rev; }
-    memcpy(rev->opt_i, inner->opt_i, sizeof rev->opt_i);
-    rev->opt_i[OPT_BACKWARDS] = !inner->opt_i[OPT_BACKWARDS];
-    llm_layer *l = llm__layer_new(&bidir_vt);
-    if (l->status != LLM_OK) { llm_layer_free(inner); llm_layer_free(rev); return l; }
-    l->inner[0] = inner;
-    l->inner[1] = rev;
+    o.unit_forget_bias = o.unit_forget_bias != 0;
+    o.go_backwards = o.go_backwards != 0;
+    ST(l)->opt = o;
     return l;
 }

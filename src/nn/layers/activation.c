@@ -1,5 +1,9 @@
 /* Activation functions: the shared forward/backward and the Activation layer. */
-#include "ops.h"
+#include <cjson/cJSON.h>
+#include "kinds.h"
+
+typedef struct activation_state { llm_activation act; } activation_state;
+#define ST(l) LLM__STATE(activation_state, l)
 
 llm_status llm__val_like(llm__graph *g, const llm__val *x, int64_t last, llm__val **out) {
     int64_t shape[LLM_MAX_DIMS];
@@ -41,7 +45,7 @@ static llm_status activation_backward(llm__graph *g, llm__node *n) {
 }
 
 static llm_status activation_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
-    int act = (int)l->opt_i[0];
+    int act = (int)ST(l)->act;
     llm__val *y;
     LLM__CHECK(llm__val_like(g, x, llm__last(x), &y));
     LLM__CHECK(llm__act_apply(g->be, act, llm__rows(x), llm__last(x), x->data, y->data));
@@ -58,12 +62,25 @@ static llm_status activation_forward(llm_layer *l, llm__graph *g, llm__val *x, l
     return LLM_OK;
 }
 
-static const llm__layer_vt activation_vt = { "activation", activation_build, activation_forward, NULL };
+static llm_status activation_to_json(const llm_layer *l, cJSON *o) {
+    return llm__json_add_string(o, "activation", llm__activation_names[ST(l)->act]);
+}
+
+static llm_layer *activation_from_json(const cJSON *o, int depth) {
+    int act;
+    if (!llm__json_enum(o, "activation", llm__activation_names, 6, &act)) return llm__json_bad("activation");
+    return llm_layer_activation((llm_activation)act);
+}
+
+const llm__layer_vt llm__activation_kind = {
+    .kind = "activation", .state_size = sizeof(activation_state), .build = activation_build,
+    .forward = activation_forward, .to_json = activation_to_json, .from_json = activation_from_json,
+};
 
 llm_layer *llm_layer_activation(llm_activation act) {
     if ((int)act < LLM_ACT_NONE || (int)act > LLM_ACT_SOFTMAX)
         return llm__layer_error(LLM_ERR_INVALID_ARGUMENT, "llm_layer_activation: unknown activation %d", (int)act);
-    llm_layer *l = llm__layer_new(&activation_vt);
-    if (l->status == LLM_OK) l->opt_i[0] = act;
+    llm_layer *l = llm__layer_new(&llm__activation_kind);
+    if (l->status == LLM_OK) ST(l)->act = act;
     return l;
 }
