@@ -64,6 +64,7 @@ struct llm_layer {
     llm_layer *inner[2];  /* wrapped layers (bidirectional) */
     llm__param *tied;     /* lm_head: the token table it shares, set by the model's build */
     float *host_table;    /* host memory owned by the layer (sinusoidal positions) */
+    const void *owner;    /* the model that took it (llm_model_add / llm_model_apply), or NULL */
 };
 
 /* A layer carrying an error; never NULL (a static one when out of memory). */
