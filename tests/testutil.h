@@ -15,6 +15,7 @@ Suite *suite_backend_ops(void);
 Suite *suite_gradcheck(void);
 Suite *suite_model(void);
 Suite *suite_model_io(void);
+Suite *suite_graph(void);
 Suite *suite_ensemble(void);
 Suite *suite_torch_parity(void);
 Suite *suite_transformer(void);

@@ -42,7 +42,8 @@
  * Several inputs. Data for a model with more than one input is passed as
  * one tensor per input, in the order the inputs were made: to
  * llm_model_predict_inputs and to llm_dataset_from_inputs (for fit and
- * evaluate). The single-tensor calls (llm_model_predict, train_on_batch,
+ * evaluate) and to the _inputs forms of train_on_batch and
+ * compute_gradients. The single-tensor calls (llm_model_predict, train_on_batch,
  * llm_dataset_from_host, a text pipeline) serve models with one input.
  *
  * Several outputs. llm_model_predict and llm_model_predict_inputs then give
@@ -79,8 +80,8 @@ LLM_API llm_status llm_model_input(llm_model *model, llm_dtype dtype, int ndim, 
  * Ownership of the layer: see Layers and sharing above. */
 LLM_API llm_status llm_model_apply(llm_model *model, llm_layer *layer, llm_node *input, llm_node **out);
 
-/* Applies a merge layer (llm_layer_concatenate, _add, _multiply) to n >= 2
- * nodes, in order. Ownership of the layer as for llm_model_apply. */
+/* Applies a merge layer (llm_layer_concatenate, _add, _multiply) to n nodes,
+ * n in [2, 8], in order (a node may appear more than once). Ownership of the layer as for llm_model_apply. */
 LLM_API llm_status llm_model_merge(llm_model *model, llm_layer *layer, int n, llm_node *const *inputs,
                                    llm_node **out);
 
@@ -113,6 +114,13 @@ LLM_API llm_status llm_model_input_info(const llm_model *model, int i, llm_dtype
  * the same N). Thread-safe as llm_model_predict (model.h, Threads). */
 LLM_API llm_status llm_model_predict_inputs(llm_model *model, int n, const llm_tensor *const *xs,
                                             llm_tensor **out);
+
+/* llm_model_compute_gradients and llm_model_train_on_batch for n inputs
+ * (xs as for llm_model_predict_inputs). */
+LLM_API llm_status llm_model_compute_gradients_inputs(llm_model *model, int n, const llm_tensor *const *xs,
+                                                      const llm_tensor *y, float *loss);
+LLM_API llm_status llm_model_train_on_batch_inputs(llm_model *model, int n, const llm_tensor *const *xs,
+                                                   const llm_tensor *y, float *loss, float *accuracy);
 
 /* A dataset of N examples with n inputs: xs[k] [N, ...] (int32 or float) and
  * targets y [N, ...] as in dataset.h; everything is copied. fit, evaluate and

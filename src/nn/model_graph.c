@@ -540,6 +540,54 @@ llm_status llm_model_predict_inputs(llm_model *m, int n, const llm_tensor *const
     return s;
 }
 
+/* Stages a batch of n inputs and its targets like llm__model_stage_tensors. */
+static llm_status stage_inputs(llm_model *m, int n, const llm_tensor *const *xs, const llm_tensor *y, int64_t *B,
+                               const char *fn) {
+    if (!m || !y) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    LLM__CHECK(llm__refuse_ensemble(m, fn));
+    if (!m->compiled) return llm__error(LLM_ERR_STATE, "%s: compile the model first (llm_model_compile)", fn);
+    void *hx;
+    int64_t N;
+    LLM__CHECK(pack_inputs(m, n, xs, &N, &hx, fn));
+    llm_status s = LLM_OK;
+    if (y->ndim < 1 || y->shape[0] != N)
+        s = llm__error(LLM_ERR_SHAPE, "%s: %lld examples but %lld targets", fn, (long long)N, (long long)(y->ndim ? y->shape[0] : 0));
+    else if (y->numel > N * m->out_elems)
+        s = llm__error(LLM_ERR_SHAPE, "%s: targets have %lld value(s) per example, the model outputs %lld", fn,
+                       (long long)(y->numel / N), (long long)m->out_elems);
+    if (s == LLM_OK) s = llm__model_stage(m, N);
+    if (s == LLM_OK) memcpy(m->hx, hx, (size_t)(N * m->in_elems) * 4);
+    llm__free(hx);
+    LLM__CHECK(s);
+    LLM__CHECK(llm__model_check_inputs(m, m->hx, N, fn));
+    LLM__CHECK(llm_tensor_to_host(y, m->hout, y->bytes)); /* hout is free until the forward pass */
+    *B = N;
+    return llm__model_prepare_targets(m, y->dtype, y->numel / N, m->hout, N, m->hy, fn);
+}
+
+llm_status llm_model_compute_gradients_inputs(llm_model *m, int n, const llm_tensor *const *xs, const llm_tensor *y,
+                                              float *loss) {
+    static const char fn[] = "llm_model_compute_gradients_inputs";
+    int64_t B;
+    LLM__CHECK(stage_inputs(m, n, xs, y, &B, fn));
+    double l;
+    LLM__CHECK(llm__model_step(m, m->hx, m->hy, B, 0, &l, NULL));
+    if (loss) *loss = (float)l;
+    return LLM_OK;
+}
+
+llm_status llm_model_train_on_batch_inputs(llm_model *m, int n, const llm_tensor *const *xs, const llm_tensor *y,
+                                           float *loss, float *accuracy) {
+    static const char fn[] = "llm_model_train_on_batch_inputs";
+    int64_t B;
+    LLM__CHECK(stage_inputs(m, n, xs, y, &B, fn));
+    double l, correct;
+    LLM__CHECK(llm__model_step(m, m->hx, m->hy, B, 1, &l, &correct));
+    if (loss) *loss = (float)l;
+    if (accuracy) *accuracy = (float)(correct / (double)B);
+    return LLM_OK;
+}
+
 /* ---- summary ---- */
 
 static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) LLM__PRINTF(4, 5);
