@@ -8,6 +8,10 @@
 
 enum { MERGE_CONCAT, MERGE_ADD, MERGE_MUL };
 
+/* a tape node carries a merge's inputs in its saved slots */
+_Static_assert(LLM__MERGE_MAX_INPUTS <= sizeof ((llm__node *)0)->saved / sizeof(void *),
+               "a merge's inputs must fit a tape node's saved slots");
+
 static llm_status one_input(llm_layer *l, const llm__shape *in, llm__shape *out) {
     (void)in; (void)out;
     return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s merges several nodes; apply it with llm_model_merge", l->name);

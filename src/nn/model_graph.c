@@ -66,9 +66,16 @@ llm_status llm__topo_chain_input(llm_model *m) {
 }
 
 llm_status llm__topo_apply(llm_model *m, llm_layer *l, int n, llm_node *const *in, llm_node **out, const char *fn) {
+    llm__model_graph *gd = &m->topo;
+    /* a chain's output is its last node: room for it first, so that a
+       failure leaves the graph as it was */
+    if (!gd->functional && !gd->outputs && !(gd->outputs = llm__malloc(sizeof *gd->outputs))) return llm__oom(fn);
     llm_node *nd;
     LLM__CHECK(new_node(m, l, n, in, &nd, fn));
-    if (!m->topo.functional) LLM__CHECK(set_outputs(m, 1, &nd, fn));
+    if (!gd->functional) {
+        gd->outputs[0] = nd;
+        gd->n_outputs = 1;
+    }
     if (out) *out = nd;
     return LLM_OK;
 }
