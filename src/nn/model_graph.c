@@ -609,6 +609,17 @@ static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
     *off += (size_t)n;
 }
 
+static void thousands(int64_t v, char *out, size_t len) {
+    char digits[32];
+    snprintf(digits, sizeof digits, "%lld", (long long)v);
+    size_t n = strlen(digits), o = 0;
+    for (size_t i = 0; i < n && o + 1 < len; i++) {
+        out[o++] = digits[i];
+        if ((n - 1 - i) % 3 == 0 && i + 1 < n && o + 1 < len) out[o++] = ',';
+    }
+    out[o] = '\0';
+}
+
 static int64_t layer_params(const llm_layer *l) {
     int64_t n = 0;
     for (int k = 0; k < l->n_params; k++) n += l->params[k].numel;
@@ -650,11 +661,15 @@ llm_status llm__topo_summary(const llm_model *m, char *buf, size_t len, size_t *
             node_label(nd->in[k], in, sizeof in);
             fo += (size_t)snprintf(from + fo, sizeof from - fo, "%s%s", k ? ", " : "", in);
         }
-        append(buf, len, &off, " %-28s%-22s%-12lld%s\n", label, shape, (long long)p, from);
+        char count[32];
+        thousands(p, count, sizeof count);
+        if (from[0]) append(buf, len, &off, " %-28s%-22s%-12s%s\n", label, shape, count, from);
+        else append(buf, len, &off, " %-28s%-22s%s\n", label, shape, count);
     }
     llm__free(seen);
-    append(buf, len, &off, "%s\nTotal params: %lld\nTrainable params: %lld\nNon-trainable params: 0\n%s\n", dbl,
-           (long long)total, (long long)total, rule);
+    char t[32];
+    thousands(total, t, sizeof t);
+    append(buf, len, &off, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", dbl, t, t, rule);
     if (needed) *needed = off;
     return LLM_OK;
 }
