@@ -619,16 +619,38 @@ START_TEST(files_text_checkpoints_ensembles) {
     ck_assert_ok(llm_model_predict_text(e2, text, strlen(text), &pe2, 1));
     ck_assert(pe == pe2);
 
-    /* a record that names a later node (cycles are impossible) is refused */
-    h = file_header(path);
-    char *from = strstr(h, "\\\"from\\\":[1]"); /* JSON inside a JSON string */
-    ck_assert_msg(from != NULL, "%s", h);
-    from[10] = '9';
-    write_header(path, h);
-    free(h);
-    llm_model *bad = NULL;
-    ck_assert_fails(llm_model_load(&bad, be, path), LLM_ERR_FORMAT);
-    ck_assert_ptr_null(bad);
+    /* a damaged record is refused with LLM_ERR_FORMAT, never built wrong:
+     * each case edits the saved header in place (same length) */
+    static const struct { const char *from, *to, *why; } damage[] = {
+        { "\\\"from\\\":[1]", "\\\"from\\\":[9]", "a later node: cycles are impossible" },
+        { "\\\"layer\\\":4", "\\\"layer\\\":7", "a layer beyond the architecture" },
+        { "\\\"layer\\\":2}", "\\\"layer\\\":3}", "layers applied out of order" },
+        { "\\\"outputs\\\":[6]", "\\\"outputs\\\":[0]", "an input as the output" },
+        { "\\\"from\\\":[3,4]", "\\\"from\\\":[3,3]", "a merge whose width no longer fits the weights" },
+        { "\\\"int32\\\"", "\\\"int64\\\"", "an unknown input dtype" },
+        { "\\\"from\\\":[5]", "\\\"from\\\":[0]", "a dense layer reading token ids" },
+    };
+    char *orig = file_header(path);
+    for (size_t k = 0; k < sizeof damage / sizeof damage[0]; k++) {
+        h = strdup(orig);
+        char *at = strstr(h, damage[k].from);
+        ck_assert_msg(at != NULL, "case %zu: no %s in %s", k, damage[k].from, h);
+        ck_assert_int_eq(strlen(damage[k].from), strlen(damage[k].to));
+        memcpy(at, damage[k].to, strlen(damage[k].to));
+        write_header(path, h);
+        free(h);
+        llm_model *bad = NULL;
+        llm_clear_error();
+        llm_status st = llm_model_load(&bad, be, path);
+        ck_assert_msg(st == LLM_ERR_FORMAT, "case %zu (%s): status %d: %s", k, damage[k].why, (int)st, llm_last_error());
+        ck_assert_ptr_null(bad);
+        if (getenv("GRAPH_VERBOSE")) fprintf(stderr, "damaged record, %s: %s\n", damage[k].why, llm_last_error());
+    }
+    write_header(path, orig);
+    llm_model *good = NULL;
+    ck_assert_ok(llm_model_load(&good, be, path));
+    llm_model_free(good);
+    free(orig);
 
     llm_model_free(e);
     llm_model_free(e2);

@@ -92,7 +92,9 @@ static llm_status layer_node(llm_model *m, const cJSON *o, int i, llm_layer **la
     const cJSON *f;
     cJSON_ArrayForEach(f, from) {
         int64_t j = index_of(f, 0, i - 1); /* only earlier nodes: no cycles */
-        if (k == LLM__MERGE_MAX_INPUTS || j < 0) return BAD("llm_model_load: graph node %d: invalid input list", i);
+        if (k == LLM__MERGE_MAX_INPUTS || j < 0)
+            return BAD("llm_model_load: graph node %d: its inputs must be at most %d earlier nodes (0 to %d)", i,
+                       LLM__MERGE_MAX_INPUTS, i - 1);
         in[k++] = nodes[j];
     }
     llm_layer *l = layers[pos];
