@@ -107,6 +107,8 @@ static float *host_of(const llm_tensor *t, int64_t *n) {
     return h;
 }
 
+static llm_vocab *small_vocab(void);
+
 /* ---- finite differences over n inputs ---- */
 
 static float loss_at(llm_model *m, int n, const llm_tensor *const *xs, const llm_tensor *y) {
@@ -457,14 +459,19 @@ START_TEST(multi_input_gradcheck_and_fit) {
     ck_assert(memcmp(hp, hp2, 64 * 4) == 0);
 
     /* the one-tensor calls say what is wrong */
-    ck_assert_fails(llm_model_predict(m, bi, &p2), LLM_ERR_INVALID_ARGUMENT);
-    const llm_tensor *swapped[2] = { bf, bi };
     llm_tensor *none = NULL;
+    ck_assert_fails(llm_model_predict(m, bi, &none), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(none);
+    const llm_tensor *swapped[2] = { bf, bi };
     ck_assert_fails(llm_model_predict_inputs(m, 2, swapped, &none), LLM_ERR_DTYPE);
     ck_assert_fails(llm_model_predict_inputs(m, 1, bxs, &none), LLM_ERR_INVALID_ARGUMENT);
+    /* a text pipeline cannot feed the numeric input */
     llm_vectorize_options vo;
     llm_vectorize_options_init(&vo);
     vo.seq_len = T;
+    llm_vocab *v = small_vocab();
+    ck_assert_fails(llm_model_set_text_pipeline(m, v, &vo, NULL), LLM_ERR_SHAPE);
+    llm_vocab_free(v);
     free(hp); free(hp2); free(hf); free(ty);
     llm_tensor_free(p); llm_tensor_free(p2);
     llm_dataset_free(ds); llm_dataset_free(a); llm_dataset_free(b);
