@@ -44,6 +44,13 @@ llm_status llm__model_take_layer(llm_model *m, llm_layer *l, const char *fn) {
     return LLM_OK;
 }
 
+void llm__model_bind_tied(llm_model *m, llm_layer *l, int pos) {
+    l->tied = NULL;
+    if (l->vt == &llm__lm_head_vt && l->opt_i[1])
+        for (int j = pos - 1; j >= 0 && !l->tied; j--)
+            if (m->layers[j]->vt == &llm__transformer_embedding_vt) l->tied = &m->layers[j]->params[0];
+}
+
 /* Sequential: the layer reads the one added before it (a chain of nodes). */
 llm_status llm_model_add(llm_model *m, llm_layer *l) {
     static const char fn[] = "llm_model_add";

@@ -283,10 +283,7 @@ static llm_status build_layer(llm_model *m, llm_layer *l, int pos, const llm__sh
     l->n_params = 0;
     for (int k = 0; k < 2; k++) if (l->inner[k]) l->inner[k]->n_params = 0;
     l->in = *in;
-    l->tied = NULL;
-    if (l->vt == &llm__lm_head_vt && l->opt_i[1])
-        for (int j = pos - 1; j >= 0 && !l->tied; j--)
-            if (m->layers[j]->vt == &llm__transformer_embedding_vt) l->tied = &m->layers[j]->params[0];
+    llm__model_bind_tied(m, l, pos);
     llm__shape next = *in;
     llm_status s = l->vt->build(l, in, &next);
     if (s != LLM_OK) {

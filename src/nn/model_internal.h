@@ -100,6 +100,9 @@ void llm__ensemble_release(llm_model *m);
 
 /* Makes a new, usable layer the model's (named, seeded); frees it on failure. */
 llm_status llm__model_take_layer(llm_model *m, llm_layer *l, const char *fn);
+/* Before layer pos of m->layers is built: a tied lm_head gets the token
+ * table of the nearest transformer_embedding before it. */
+void llm__model_bind_tied(llm_model *m, llm_layer *l, int pos);
 /* Builds from declared inputs if needed and checks n inputs' dtypes and
  * [N, ...] shapes against them (src/nn/model_graph.c). */
 llm_status llm__model_ensure_built_inputs(llm_model *m, int n, const llm_dtype *dtypes, const int *ndims,
