@@ -4,6 +4,7 @@
  * errors of graphs that do not fit together. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <unistd.h>
 #include "testutil.h"
 
@@ -482,6 +483,49 @@ START_TEST(multi_input_gradcheck_and_fit) {
 }
 END_TEST
 
+/* Several threads predicting at once on a model not built yet (the first
+ * builds it under the lock) get what one thread gets. */
+typedef struct predict_job {
+    llm_model *m;
+    const llm_tensor *const *xs;
+    float out[NB];
+    llm_status st;
+} predict_job;
+
+static void *predict_thread(void *arg) {
+    predict_job *j = arg;
+    llm_tensor *p = NULL;
+    j->st = llm_model_predict_inputs(j->m, 2, j->xs, &p);
+    if (j->st == LLM_OK) j->st = llm_tensor_to_host(p, j->out, sizeof j->out);
+    llm_tensor_free(p);
+    return NULL;
+}
+
+START_TEST(concurrent_predict_inputs) {
+    llm_model *m = ids_and_features();
+    llm_tensor *xi = ids(NB, T, V, LEN, 5), *xf = floats(2, (int64_t[]){ NB, 3 }, 8);
+    const llm_tensor *xs[2] = { xi, xf };
+    enum { THREADS = 4 };
+    predict_job jobs[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (predict_job){ .m = m, .xs = xs };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, predict_thread, &jobs[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    predict_job alone = { .m = m, .xs = xs };
+    predict_thread(&alone);
+    ck_assert_ok(alone.st);
+    for (int i = 0; i < THREADS; i++) {
+        ck_assert_ok(jobs[i].st);
+        ck_assert(memcmp(jobs[i].out, alone.out, sizeof alone.out) == 0);
+    }
+    llm_tensor_free(xi);
+    llm_tensor_free(xf);
+    llm_model_free(m);
+}
+END_TEST
+
 START_TEST(several_outputs) {
     llm_model *m = functional();
     int64_t f = 3;
@@ -764,6 +808,7 @@ Suite *suite_graph(void) {
     tcase_add_test(c, shared_layer_gradient_is_sum);
     tcase_add_test(c, chain_equals_sequential);
     tcase_add_test(c, multi_input_gradcheck_and_fit);
+    tcase_add_test(c, concurrent_predict_inputs);
     tcase_add_test(c, several_outputs);
     tcase_add_test(c, files_text_checkpoints_ensembles);
     tcase_add_test(c, sequential_stays_version_1);

@@ -489,7 +489,8 @@ llm_status llm__model_ensure_built_inputs(llm_model *m, int n, const llm_dtype *
 }
 
 /* Checks n tensors of one batch size and packs them into rows (host). */
-static llm_status pack_inputs(llm_model *m, int n, const llm_tensor *const *xs, int64_t *N, void **packed, const char *fn) {
+static llm_status pack_inputs(llm_model *m, int n, const llm_tensor *const *xs, int64_t *N, void **packed, int locked,
+                              const char *fn) {
     *packed = NULL;
     if (n < 1 || n > MAX_INPUTS || !xs) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: give 1 to %d input tensors", fn, MAX_INPUTS);
     llm_dtype dts[MAX_INPUTS];
@@ -507,7 +508,12 @@ static llm_status pack_inputs(llm_model *m, int n, const llm_tensor *const *xs, 
         nds[k] = xs[k]->ndim;
         memcpy(shapes[k], xs[k]->shape, sizeof shapes[k]);
     }
-    if (s == LLM_OK) s = llm__model_ensure_built_inputs(m, n, dts, nds, (const int64_t (*)[LLM_MAX_DIMS])shapes, fn);
+    if (s == LLM_OK) {
+        /* predictions: a first one may build the model, under the inference lock */
+        if (locked) pthread_mutex_lock(&m->infer_lock);
+        s = llm__model_ensure_built_inputs(m, n, dts, nds, (const int64_t (*)[LLM_MAX_DIMS])shapes, fn);
+        if (locked) pthread_mutex_unlock(&m->infer_lock);
+    }
     llm__free(shapes);
     LLM__CHECK(s);
     *N = xs[0]->shape[0];
@@ -535,11 +541,8 @@ llm_status llm_model_predict_inputs(llm_model *m, int n, const llm_tensor *const
     LLM__CHECK(llm__refuse_ensemble(m, fn));
     void *hx;
     int64_t N;
-    pthread_mutex_lock(&m->infer_lock); /* a first prediction may build the model */
-    llm_status s = pack_inputs(m, n, xs, &N, &hx, fn);
-    pthread_mutex_unlock(&m->infer_lock);
-    LLM__CHECK(s);
-    s = llm__model_predict_rows(m, hx, N, out, fn);
+    LLM__CHECK(pack_inputs(m, n, xs, &N, &hx, 1, fn));
+    llm_status s = llm__model_predict_rows(m, hx, N, out, fn);
     llm__free(hx);
     return s;
 }
@@ -552,7 +555,7 @@ static llm_status stage_inputs(llm_model *m, int n, const llm_tensor *const *xs,
     if (!m->compiled) return llm__error(LLM_ERR_STATE, "%s: compile the model first (llm_model_compile)", fn);
     void *hx;
     int64_t N;
-    LLM__CHECK(pack_inputs(m, n, xs, &N, &hx, fn));
+    LLM__CHECK(pack_inputs(m, n, xs, &N, &hx, 0, fn));
     llm_status s = LLM_OK;
     if (y->ndim < 1 || y->shape[0] != N)
         s = llm__error(LLM_ERR_SHAPE, "%s: %lld examples but %lld targets", fn, (long long)N, (long long)(y->ndim ? y->shape[0] : 0));
