@@ -675,7 +675,7 @@ START_TEST(files_text_checkpoints_ensembles) {
     static const struct { const char *from, *to, *why; } damage[] = {
         { "\\\"from\\\":[1]", "\\\"from\\\":[9]", "a later node: cycles are impossible" },
         { "\\\"layer\\\":4", "\\\"layer\\\":7", "a layer beyond the architecture" },
-        { "\\\"layer\\\":2}", "\\\"layer\\\":3}", "layers applied out of order" },
+        { "\\\"layer\\\":2,", "\\\"layer\\\":3,", "layers applied out of order" },
         { "\\\"outputs\\\":[6]", "\\\"outputs\\\":[0]", "an input as the output" },
         { "\\\"from\\\":[3,4]", "\\\"from\\\":[3,3]", "a merge whose width no longer fits the weights" },
         { "\\\"int32\\\"", "\\\"int64\\\"", "an unknown input dtype" },

@@ -32,16 +32,18 @@ char *llm__topo_record_json(const llm_model *m) {
         if (!ok) { cJSON_Delete(o); break; }
         if (!nd->layer) {
             cJSON *in = cJSON_AddObjectToObject(o, "input");
-            cJSON *shape = in ? cJSON_AddArrayToObject(in, "shape") : NULL;
-            ok = shape && cJSON_AddStringToObject(in, "dtype", nd->shape.dtype == LLM_DTYPE_I32 ? "int32" : "float32");
+            ok = in && cJSON_AddStringToObject(in, "dtype", nd->shape.dtype == LLM_DTYPE_I32 ? "int32" : "float32");
+            cJSON *shape = ok ? cJSON_AddArrayToObject(in, "shape") : NULL;
+            ok = shape != NULL;
             for (int d = 0; ok && d < nd->shape.ndim; d++)
                 ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)nd->shape.d[d]));
             continue;
         }
         int pos = -1;
         for (int k = 0; k < m->n_layers && pos < 0; k++) if (m->layers[k] == nd->layer) pos = k;
-        cJSON *from = cJSON_AddArrayToObject(o, "from");
-        ok = from && cJSON_AddNumberToObject(o, "layer", pos);
+        ok = cJSON_AddNumberToObject(o, "layer", pos) != NULL;
+        cJSON *from = ok ? cJSON_AddArrayToObject(o, "from") : NULL;
+        ok = from != NULL;
         for (int k = 0; ok && k < nd->n_in; k++) ok = cJSON_AddItemToArray(from, cJSON_CreateNumber(nd->in[k]->index));
     }
     for (int k = 0; ok && k < gd->n_outputs; k++) ok = cJSON_AddItemToArray(outs, cJSON_CreateNumber(gd->outputs[k]->index));
