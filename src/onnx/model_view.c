@@ -11,13 +11,6 @@ llm_status llm__onnx_view_make(const llm_model *m, llm__onnx_model_view *out, co
     memset(out, 0, sizeof *out);
     LLM__CHECK(llm__model_contents_get(m, &out->contents, fn));
     const llm__model_contents *c = &out->contents;
-    /* the exporter reads a chain of layers; a functional model's graph record
-       (branches, merges, several inputs) has no translation yet */
-    for (int i = 0; i < c->n_meta; i++)
-        if (strcmp(c->meta[i].key, "libllm.graph") == 0)
-            return llm__error(LLM_ERR_NOT_SUPPORTED,
-                              "%s: the model is functional (a graph of layers, graph.h); ONNX export covers Sequential models only",
-                              fn);
     out->tensors = llm__calloc((size_t)c->n_tensors + 1, sizeof *out->tensors);
     out->meta = llm__calloc((size_t)c->n_meta + 1, sizeof *out->meta);
     if (!out->tensors || !out->meta) return llm__oom(fn);
