@@ -19,6 +19,7 @@ static const char *prog = "spam_train";
 typedef struct train_opts {
     const char *data, *model_path, *keep_headers, *checkpoint, *resume, *init;
     int bag; /* --arch bag: no recurrent layer, the embeddings pooled */
+    int two_branch; /* --arch two-branch: a functional model, LSTM and pooled branches */
     int transformer, layers, heads, bpe_vocab, causal, lr_set;
     int epochs, batch, seq, vocab, embed, hidden, threads, patience;
     double lr, val_split, test_split, dropout;
@@ -73,7 +74,10 @@ static void usage(FILE *f) {
         "                     enough for long --seq; or transformer: a Transformer\n"
         "                     encoder over BPE tokens\n"
         "                     (Embedding+positions -> blocks -> LayerNorm -> mean pool ->\n"
-        "                     Dense(1, sigmoid)), padded post; --embed is its width [lstm]\n"
+        "                     Dense(1, sigmoid)), padded post; --embed is its width;\n"
+        "                     or two-branch: a functional model (graph.h) whose one\n"
+        "                     embedding feeds an LSTM(--hidden) branch and an average-\n"
+        "                     pool branch, concatenated -> Dense(1, sigmoid) [lstm]\n"
         "  --init LM          transformer: start from a language model trained by lm_train,\n"
         "                     or a GPT-2 (a Hugging Face folder or an llm.c file, with\n"
         "                     vocab.json and merges.txt) (its tokenizer, embedding and\n"
@@ -114,6 +118,23 @@ static int parse_side(ex_args *a, const char *opt, const char *v) {
         a->bad = 1;
     }
     return 0;
+}
+
+/* --arch two-branch, with the functional API (llm/graph.h): one embedding
+ * read by an LSTM branch (word order) and an average-pool branch (which
+ * words), their outputs side by side into the output layer. */
+static llm_status two_branch_model(llm_model *model, const train_opts *o, int64_t vsize, int64_t seq) {
+    llm_node *ids, *emb, *last, *avg, *both, *out;
+    llm_status s = llm_model_input(model, LLM_DTYPE_I32, 1, &seq, &ids);
+    if (s == LLM_OK) s = llm_model_apply(model, llm_layer_embedding(vsize, o->embed), ids, &emb);
+    if (s == LLM_OK) s = llm_model_apply(model, llm_layer_lstm(o->hidden, LLM_RETURN_LAST), emb, &last);
+    if (s == LLM_OK) s = llm_model_apply(model, llm_layer_global_pool(LLM_POOL_AVERAGE), emb, &avg);
+    llm_node *branches[2] = { last, avg };
+    if (s == LLM_OK) s = llm_model_merge(model, llm_layer_concatenate(), 2, branches, &both);
+    if (s == LLM_OK && o->dropout > 0) s = llm_model_apply(model, llm_layer_dropout((float)o->dropout), both, &both);
+    if (s == LLM_OK) s = llm_model_apply(model, llm_layer_dense(1, LLM_ACT_SIGMOID), both, &out);
+    if (s == LLM_OK) s = llm_model_set_outputs(model, 1, &out);
+    return s;
 }
 
 /* Returns 0 to go on, EX_USAGE after printing why, -1 for --help. */
@@ -175,7 +196,8 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         else if (ex_arg_match(&a, "--arch", &v)) {
             if (!a.bad && strcmp(v, "transformer") == 0) o->transformer = 1;
             else if (!a.bad && strcmp(v, "bag") == 0) o->bag = 1;
-            else if (!a.bad && strcmp(v, "lstm") != 0) { fprintf(stderr, "%s: --arch takes lstm, bag or transformer\n", prog); a.bad = 1; }
+            else if (!a.bad && strcmp(v, "two-branch") == 0) o->two_branch = 1;
+            else if (!a.bad && strcmp(v, "lstm") != 0) { fprintf(stderr, "%s: --arch takes lstm, bag, two-branch or transformer\n", prog); a.bad = 1; }
         }
         else if (ex_arg_match(&a, "--bidirectional", NULL)) { o->bidirectional = 1; }
         else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
@@ -197,7 +219,7 @@ static int parse_args(int argc, char **argv, train_opts *o) {
     }
     o->layers = o->layers ? o->layers : 2;
     if (!a.bad && o->init && !o->transformer) { fprintf(stderr, "%s: --init needs --arch transformer\n", prog); a.bad = 1; }
-    if (!a.bad && (o->transformer || o->bag) && (o->gru || o->bidirectional)) {
+    if (!a.bad && (o->transformer || o->bag || o->two_branch) && (o->gru || o->bidirectional)) {
         fprintf(stderr, "%s: --gru and --bidirectional are for --arch lstm\n", prog);
         a.bad = 1;
     }
@@ -205,7 +227,7 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         fprintf(stderr, "%s: --arch bag has no last state: --pool takes max or average\n", prog);
         a.bad = 1;
     }
-    if (!a.bad && o->transformer && o->pool_set) {
+    if (!a.bad && (o->transformer || o->two_branch) && o->pool_set) {
         fprintf(stderr, "%s: --pool is for --arch lstm or bag\n", prog);
         a.bad = 1;
     }
@@ -593,9 +615,12 @@ static int run(const train_opts *o) {
 
     if (!model) {
         /* the model */
-        if ((s = llm_model_sequential(&model, be)) != LLM_OK) { ex_fail(prog, s, "creating the model"); goto done; }
+        s = o->two_branch ? llm_model_functional(&model, be) : llm_model_sequential(&model, be);
+        if (s != LLM_OK) { ex_fail(prog, s, "creating the model"); goto done; }
         if ((s = llm_model_set_seed(model, o->seed)) != LLM_OK) { ex_fail(prog, s, "seeding the model"); goto done; }
-        if (o->transformer) {
+        if (o->two_branch) {
+            if ((s = two_branch_model(model, o, vsize, seq)) != LLM_OK) { ex_fail(prog, s, "building the two-branch graph"); goto done; }
+        } else if (o->transformer) {
             llm_transformer_embedding_options te;
             llm_transformer_embedding_options_init(&te);
             te.vocab = vsize;
@@ -623,8 +648,8 @@ static int run(const train_opts *o) {
             if (pool >= 0 && (s = llm_model_add(model, llm_layer_global_pool((llm_pool_mode)pool))) != LLM_OK) { ex_fail(prog, s, "adding the pooling"); goto done; }
             if (o->bag && o->hidden > 0 && (s = llm_model_add(model, llm_layer_dense(o->hidden, LLM_ACT_RELU))) != LLM_OK) { ex_fail(prog, s, "adding the hidden layer"); goto done; }
         }
-        if (o->dropout > 0 && (s = llm_model_add(model, llm_layer_dropout((float)o->dropout))) != LLM_OK) { ex_fail(prog, s, "adding dropout"); goto done; }
-        if ((s = llm_model_add(model, llm_layer_dense(1, LLM_ACT_SIGMOID))) != LLM_OK) { ex_fail(prog, s, "adding the output layer"); goto done; }
+        if (!o->two_branch && o->dropout > 0 && (s = llm_model_add(model, llm_layer_dropout((float)o->dropout))) != LLM_OK) { ex_fail(prog, s, "adding dropout"); goto done; }
+        if (!o->two_branch && (s = llm_model_add(model, llm_layer_dense(1, LLM_ACT_SIGMOID))) != LLM_OK) { ex_fail(prog, s, "adding the output layer"); goto done; }
         if ((s = llm_optimizer_adam(&adam, (float)o->lr)) != LLM_OK) { ex_fail(prog, s, "creating the optimizer"); goto done; }
         if ((s = llm_model_compile(model, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_ACCURACY)) != LLM_OK) { ex_fail(prog, s, "compiling"); goto done; }
 

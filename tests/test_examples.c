@@ -282,7 +282,9 @@ START_TEST(train_bad_options) {
         { { D, M, "--threshold", "best" }, "wants a number" },
         { { D, M, "--threshold", "1.5" }, "out of range" },
         { { D, M, "--threshold", "auto", "--val-split", "0" }, "needs a validation part" },
-        { { D, M, "--arch", "cnn" }, "lstm, bag or transformer" },
+        { { D, M, "--arch", "cnn" }, "lstm, bag, two-branch or transformer" },
+        { { D, M, "--arch", "two-branch", "--gru" }, "for --arch lstm" },
+        { { D, M, "--arch", "two-branch", "--pool", "max" }, "for --arch lstm or bag" },
         { { D, M, "--pool", "min" }, "last, max or average" },
         { { D, M, "--arch", "bag", "--pool", "last" }, "no last state" },
         { { D, M, "--arch", "bag", "--bidirectional" }, "for --arch lstm" },
@@ -595,6 +597,8 @@ START_TEST(train_architectures) {
         { { "--arch", "bag", "--pool", "max", "--hidden", "0" }, { "global_pool", "dense" } },
         { { "--pool", "average", "--seed", "1", "--seed", "1" }, { "lstm", "global_pool", "dense" } },
         { { "--pool", "last", "--seed", "1", "--seed", "1" }, { "lstm", "dense" } },
+        /* a functional model: one embedding, two branches, merged */
+        { { "--arch", "two-branch", "--seed", "1", "--seed", "1" }, { "lstm", "global_pool", "concatenate", "dense" } },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char model[512];
@@ -629,7 +633,42 @@ START_TEST(train_architectures) {
         ASSERT_EXIT(&r, 0);
         ck_assert_msg(matches(r.out, "^" HAM1 "\t(spam|ham)\t[01]\\.[0-9]{4}$"), "case %zu: %s", i, r.out);
         run_free(&r);
+        if (strcmp(a[1], "two-branch") != 0) continue;
+        RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES);
+        ASSERT_EXIT(&r, 0);
+        ck_assert_msg(strstr(r.out, "accuracy=") != NULL, "%s", r.out);
+        run_free(&r);
+        /* the graph exports to ONNX too (make onnx-check runs it in ONNX Runtime) */
+        char onnx[600];
+        path_in(onnx, sizeof onnx, "two.onnx");
+        RUN(&r, "llm_export", "--model", model, "--onnx", onnx);
+        ASSERT_EXIT(&r, 0);
+        ck_assert_msg(strstr(r.out, "wrote") != NULL, "%s", r.out);
+        run_free(&r);
     }
+}
+END_TEST
+
+/* examples/two_branch_spam.c, the functional-API example, trains briefly,
+ * saves, loads and scores a message; its file records the graph. */
+START_TEST(two_branch_example) {
+    char model[512];
+    path_in(model, sizeof model, "two_branch.safetensors");
+    run_result r;
+    RUN(&r, "two_branch_spam", FIXTURES, "2", model);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "epoch 2/2: loss " NUM), "%s", r.out);
+    ck_assert_msg(matches(r.out, "P\\(spam\\) of a prize mail: 0\\.[0-9]{4}"), "%s", r.out);
+    run_free(&r);
+    llm_backend *be = NULL;
+    llm_model *m = NULL;
+    ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
+    ck_assert_int_eq(llm_model_load(&m, be, model), LLM_OK);
+    char summary[4096];
+    ck_assert_int_eq(llm_model_summary(m, summary, sizeof summary, NULL), LLM_OK);
+    ck_assert_msg(strstr(summary, "lstm_0, global_pool_0") != NULL, "%s", summary);
+    llm_model_free(m);
+    llm_backend_free(be);
 }
 END_TEST
 
@@ -1173,6 +1212,7 @@ Suite *suite_examples(void) {
     tcase_add_test(data, tools_bad_model_file);
     tcase_add_test(data, train_threshold);
     tcase_add_test(data, train_architectures);
+    tcase_add_test(data, two_branch_example);
     tcase_add_test(data, ensemble_of_two_architectures);
     suite_add_tcase(s, data);
 

@@ -82,7 +82,9 @@ static const char MAIL[] = "From: a@b.c\nSubject: cheap pills\n\nbuy now, claim 
 typedef struct scenario {
     const char *dir;
     int variant;            /* 0: Embedding, LSTM, Dense; 1: Embedding, bidirectional GRU,
-                               pooling, LayerNorm, Dropout, Dense, with e-mail input */
+                               pooling, LayerNorm, Dropout, Dense, with e-mail input;
+                               2: a functional model (graph.h), one embedding applied
+                               twice, LSTM and pooled branches concatenated, Dense */
     int failed;             /* a call failed */
     llm_status status;      /* its status */
     char call[128];         /* and what it was */
@@ -141,22 +143,38 @@ static void scenario_run(scenario *sc) {
     STEP(sc, llm_dataset_from_corpus(&ds, corpus, vocab, &vec));
 
     /* the model */
-    STEP(sc, llm_model_sequential(&m, be));
-    STEP(sc, llm_model_set_seed(m, 7));
-    STEP(sc, llm_model_add(m, llm_layer_embedding(40, 4)));
-    if (sc->variant == 0) {
-        STEP(sc, llm_model_add(m, llm_layer_lstm(5, LLM_RETURN_LAST)));
+    if (sc->variant == 2) {
+        STEP(sc, llm_model_functional(&m, be));
+        STEP(sc, llm_model_set_seed(m, 7));
+        int64_t seq = SEQ;
+        llm_node *in, *e1, *e2, *a, *b, *both, *out;
+        STEP(sc, llm_model_input(m, LLM_DTYPE_I32, 1, &seq, &in));
+        llm_layer *emb = llm_layer_embedding(40, 4); /* the first apply takes it, also on failure */
+        STEP(sc, llm_model_apply(m, emb, in, &e1));
+        STEP(sc, llm_model_apply(m, emb, in, &e2));
+        STEP(sc, llm_model_apply(m, llm_layer_lstm(5, LLM_RETURN_LAST), e1, &a));
+        STEP(sc, llm_model_apply(m, llm_layer_global_pool(LLM_POOL_AVERAGE), e2, &b));
+        STEP(sc, llm_model_merge(m, llm_layer_concatenate(), 2, (llm_node *[]){ a, b }, &both));
+        STEP(sc, llm_model_apply(m, llm_layer_dense(1, LLM_ACT_SIGMOID), both, &out));
+        STEP(sc, llm_model_set_outputs(m, 1, &out));
     } else {
-        STEP(sc, llm_model_add(m, llm_layer_bidirectional(llm_layer_gru(3, LLM_RETURN_SEQUENCES))));
-        STEP(sc, llm_model_add(m, llm_layer_global_pool(LLM_POOL_MAX)));
-        STEP(sc, llm_model_add(m, llm_layer_layernorm(1e-5f)));
-        STEP(sc, llm_model_add(m, llm_layer_dropout(0.1f)));
+        STEP(sc, llm_model_sequential(&m, be));
+        STEP(sc, llm_model_set_seed(m, 7));
+        STEP(sc, llm_model_add(m, llm_layer_embedding(40, 4)));
+        if (sc->variant == 0) {
+            STEP(sc, llm_model_add(m, llm_layer_lstm(5, LLM_RETURN_LAST)));
+        } else {
+            STEP(sc, llm_model_add(m, llm_layer_bidirectional(llm_layer_gru(3, LLM_RETURN_SEQUENCES))));
+            STEP(sc, llm_model_add(m, llm_layer_global_pool(LLM_POOL_MAX)));
+            STEP(sc, llm_model_add(m, llm_layer_layernorm(1e-5f)));
+            STEP(sc, llm_model_add(m, llm_layer_dropout(0.1f)));
+        }
+        STEP(sc, llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
     }
-    STEP(sc, llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
     llm_email_options eo;
     llm_email_options_init(&eo);
     eo.keep_headers = "From";
-    STEP(sc, llm_model_set_text_pipeline(m, vocab, &vec, sc->variant ? &eo : NULL));
+    STEP(sc, llm_model_set_text_pipeline(m, vocab, &vec, sc->variant == 1 ? &eo : NULL));
     STEP(sc, llm_model_set_metadata(m, "class_names", "ham,spam"));
     STEP(sc, llm_optimizer_adam(&adam, 1e-2f));
     STEP(sc, llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, adam, LLM_METRIC_ACCURACY));
@@ -226,7 +244,7 @@ START_TEST(every_allocation_may_fail) {
     int64_t stride = 1;
     const char *env = getenv("LLM_HARDENING_STRIDE");
     if (env && atoll(env) > 0) stride = atoll(env);
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < 3; variant++) {
         /* counted run: the reference */
         scenario ref = { .dir = dir, .variant = variant };
         llm__alloc_fail_after(INT64_MAX);

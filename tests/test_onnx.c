@@ -563,6 +563,73 @@ START_TEST(every_architecture_exports) {
 }
 END_TEST
 
+/* Functional models (graph.h): one embedding applied twice, an LSTM and a
+ * pooled branch concatenated; two inputs merged by Add; refused with two
+ * outputs. (make onnx-check runs spam_train --arch two-branch in ONNX
+ * Runtime against llm_model_predict.) */
+START_TEST(functional_models_export) {
+    llm_model *m = NULL;
+    ck_assert_ok(llm_model_functional(&m, be));
+    int64_t seq = 6, F = 3;
+    llm_node *ids, *e1, *e2, *a, *b, *both, *out, *feat, *sum;
+    llm_layer *emb = llm_layer_embedding(20, 4);
+    ck_assert_ok(llm_model_input(m, LLM_DTYPE_I32, 1, &seq, &ids));
+    ck_assert_ok(llm_model_apply(m, emb, ids, &e1));
+    ck_assert_ok(llm_model_apply(m, emb, ids, &e2));
+    ck_assert_ok(llm_model_apply(m, llm_layer_lstm(3, LLM_RETURN_LAST), e1, &a));
+    ck_assert_ok(llm_model_apply(m, llm_layer_global_pool(LLM_POOL_MAX), e2, &b));
+    ck_assert_ok(llm_model_merge(m, llm_layer_concatenate(), 2, (llm_node *[]){ a, b }, &both));
+    ck_assert_ok(llm_model_apply(m, llm_layer_dense(1, LLM_ACT_SIGMOID), both, &out));
+    ck_assert_ok(llm_model_set_outputs(m, 1, &out));
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 0, NULL));
+    Onnx__ModelProto *mp = export_read(m, NULL);
+    const Onnx__GraphProto *g = mp->graph;
+    check_well_formed(mp, 17);
+    ck_assert_uint_eq(g->n_input, 1);
+    check_io(g->input[0], "ids", ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 2, (int64_t[]){ -1, seq });
+    check_io(g->output[0], "probabilities", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, (int64_t[]){ -1, 1 });
+    ck_assert_int_eq(count_op(g, "Concat") >= 1, 1);
+    ck_assert_int_eq(count_op(g, "LSTM"), 1);
+    int tables = 0; /* the shared embedding's table: one initializer */
+    for (size_t i = 0; i < g->n_initializer; i++) tables += strcmp(g->initializer[i]->name, "embedding_0.weight") == 0;
+    ck_assert_int_eq(tables, 1);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    llm_model_free(m);
+
+    /* two inputs, merged by Add */
+    ck_assert_ok(llm_model_functional(&m, be));
+    ck_assert_ok(llm_model_input(m, LLM_DTYPE_I32, 1, &seq, &ids));
+    ck_assert_ok(llm_model_input(m, LLM_DTYPE_F32, 1, &F, &feat));
+    ck_assert_ok(llm_model_apply(m, llm_layer_embedding(20, 4), ids, &e1));
+    ck_assert_ok(llm_model_apply(m, llm_layer_global_pool(LLM_POOL_AVERAGE), e1, &a));
+    ck_assert_ok(llm_model_apply(m, llm_layer_dense(4, LLM_ACT_TANH), feat, &b));
+    ck_assert_ok(llm_model_merge(m, llm_layer_add(), 2, (llm_node *[]){ a, b }, &sum));
+    ck_assert_ok(llm_model_apply(m, llm_layer_dense(1, LLM_ACT_NONE), sum, &out));
+    ck_assert_ok(llm_model_set_outputs(m, 1, &out));
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_F32, 0, NULL));
+    mp = export_read(m, NULL);
+    g = mp->graph;
+    check_well_formed(mp, 17);
+    ck_assert_uint_eq(g->n_input, 2);
+    check_io(g->input[0], "input_0", ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 2, (int64_t[]){ -1, seq });
+    check_io(g->input[1], "input_1", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, (int64_t[]){ -1, F });
+    ck_assert_int_ge(count_op(g, "Add"), 1);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    llm_model_free(m);
+
+    /* two outputs: refused, saying why */
+    ck_assert_ok(llm_model_functional(&m, be));
+    ck_assert_ok(llm_model_input(m, LLM_DTYPE_F32, 1, &F, &feat));
+    ck_assert_ok(llm_model_apply(m, llm_layer_dense(1, LLM_ACT_NONE), feat, &a));
+    ck_assert_ok(llm_model_apply(m, llm_layer_dense(2, LLM_ACT_NONE), feat, &b));
+    ck_assert_ok(llm_model_set_outputs(m, 2, (llm_node *[]){ a, b }));
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_F32, 0, NULL));
+    ck_assert_fails(llm_model_export_onnx(m, path, NULL), LLM_ERR_NOT_SUPPORTED);
+    ck_assert_ptr_nonnull(strstr(llm_last_error(), "outputs"));
+    llm_model_free(m);
+}
+END_TEST
+
 START_TEST(gelu_follows_the_opset) {
     int64_t seq;
     llm_model *m = arch_model(4, &seq);
@@ -831,6 +898,7 @@ Suite *suite_onnx(void) {
     tcase_add_test(c, bidirectional_directions);
     tcase_add_test(c, classifier_inputs_outputs_metadata);
     tcase_add_test(c, every_architecture_exports);
+    tcase_add_test(c, functional_models_export);
     tcase_add_test(c, gelu_follows_the_opset);
     suite_add_tcase(s, c);
     TCase *e = tcase_create("errors");

@@ -17,6 +17,7 @@ Suite *suite_model(void);
 Suite *suite_model_io(void);
 Suite *suite_compat_v12(void);
 Suite *suite_kinds(void);
+Suite *suite_graph(void);
 Suite *suite_ensemble(void);
 Suite *suite_torch_parity(void);
 Suite *suite_transformer(void);

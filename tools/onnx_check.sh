@@ -49,6 +49,7 @@ lstm_pool_average|spam_train|--pool average --padding post
 gru_dropout|spam_train|--gru --dropout 0.3 --pool max
 bag_average|spam_train|--arch bag
 bag_max|spam_train|--arch bag --pool max --hidden 0
+two_branch|spam_train|--arch two-branch --hidden 16
 transformer|spam_train|--arch transformer --embed 32 --layers 2 --heads 4 --bpe-vocab 600 --lr 3e-3
 transformer_causal_pre|spam_train|--arch transformer --causal --padding pre --embed 32 --layers 1 --heads 2 --bpe-vocab 600 --lr 3e-3
 gpt2_classifier|spam_train|--arch transformer --init tests/data/gpt2/hf --lr 3e-3 --seq 32

@@ -13,6 +13,7 @@
 #include "text.h"
 #include "metrics.h"
 #include "model.h"
+#include "graph.h"
 #include "generate.h"
 #include "gpt2.h"
 #include "dist.h"

@@ -1,6 +1,10 @@
 /* libllm: models.
  *
- * An llm_model is a Sequential stack of layers on one backend:
+ * An llm_model is a graph of layers on one backend: a Sequential stack
+ * (below), or any graph built with the functional API of graph.h
+ * (llm_model_functional: several inputs, branches, merges, shared layers).
+ * Everything below applies to both unless it says otherwise. A Sequential
+ * model:
  *
  *     llm_model *m;   CHECK(llm_model_sequential(&m, backend));
  *     CHECK(llm_model_add(m, llm_layer_embedding(20000, 64)));
@@ -141,7 +145,8 @@ LLM_API llm_status llm_model_sequential(llm_model **out, llm_backend *backend);
 
 /* Appends a layer. Takes ownership of `layer` in every case; a layer that
  * carries an error (see layer.h) is freed and its status returned. Adding
- * after the model is built gives LLM_ERR_STATE. */
+ * after the model is built, or to a functional model (graph.h: use
+ * llm_model_apply), gives LLM_ERR_STATE. */
 LLM_API llm_status llm_model_add(llm_model *model, llm_layer *layer);
 
 /* Seed for weight initialisation and dropout (default 1). Set before build. */
@@ -150,7 +155,9 @@ LLM_API llm_status llm_model_set_seed(llm_model *model, uint64_t seed);
 /* Infers every layer's shapes from the per-sample input shape (no batch
  * dimension), e.g. {200} int32 for token ids, allocates and initialises the
  * parameters. Called by fit/predict from their first input if not done yet.
- * LLM_ERR_SHAPE / LLM_ERR_DTYPE name the layer that does not fit. */
+ * LLM_ERR_SHAPE / LLM_ERR_DTYPE name the layer that does not fit. A
+ * functional model (graph.h) has its input shapes already: pass ndim 0 and
+ * shape NULL, or its one input's shape. */
 LLM_API llm_status llm_model_build(llm_model *model, llm_dtype input_dtype, int ndim,
                                    const int64_t *sample_shape);
 

@@ -47,7 +47,8 @@ LLM_API void llm_onnx_options_init(llm_onnx_options *opts);
  * at path is untouched.
  * LLM_ERR_INVALID_ARGUMENT: NULL model or path, bad options.
  * LLM_ERR_STATE: the model is not built.
- * LLM_ERR_NOT_SUPPORTED: an ensemble, or a layer with no ONNX mapping (the
+ * LLM_ERR_NOT_SUPPORTED: an ensemble, a functional model (graph.h) with
+ *   several outputs, or a layer with no ONNX mapping (the
  *   message names the layer), or weights beyond the 2 GiB a protobuf holds.
  * LLM_ERR_UNAVAILABLE: the module libllm-onnx.so is missing, unloadable or
  *   from another build of libllm.

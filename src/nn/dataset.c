@@ -103,6 +103,8 @@ llm_status llm__dataset_subset(const llm_dataset *ds, const int64_t *idx, int64_
     xs[0] = ys[0] = count;
     llm_dataset *d;
     LLM__CHECK(dataset_new(&d, ds->x_dtype, ds->x_ndim, xs, ds->y_dtype, ds->y_ndim, ys, "llm_dataset_split"));
+    llm_status s = llm__dataset_copy_inputs(d, ds, count);
+    if (s != LLM_OK) { llm_dataset_free(d); return s; }
     llm__dataset_gather(ds, idx, count, d->x, d->y);
     *out = d;
     return LLM_OK;
@@ -180,5 +182,8 @@ void llm_dataset_free(llm_dataset *ds) {
     if (!ds) return;
     llm__free(ds->x);
     llm__free(ds->y);
+    llm__free(ds->in_dtype);
+    llm__free(ds->in_ndim);
+    llm__free(ds->in_shape);
     llm__free(ds);
 }

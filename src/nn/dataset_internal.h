@@ -9,7 +9,15 @@ struct llm_dataset {
     int64_t x_shape[LLM_MAX_DIMS], y_shape[LLM_MAX_DIMS];
     int64_t x_elems, y_elems;           /* per example */
     void *x, *y;                        /* host copies */
+    /* llm_dataset_from_inputs: each example's x is the inputs side by side
+     * (x_dtype/x_shape then describe the packed rows); 0 otherwise */
+    int n_inputs;
+    llm_dtype *in_dtype;
+    int *in_ndim;
+    int64_t (*in_shape)[LLM_MAX_DIMS];  /* [N, ...] of each input */
 };
+/* Gives d the input descriptors of src (for a subset of count examples). */
+llm_status llm__dataset_copy_inputs(llm_dataset *d, const llm_dataset *src, int64_t count);
 
 /* Copies examples idx[0..count) into contiguous host buffers. */
 void llm__dataset_gather(const llm_dataset *ds, const int64_t *idx, int64_t count, void *x, void *y);

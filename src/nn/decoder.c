@@ -59,6 +59,8 @@ void llm_decoder_free(llm_decoder *d) {
 static llm_status dec_layout(llm_decoder *d, const llm_model *m) {
     static const char fn[] = "llm_decoder_create";
     int i = 0, n = m->n_layers;
+    if (m->topo.functional)
+        return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: the model is functional (graph.h); generation runs Sequential language models", fn);
     if (n == 0 || m->layers[0]->vt != &llm__transformer_embedding_kind)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: the model must start with a transformer_embedding", fn);
     d->emb = m->layers[i++];

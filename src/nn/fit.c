@@ -52,7 +52,11 @@ static llm_status history_push(llm_history *h, const double *row) {
 
 /* Checks that a dataset fits the (built) model and its loss. */
 static llm_status check_dataset(llm_model *m, const llm_dataset *ds, const char *fn, const char *what) {
-    LLM__CHECK(llm__model_ensure_built(m, ds->x_dtype, ds->x_ndim, ds->x_shape, fn));
+    if (ds->n_inputs)
+        LLM__CHECK(llm__model_ensure_built_inputs(m, ds->n_inputs, ds->in_dtype, ds->in_ndim,
+                                                  (const int64_t (*)[LLM_MAX_DIMS])ds->in_shape, fn));
+    else
+        LLM__CHECK(llm__model_ensure_built(m, ds->x_dtype, ds->x_ndim, ds->x_shape, fn));
     if (ds->y_elems <= 0) return llm__error(LLM_ERR_SHAPE, "%s: %s has no targets", fn, what);
     return LLM_OK;
 }
@@ -417,18 +421,11 @@ llm_status llm__model_ensure_built_locked(llm_model *m, llm_dtype dt, int ndim, 
     return s;
 }
 
-llm_status llm_model_predict(llm_model *m, const llm_tensor *x, llm_tensor **out) {
-    static const char fn[] = "llm_model_predict";
-    if (out) *out = NULL;
-    if (!m || !x || !out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    if (x->ndim < 2) return llm__error(LLM_ERR_SHAPE, "%s: x must be [batch, ...], got 1 dimension", fn);
-    LLM__CHECK(llm__model_ensure_built_locked(m, x->dtype, x->ndim, x->shape, fn));
-    int64_t N = x->shape[0], chunk = N < 64 ? N : 64;
-    void *hx = llm__malloc(x->bytes);
+llm_status llm__model_predict_rows(llm_model *m, const void *hx, int64_t N, llm_tensor **out, const char *fn) {
+    int64_t chunk = N < 64 ? N : 64;
     float *hy = llm__malloc((size_t)(N * m->out_elems) * 4);
     llm__infer_ctx *c = NULL;
-    llm_status s = hx && hy ? LLM_OK : llm__oom(fn);
-    if (s == LLM_OK) s = llm_tensor_to_host(x, hx, x->bytes);
+    llm_status s = hy ? LLM_OK : llm__oom(fn);
     if (s == LLM_OK) s = llm__model_check_inputs(m, hx, N, fn);
     if (s == LLM_OK) s = llm__infer_acquire(m, chunk, &c);
     for (int64_t start = 0; s == LLM_OK && start < N; start += chunk) {
@@ -445,8 +442,21 @@ llm_status llm_model_predict(llm_model *m, const llm_tensor *x, llm_tensor **out
         s = llm_tensor_from_host(out, m->be, LLM_DTYPE_F32, m->out_shape.ndim + 1, shape, hy,
                                  (size_t)(N * m->out_elems) * 4);
     }
-    llm__free(hx);
     llm__free(hy);
+    return s;
+}
+
+llm_status llm_model_predict(llm_model *m, const llm_tensor *x, llm_tensor **out) {
+    static const char fn[] = "llm_model_predict";
+    if (out) *out = NULL;
+    if (!m || !x || !out) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (x->ndim < 2) return llm__error(LLM_ERR_SHAPE, "%s: x must be [batch, ...], got 1 dimension", fn);
+    LLM__CHECK(llm__model_ensure_built_locked(m, x->dtype, x->ndim, x->shape, fn));
+    void *hx = llm__malloc(x->bytes);
+    llm_status s = hx ? LLM_OK : llm__oom(fn);
+    if (s == LLM_OK) s = llm_tensor_to_host(x, hx, x->bytes);
+    if (s == LLM_OK) s = llm__model_predict_rows(m, hx, x->shape[0], out, fn);
+    llm__free(hx);
     return s;
 }
 

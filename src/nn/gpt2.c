@@ -148,6 +148,8 @@ llm_status llm__gpt2_shape_of(const llm_model *m, llm_gpt2_options *o, int *tie,
     llm_gpt2_options_init(o);
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: the model is not built", fn);
     int n = m->n_layers;
+    if (m->topo.functional)
+        return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: the model is functional (graph.h); a GPT-2 is a Sequential stack", fn);
     if (n < 3 || m->layers[0]->vt != &llm__transformer_embedding_kind)
         return llm__error(LLM_ERR_NOT_SUPPORTED, "%s: a GPT-2 starts with a transformer_embedding", fn);
     const llm_layer *e = m->layers[0];

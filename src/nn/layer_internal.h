@@ -93,6 +93,7 @@ struct llm_layer {
     void *state;          /* the kind's own struct (vt->state_size bytes) */
     llm_layer *inner[2];  /* wrapped layers (bidirectional) */
     llm__param *tied;     /* set by the model's build from vt->shared */
+    const void *owner;    /* the model that took it (llm_model_add / llm_model_apply), or NULL */
 };
 
 /* A layer carrying an error; never NULL (a static one when out of memory). */

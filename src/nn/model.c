@@ -27,22 +27,7 @@ llm_status llm_model_sequential(llm_model **out, llm_backend *be) {
     return LLM_OK;
 }
 
-llm_status llm_model_add(llm_model *m, llm_layer *l) {
-    static const char fn[] = "llm_model_add";
-    if (!l) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: layer is NULL", fn);
-    if (!m) { llm_layer_free(l); return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn); }
-    if (m->ensemble) { llm_layer_free(l); return llm__refuse_ensemble(m, fn); }
-    if (l->status != LLM_OK) {
-        llm_status s = llm__error(l->status, "%s: %s", fn, llm_layer_error(l));
-        llm_layer_free(l);
-        return s;
-    }
-    if (m->built) {
-        llm_layer_free(l);
-        return llm__error(LLM_ERR_STATE, "%s: the model is already built; add every layer before build/fit", fn);
-    }
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i] == l) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: this layer is already in the model", fn);
+llm_status llm__model_take_layer(llm_model *m, llm_layer *l, const char *fn) {
     if (m->n_layers == m->cap_layers) {
         int cap = m->cap_layers ? 2 * m->cap_layers : 8;
         llm_layer **p = llm__realloc(m->layers, (size_t)cap * sizeof *p);
@@ -54,8 +39,47 @@ llm_status llm_model_add(llm_model *m, llm_layer *l) {
     for (int i = 0; i < m->n_layers; i++) same += m->layers[i]->vt == l->vt;
     snprintf(l->name, sizeof l->name, "%s_%d", l->vt->kind, same);
     l->seed = llm__rng_derive(0x6c6c6d, (uint64_t)m->n_layers);
+    l->owner = m;
     m->layers[m->n_layers++] = l;
     return LLM_OK;
+}
+
+void llm__model_bind_tied(llm_model *m, llm_layer *l, int pos) {
+    l->tied = l->vt->shared ? l->vt->shared(l, m->layers, pos) : NULL;
+}
+
+/* Sequential: the layer reads the one added before it (a chain of nodes). */
+llm_status llm_model_add(llm_model *m, llm_layer *l) {
+    static const char fn[] = "llm_model_add";
+    if (!l) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: layer is NULL", fn);
+    if (l->owner == m && m) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: this layer is already in the model", fn);
+    if (l->owner) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: this layer belongs to another model", fn);
+    if (!m) { llm_layer_free(l); return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn); }
+    if (m->ensemble) { llm_layer_free(l); return llm__refuse_ensemble(m, fn); }
+    if (l->status != LLM_OK) {
+        llm_status s = llm__error(l->status, "%s: %s", fn, llm_layer_error(l));
+        llm_layer_free(l);
+        return s;
+    }
+    if (m->built) {
+        llm_layer_free(l);
+        return llm__error(LLM_ERR_STATE, "%s: the model is already built; add every layer before build/fit", fn);
+    }
+    if (m->topo.functional) {
+        llm_layer_free(l);
+        return llm__error(LLM_ERR_STATE, "%s: the model is functional (llm_model_functional); apply layers with llm_model_apply", fn);
+    }
+    if (llm__layer_is_merge(l)) {
+        llm_layer_free(l);
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: a merge layer needs several inputs; build a functional model (graph.h)", fn);
+    }
+    llm_status s = llm__topo_chain_input(m);
+    if (s != LLM_OK) { llm_layer_free(l); return s; }
+    llm_node *prev = m->topo.nodes[m->topo.n_nodes - 1];
+    LLM__CHECK(llm__model_take_layer(m, l, fn));
+    s = llm__topo_apply(m, l, 1, &prev, NULL, fn);
+    if (s != LLM_OK) { m->n_layers--; llm_layer_free(l); }
+    return s;
 }
 
 llm_status llm_model_set_seed(llm_model *m, uint64_t seed) {
@@ -102,46 +126,34 @@ llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *
     LLM__CHECK(llm__refuse_ensemble(m, fn));
     if (m->built) return llm__error(LLM_ERR_STATE, "%s: the model is already built", fn);
     if (m->n_layers == 0) return llm__error(LLM_ERR_STATE, "%s: the model has no layers", fn);
-    if (ndim < 1 || ndim > LLM_MAX_DIMS - 1)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: ndim = %d must be in [1, %d] (per sample, without the batch)", fn,
-                          ndim, LLM_MAX_DIMS - 1);
-    int64_t full[LLM_MAX_DIMS], numel;
-    size_t bytes;
-    full[0] = 1;
-    if (!shape) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: shape is NULL", fn);
-    for (int i = 0; i < ndim; i++) full[i + 1] = shape[i];
-    LLM__CHECK(llm__shape_check(fn, dt, ndim + 1, full, &numel, &bytes));
-
-    llm__shape cur = { dt, ndim, {0} };
-    for (int i = 0; i < ndim; i++) cur.d[i] = shape[i];
-    m->in_shape = cur;
-    for (int i = 0; i < m->n_layers; i++) {
-        llm_layer *l = m->layers[i];
-        l->n_params = 0;
-        for (int k = 0; k < 2; k++) if (l->inner[k]) l->inner[k]->n_params = 0;
-        l->in = cur;
-        l->tied = l->vt->shared ? l->vt->shared(l, m->layers, i) : NULL;
-        llm__shape next = cur;
-        llm_status s = l->vt->build(l, &cur, &next);
-        if (s != LLM_OK) {
-            char in[96];
-            llm__shape_str(&cur, in, sizeof in);
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", llm_last_error());
-            return llm__error(s, "%s: layer %d (%s) does not accept input %s: %s", fn, i, l->name, in, msg);
+    if (m->topo.functional) {
+        /* the shapes come from the declared inputs; given ones must agree */
+        if (ndim != 0 || shape) {
+            if (m->topo.n_inputs != 1)
+                return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the model has %d inputs; build it with ndim 0 and shape NULL",
+                                  fn, m->topo.n_inputs);
+            const llm__shape *want = &m->topo.inputs[0]->shape;
+            int same = shape && dt == want->dtype && ndim == want->ndim;
+            for (int i = 0; same && i < ndim; i++) same = shape[i] == want->d[i];
+            if (!same) return llm__error(LLM_ERR_SHAPE, "%s: the shape given differs from the model's input", fn);
         }
-        if (next.ndim < 1 || next.ndim > LLM_MAX_DIMS - 1)
-            return llm__error(LLM_ERR_SHAPE, "%s: layer %s output has too many dimensions", fn, l->name);
-        l->out = next;
-        cur = next;
+        LLM__CHECK(llm__topo_build(m, fn));
+    } else {
+        if (ndim < 1 || ndim > LLM_MAX_DIMS - 1)
+            return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: ndim = %d must be in [1, %d] (per sample, without the batch)", fn,
+                              ndim, LLM_MAX_DIMS - 1);
+        int64_t full[LLM_MAX_DIMS], numel;
+        size_t bytes;
+        full[0] = 1;
+        if (!shape) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: shape is NULL", fn);
+        for (int i = 0; i < ndim; i++) full[i + 1] = shape[i];
+        LLM__CHECK(llm__shape_check(fn, dt, ndim + 1, full, &numel, &bytes));
+        llm__shape *in = &m->topo.inputs[0]->shape;
+        in->dtype = dt;
+        in->ndim = ndim;
+        for (int i = 0; i < ndim; i++) in->d[i] = shape[i];
+        LLM__CHECK(llm__topo_build(m, fn));
     }
-    m->out_shape = cur;
-    if (cur.dtype != LLM_DTYPE_F32)
-        return llm__error(LLM_ERR_DTYPE, "%s: the model's output must be float; token ids need at least an embedding", fn);
-    m->in_elems = numel;
-    m->out_elems = 1;
-    for (int i = 0; i < cur.ndim; i++) m->out_elems *= cur.d[i];
-    m->vocab_limit = llm__layer_input_vocab(m->layers[0]);
 
     int cap = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -190,6 +202,14 @@ llm_status llm_model_build(llm_model *m, llm_dtype dt, int ndim, const int64_t *
 }
 
 llm_status llm__model_ensure_built(llm_model *m, llm_dtype dt, int ndim, const int64_t *shape, const char *fn) {
+    if (m->topo.n_inputs > 1)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: the model has %d inputs; pass one tensor per input (llm_model_predict_inputs, llm_dataset_from_inputs)",
+                          fn, m->topo.n_inputs);
+    if (m->topo.functional) {
+        int nd = ndim;
+        LLM__CHECK(llm__model_ensure_built_inputs(m, 1, &dt, &nd, (const int64_t (*)[LLM_MAX_DIMS])shape, fn));
+        return LLM_OK;
+    }
     if (!m->built) {
         llm_status s = llm_model_build(m, dt, ndim - 1, shape + 1);
         if (s != LLM_OK) return s;
@@ -303,6 +323,9 @@ llm_status llm_model_compile(llm_model *m, llm_loss loss, const llm_optimizer *o
     if (metrics & ~LLM_METRIC_ACCURACY)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: unknown metric flags 0x%x", fn, metrics & ~LLM_METRIC_ACCURACY);
     if (m->n_layers == 0) return llm__error(LLM_ERR_STATE, "%s: the model has no layers", fn);
+    if (m->topo.n_outputs > 1)
+        return llm__error(LLM_ERR_STATE, "%s: the model has %d outputs; training needs one (merge them with llm_layer_concatenate)",
+                          fn, m->topo.n_outputs);
     m->loss = loss;
     m->opt = opt->o;
     m->metrics = metrics;
@@ -337,39 +360,15 @@ llm_status llm__model_stage(llm_model *m, int64_t batch) {
 }
 
 llm_status llm__model_check_inputs(const llm_model *m, const void *x, int64_t B, const char *fn) {
-    int64_t n = B * m->in_elems;
-    if (m->in_shape.dtype == LLM_DTYPE_I32) {
-        const int32_t *ids = x;
-        int64_t lim = m->vocab_limit;
-        for (int64_t i = 0; i < n; i++)
-            if (ids[i] < 0 || (lim && ids[i] >= lim))
-                return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: token id %d at position %lld is outside [0, %lld)", fn,
-                                  ids[i], (long long)i, (long long)lim);
-    } else {
-        const float *f = x;
-        for (int64_t i = 0; i < n; i++)
-            if (!isfinite(f[i]))
-                return llm__error(LLM_ERR_NUMERIC, "%s: input element %lld is %g", fn, (long long)i, (double)f[i]);
-    }
-    return LLM_OK;
+    return llm__topo_check_inputs(m, x, B, fn);
 }
 
-static llm_status forward(llm_model *m, llm__graph *g, const void *x, int64_t B, int training, llm__val **y) {
+static llm_status forward(llm_model *m, llm__graph *g, llm__val **slots, const void *x, int64_t B, int training,
+                          llm__val **y) {
     LLM__CHECK(llm__graph_reset(g, training));
     g->dropout_key = llm__rng_derive(m->seed ^ 0x64726f70ULL, (uint64_t)m->step);
     if (m->dropout_stream) g->dropout_key = llm__rng_derive(g->dropout_key, m->dropout_stream);
-    int64_t shape[LLM_MAX_DIMS];
-    shape[0] = B;
-    for (int i = 0; i < m->in_shape.ndim; i++) shape[i + 1] = m->in_shape.d[i];
-    llm__val *v;
-    LLM__CHECK(llm__graph_val(g, m->in_shape.dtype, m->in_shape.ndim + 1, shape, &v));
-    LLM__CHECK(m->be->ops->copy_h2d(m->be, v->data, x, (size_t)(B * m->in_elems) * 4));
-    for (int i = 0; i < m->n_layers; i++) {
-        llm_layer *l = m->layers[i];
-        LLM__CHECK(l->vt->forward(l, g, v, &v));
-    }
-    *y = v;
-    return LLM_OK;
+    return llm__topo_forward(m, g, slots, x, B, y);
 }
 
 llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B, int update, double *loss_out,
@@ -378,7 +377,7 @@ llm_status llm__model_step(llm_model *m, const void *x, const void *y, int64_t B
     const llm__backend_ops *op = be->ops;
     llm__val *out;
     void *t;
-    LLM__CHECK(forward(m, &m->graph, x, B, 1, &out));
+    LLM__CHECK(forward(m, &m->graph, m->slots, x, B, 1, &out));
     LLM__CHECK(llm__model_upload_targets(m, y, B, &t));
     LLM__CHECK(op->memset_zero(be, m->gw, (size_t)m->n_scalars * 4));
     LLM__CHECK(llm__model_loss(m, out, t, 1));
@@ -433,7 +432,7 @@ llm_status llm__model_update(llm_model *m) {
 
 llm_status llm__model_infer(llm_model *m, const void *x, const void *y, int64_t B, double *loss_out) {
     llm__val *out;
-    LLM__CHECK(forward(m, &m->graph, x, B, 0, &out));
+    LLM__CHECK(forward(m, &m->graph, m->slots, x, B, 0, &out));
     if (y) {
         void *t;
         float host_loss;
@@ -442,7 +441,7 @@ llm_status llm__model_infer(llm_model *m, const void *x, const void *y, int64_t 
         LLM__CHECK(m->be->ops->copy_d2h(m->be, &host_loss, m->scalars, 4));
         *loss_out = host_loss;
     }
-    return m->be->ops->copy_d2h(m->be, m->hout, out->data, (size_t)(B * m->out_elems) * 4);
+    return llm__topo_read_outputs(m, m->slots, B, m->hout);
 }
 
 /* ---- inference contexts: what lets several threads predict at once ---- */
@@ -456,6 +455,9 @@ llm_status llm__infer_acquire(llm_model *m, int64_t batch, llm__infer_ctx **out)
         c = llm__calloc(1, sizeof *c);
         if (!c) return llm__oom("model inference");
         llm__graph_init(&c->graph, m->be);
+        /* the node count is fixed once the model is built */
+        c->slots = llm__calloc((size_t)m->topo.n_nodes + 1, sizeof *c->slots);
+        if (!c->slots) { llm__graph_release(&c->graph); llm__free(c); return llm__oom("model inference"); }
     }
     if (batch > c->cap) {
         void *x = llm__realloc(c->hx, (size_t)(batch * m->in_elems) * 4);
@@ -484,14 +486,15 @@ static void infer_free_all(llm_model *m) {
         llm__free(c->hx);
         llm__free(c->hout);
         llm__free(c->ids);
+        llm__free(c->slots);
         llm__free(c);
     }
 }
 
 llm_status llm__infer_run(llm_model *m, llm__infer_ctx *c, int64_t B) {
     llm__val *out;
-    LLM__CHECK(forward(m, &c->graph, c->hx, B, 0, &out));
-    return m->be->ops->copy_d2h(m->be, c->hout, out->data, (size_t)(B * m->out_elems) * 4);
+    LLM__CHECK(forward(m, &c->graph, c->slots, c->hx, B, 0, &out));
+    return llm__topo_read_outputs(m, c->slots, B, c->hout);
 }
 
 /* ---- batch entry points on tensors ---- */
@@ -607,6 +610,7 @@ llm_status llm_model_summary(const llm_model *m, char *buf, size_t len, size_t *
     if (!buf && len) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: buf is NULL but len is %zu", fn, len);
     if (m->ensemble) return ensemble_summary(m, buf, len, needed);
     if (!m->built) return llm__error(LLM_ERR_STATE, "%s: build the model first (llm_model_build or fit)", fn);
+    if (m->topo.functional) return llm__topo_summary(m, buf, len, needed);
     size_t off = 0;
     const char *rule = "_________________________________________________________________";
     const char *dbl = "=================================================================";
@@ -638,6 +642,8 @@ void llm_model_free(llm_model *m) {
     llm__ensemble_release(m);
     for (int i = 0; i < m->n_layers; i++) llm_layer_free(m->layers[i]);
     llm__free(m->layers);
+    llm__topo_release(&m->topo);
+    llm__free(m->slots);
     release_params(m);
     if (m->scalars) m->be->ops->free(m->be, m->scalars);
     llm__graph_release(&m->graph);

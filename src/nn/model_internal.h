@@ -8,6 +8,7 @@
 #include "layer_internal.h"
 #include "optimizer_internal.h"
 #include "dataset_internal.h"
+#include "model_graph.h"
 
 /* What one inference call needs of its own; models keep a free list of
  * them so that concurrent predictions never share a workspace. */
@@ -17,6 +18,7 @@ typedef struct llm__infer_ctx {
     float *hout;
     int32_t *ids;              /* text ids for predict_text */
     int64_t cap;               /* examples hx/hout hold */
+    llm__val **slots;          /* one value per graph node (model_graph.h) */
     struct llm__infer_ctx *next;
 } llm__infer_ctx;
 
@@ -27,8 +29,10 @@ typedef struct llm__named_param {
 
 struct llm_model {
     llm_backend *be;
-    llm_layer **layers;
+    llm_layer **layers;            /* each layer once, in the order it joined */
     int n_layers, cap_layers;
+    llm__model_graph topo;         /* the nodes that apply them (model_graph.h) */
+    llm__val **slots;              /* the training pass's value per node */
     uint64_t seed;
 
     int built;
@@ -93,6 +97,18 @@ llm_status llm__ensemble_predict_text(llm_model *m, const char *text, size_t len
 llm_status llm__ensemble_param_count(const llm_model *m, int64_t *count);
 /* Frees the members (from llm_model_free). */
 void llm__ensemble_release(llm_model *m);
+
+/* Makes a new, usable layer the model's (named, seeded); frees it on failure. */
+llm_status llm__model_take_layer(llm_model *m, llm_layer *l, const char *fn);
+/* Before layer pos of m->layers is built: a tied lm_head gets the token
+ * table of the nearest transformer_embedding before it. */
+void llm__model_bind_tied(llm_model *m, llm_layer *l, int pos);
+/* Builds from declared inputs if needed and checks n inputs' dtypes and
+ * [N, ...] shapes against them (src/nn/model_graph.c). */
+llm_status llm__model_ensure_built_inputs(llm_model *m, int n, const llm_dtype *dtypes, const int *ndims,
+                                          const int64_t (*shapes)[LLM_MAX_DIMS], const char *fn);
+/* Predicts N packed host rows of inputs into a new [N, ...] tensor (fit.c). */
+llm_status llm__model_predict_rows(llm_model *m, const void *hx, int64_t N, llm_tensor **out, const char *fn);
 
 /* src/nn/pipeline.c */
 void llm__model_release_pipeline(llm_model *m);

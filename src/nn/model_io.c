@@ -15,7 +15,7 @@
 #include "model_contents.h"
 
 #define FORMAT_NAME "libllm"
-#define FORMAT_VERSION "1"
+#define FORMAT_VERSION "1"       /* Sequential models; functional ones write 2 (graph_io.c) */
 #define MAX_MODEL_FILE ((size_t)1 << 34) /* 16 GiB */
 
 /* ---- architecture to JSON ---- */
@@ -238,6 +238,7 @@ static llm_status gather_model(file_parts *fp, const llm_model *m, int checkpoin
         x->bytes = nbytes;
     }
     LLM__CHECK(add_meta(fp, mprefix, "libllm.architecture", own_json(fp, architecture_json(m)), fn));
+    if (m->topo.functional) LLM__CHECK(add_meta(fp, mprefix, "libllm.graph", own_json(fp, llm__topo_record_json(m)), fn));
     if (m->bpe) {
         size_t need;
         LLM__CHECK(llm_bpe_serialize(m->bpe, NULL, 0, &need));
@@ -279,7 +280,7 @@ static llm_status save_file(const llm_model *m, const char *path, int checkpoint
     char version[32], members[64]; /* borrowed by fp until the write */
     snprintf(version, sizeof version, "%s", llm_version_string());
     llm_status s = add_meta(&fp, "", "format", FORMAT_NAME, fn);
-    if (s == LLM_OK) s = add_meta(&fp, "", "libllm.format_version", FORMAT_VERSION, fn);
+    if (s == LLM_OK) s = add_meta(&fp, "", "libllm.format_version", llm__topo_format_version(m), fn);
     if (s == LLM_OK) s = add_meta(&fp, "", "libllm.library_version", version, fn);
     if (!m->ensemble) {
         if (s == LLM_OK) s = gather_model(&fp, m, checkpoint, "", "", fn);
@@ -367,7 +368,7 @@ static llm_status parse_json(const char *text, const char *what, cJSON **out) {
     return LLM_OK;
 }
 
-static llm_status build_from_architecture(llm_model *m, const char *text) {
+static llm_status build_from_architecture(llm_model *m, const char *text, const char *graph) {
     cJSON *root;
     LLM__CHECK(parse_json(text, "architecture", &root));
     llm_status s = LLM_OK;
@@ -396,6 +397,8 @@ static llm_status build_from_architecture(llm_model *m, const char *text) {
     if (s == LLM_OK && nd == 0) s = BAD("llm_model_load: empty input shape");
     int count = 0;
     const cJSON *l;
+    llm_layer **pending = NULL; /* a functional model's layers wait for its graph record */
+    if (s == LLM_OK && graph && !(pending = llm__calloc(1024, sizeof *pending))) s = llm__oom("llm_model_load");
     cJSON_ArrayForEach(l, layers) {
         if (s != LLM_OK) break;
         if (++count > 1024) { s = BAD("llm_model_load: too many layers"); break; }
@@ -408,11 +411,18 @@ static llm_status build_from_architecture(llm_model *m, const char *text) {
             llm_layer_free(layer);
             break;
         }
-        s = llm_model_add(m, layer);
+        if (pending) pending[count - 1] = layer;
+        else s = llm_model_add(m, layer);
     }
     if (s == LLM_OK && count == 0) s = BAD("llm_model_load: the architecture has no layers");
+    if (pending) {
+        int n = count - (s == LLM_OK ? 0 : 1);
+        if (s == LLM_OK) s = llm__topo_record_load(m, graph, pending, n);
+        else for (int i = 0; i < n; i++) llm_layer_free(pending[i]);
+        llm__free(pending);
+    }
     if (s == LLM_OK) {
-        s = llm_model_build(m, dt, nd, dims);
+        s = graph ? llm_model_build(m, dt, 0, NULL) : llm_model_build(m, dt, nd, dims);
         if (s != LLM_OK && s != LLM_ERR_OUT_OF_MEMORY)
             s = BAD("llm_model_load: the architecture does not fit together: %s", llm_last_error());
     }
@@ -675,7 +685,7 @@ static llm_status load_view(llm_model *m, const file_view *v, int checkpoint, co
     size_t bytes;
     view_tensors(v, &bytes);
     m->param_bytes_limit = bytes ? bytes : 1;
-    llm_status s = build_from_architecture(m, view_meta(v, "libllm.architecture"));
+    llm_status s = build_from_architecture(m, view_meta(v, "libllm.architecture"), view_meta(v, "libllm.graph"));
     m->param_bytes_limit = 0;
     if (s == LLM_OK) s = load_weights(m, v);
     if (s == LLM_OK) s = load_pipeline(m, v);
@@ -739,8 +749,8 @@ static llm_status load_file(llm_model **out, llm_backend *be, const char *path, 
     int ensemble = llm__safetensors_meta(f, "libllm.ensemble") != NULL;
     if (!format || strcmp(format, FORMAT_NAME) != 0 || !version)
         s = BAD("%s: %s is a safetensors file but not a libllm model (no libllm metadata)", fn, path);
-    else if (strcmp(version, FORMAT_VERSION) != 0)
-        s = BAD("%s: %s has model format version %.16s; this library reads version %s", fn, path, version, FORMAT_VERSION);
+    else if (strcmp(version, FORMAT_VERSION) != 0 && strcmp(version, "2") != 0)
+        s = BAD("%s: %s has model format version %.16s; this library reads versions 1 and 2", fn, path, version);
     else if (ensemble && checkpoint)
         s = BAD("%s: %s is an ensemble, not a checkpoint", fn, path);
     if (s == LLM_OK) s = ensemble ? llm_model_ensemble(&m, be) : llm_model_sequential(&m, be);

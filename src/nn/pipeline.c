@@ -105,6 +105,14 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     llm_email_options eo;
     llm_email_options_init(&eo);
     if (email) LLM__CHECK(LLM__OPTIONS_MERGE(&eo, email, fn));
+    if (m->topo.n_inputs > 1)
+        return llm__error(LLM_ERR_SHAPE, "%s: the model has %d inputs; a text pipeline feeds a model whose one input is token ids",
+                          fn, m->topo.n_inputs);
+    if (m->topo.functional && !m->built) { /* its input is declared: check it now */
+        const llm__shape *in = m->topo.n_inputs ? &m->topo.inputs[0]->shape : NULL;
+        if (!in || in->dtype != LLM_DTYPE_I32 || in->ndim != 1 || in->d[0] != vo.seq_len)
+            return llm__error(LLM_ERR_SHAPE, "%s: the model takes other input than int32 ids [%d]", fn, vo.seq_len);
+    }
     if (m->built && (m->in_shape.dtype != LLM_DTYPE_I32 || m->in_shape.ndim != 1 || m->in_shape.d[0] != vo.seq_len))
         return llm__error(LLM_ERR_SHAPE, "%s: the model takes other input than int32 ids [%d]", fn, vo.seq_len);
     int32_t vsize;

@@ -46,6 +46,18 @@ class Layer(Handle):
         self._ptr = None
         return ptr
 
+    def _apply_ptr(self, model):
+        """The pointer for a functional model's apply/merge: the first use
+        hands it over; later uses by the same model share the layer."""
+        if self._ptr is not None:
+            self._owner = model
+            self._given = self._ptr
+            return self._take()
+        if getattr(self, "_owner", None) is model:
+            return self._given
+        from .errors import InvalidArgument
+        raise InvalidArgument("this layer was given to another model or wrapper")
+
     def __repr__(self):
         return "<llm.Layer %s>" % (self.kind if self._ptr else "(given away)")
 
@@ -104,6 +116,21 @@ def dropout(rate):
 
 def layernorm(eps=1e-5):
     return Layer(_ffi.layer_layernorm(_check.float32(eps, "layernorm eps")))
+
+
+def concatenate():
+    """Merge layer (Model.merge): joins its inputs along the last dimension."""
+    return Layer(_ffi.layer_concatenate())
+
+
+def add():
+    """Merge layer (Model.merge): element-wise sum."""
+    return Layer(_ffi.layer_add())
+
+
+def multiply():
+    """Merge layer (Model.merge): element-wise product."""
+    return Layer(_ffi.layer_multiply())
 
 
 def global_pool(mode="average"):

@@ -81,6 +81,33 @@ def _model_arg(m, what):
     return m
 
 
+def _seq_arg(v, what):
+    if not isinstance(v, (list, tuple)):
+        raise ArgumentTypeError("%s must be a list, not %s" % (what, type(v).__name__))
+    return list(v)
+
+
+def _dtypes_arg(dtypes, n):
+    if dtypes is None:
+        return [None] * n
+    dtypes = _seq_arg(dtypes, "dtypes")
+    if len(dtypes) != n:
+        raise InvalidArgument("dtypes has %d entries for %d inputs" % (len(dtypes), n))
+    return dtypes
+
+
+class Node:
+    """A node of a functional model: an input or a layer's result. It lives
+    as long as its model."""
+
+    def __init__(self, model, ptr):
+        self.model = model
+        self._ptr = ptr
+
+    def __repr__(self):
+        return "<llm.Node of %r>" % (self.model,)
+
+
 class Model(Handle):
     """A Sequential model on a backend (the default CPU one if None)::
 
@@ -119,6 +146,120 @@ class Model(Handle):
         return self._be
 
     sequential = classmethod(lambda cls, backend=None, seed=None: cls(backend=backend, seed=seed))
+
+    # ---- the functional API (include/llm/graph.h)
+    @classmethod
+    def functional(cls, backend=None, seed=None):
+        """An empty model built as a graph::
+
+            m = llm.Model.functional()
+            ids = m.input([200], "int32")
+            emb = m.apply(L.embedding(20000, 64), ids)
+            both = m.merge(L.concatenate(), [m.apply(L.lstm(64), emb),
+                                             m.apply(L.global_pool(), emb)])
+            m.set_outputs([m.apply(L.dense(1, "sigmoid"), both)])
+
+        Applying one Layer object again shares it (one set of weights)."""
+        be = _backend_arg(backend)
+        out = c_void_p()
+        check(_ffi.model_functional(byref(out), be._handle()))
+        return cls(backend=be, seed=seed, _ptr=out.value)
+
+    def input(self, shape, dtype="float32"):
+        """Declares an input of per-sample shape; returns its Node."""
+        dims = _ffi.shape_array(_seq_arg(shape, "shape"))
+        out = c_void_p()
+        check(_ffi.model_input(self._handle(), dtype_code(dtype), len(dims), dims, byref(out)))
+        return Node(self, out.value)
+
+    def _node_ptr(self, node, what):
+        if not isinstance(node, Node):
+            raise ArgumentTypeError("%s must be an llm Node (from Model.input/apply), not %s"
+                                    % (what, type(node).__name__))
+        if node.model is not self:
+            raise InvalidArgument("%s belongs to another model" % what)
+        return node._ptr
+
+    def apply(self, layer, node):
+        """Applies a one-input layer to a Node; returns the result's Node."""
+        from .layers import Layer
+        if not isinstance(layer, Layer):
+            raise ArgumentTypeError("apply takes a Layer, not %s" % type(layer).__name__)
+        ptr_node = self._node_ptr(node, "node")
+        out = c_void_p()
+        check(_ffi.model_apply(self._handle(), layer._apply_ptr(self), ptr_node, byref(out)))
+        return Node(self, out.value)
+
+    def merge(self, layer, nodes):
+        """Applies a merge layer (layers.concatenate/add/multiply) to a list of Nodes."""
+        from .layers import Layer
+        if not isinstance(layer, Layer):
+            raise ArgumentTypeError("merge takes a Layer, not %s" % type(layer).__name__)
+        ptrs = [self._node_ptr(n, "nodes[%d]" % i) for i, n in enumerate(_seq_arg(nodes, "nodes"))]
+        arr = (c_void_p * max(1, len(ptrs)))(*ptrs)
+        out = c_void_p()
+        check(_ffi.model_merge(self._handle(), layer._apply_ptr(self), len(ptrs), arr, byref(out)))
+        return Node(self, out.value)
+
+    def set_outputs(self, nodes):
+        ptrs = [self._node_ptr(n, "nodes[%d]" % i) for i, n in enumerate(_seq_arg(nodes, "nodes"))]
+        arr = (c_void_p * max(1, len(ptrs)))(*ptrs)
+        check(_ffi.model_set_outputs(self._handle(), len(ptrs), arr))
+
+    @property
+    def num_inputs(self):
+        n = c_int()
+        check(_ffi.model_num_inputs(self._handle(), byref(n)))
+        return n.value
+
+    def predict_inputs(self, xs, dtypes=None):
+        """Runs a model with several inputs on xs, one array per input."""
+        handle = self._handle()
+        xs = _seq_arg(xs, "xs")
+        ts = []
+        try:
+            for x, d in zip(xs, _dtypes_arg(dtypes, len(xs))):
+                ts.append(as_tensor(x, dtype=d, backend=self))
+        except BaseException:
+            for t, x in zip(ts, xs):
+                if t is not x:
+                    t.close()
+            raise
+        arr = (c_void_p * max(1, len(ts)))(*[t._handle() for t in ts])
+        out = c_void_p()
+        try:
+            check(_ffi.model_predict_inputs(handle, len(ts), arr, byref(out)))
+        finally:
+            for t, x in zip(ts, xs):
+                if t is not x:
+                    t.close()
+        with Tensor(backend=self.backend, _ptr=out.value) as t:
+            return t.to_numpy() if _np is not None and any(isinstance(x, _np.ndarray) for x in xs) else t.to_list()
+
+    def dataset_inputs(self, xs, y, dtypes=None, y_dtype=None):
+        """A Dataset of several inputs (one array per input) for fit/evaluate."""
+        xs = _seq_arg(xs, "xs")
+        ts = []
+        try:
+            for x, d in zip(xs, _dtypes_arg(dtypes, len(xs))):
+                ts.append(as_tensor(x, dtype=d, backend=self))
+            ty = as_tensor(y, dtype=y_dtype, backend=self)
+        except BaseException:
+            for t, x in zip(ts, xs):
+                if t is not x:
+                    t.close()
+            raise
+        arr = (c_void_p * max(1, len(ts)))(*[t._handle() for t in ts])
+        out = c_void_p()
+        try:
+            check(_ffi.dataset_from_inputs(byref(out), len(ts), arr, ty._handle()))
+        finally:
+            for t, x in zip(ts, xs):
+                if t is not x:
+                    t.close()
+            if ty is not y:
+                ty.close()
+        return Dataset(_ptr=out.value)
 
     # ---- building
     def add(self, layer):

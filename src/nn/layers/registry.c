@@ -17,6 +17,7 @@
  * src/nn/layers/kinds.h only when another module must read its state. */
 #include <cjson/cJSON.h>
 #include "kinds.h"
+#include "../model_graph.h" /* llm__merge_from_kind */
 
 #define LLM__LAYER_KINDS(X)   \
     X(embedding)              \
@@ -65,6 +66,8 @@ llm_layer *llm__layer_from_json(const cJSON *o, int depth) {
         llm__error(LLM_ERR_FORMAT, "llm_model_load: a layer entry has no kind");
         return NULL;
     }
+    llm_layer *merge = llm__merge_from_kind(kind->valuestring); /* graph merge layers: no settings */
+    if (merge) return merge;
     const llm__layer_vt *vt = llm__kind_find(kind->valuestring);
     if (!vt || !vt->from_json) {
         llm__error(LLM_ERR_FORMAT, "llm_model_load: unknown layer kind '%.40s'", kind->valuestring);

@@ -2,7 +2,8 @@
  *
  * Reads the model's architecture from its view (the libllm.architecture
  * entry of docs/FORMAT.md), refuses it when a layer kind has no exporter,
- * runs each layer's exporter (export_*.c) in model order, names the input
+ * runs each layer's exporter (export_*.c) in model order (a functional
+ * model's: node by node of its libllm.graph entry), names the input
  * and output, adds the metadata and streams the serialised model through
  * libllm's atomic writer. Serialisation is protobuf-c's, over the structs it
  * generates from ONNX's own onnx.proto. */
@@ -51,6 +52,16 @@ static const char *meta_of(const llm__onnx_view *view, const char *key) {
 
 /* ---- the architecture ---- */
 
+/* A functional model's node (libllm.graph, docs/FORMAT.md). */
+#define EX_MAX_FROM 8
+typedef struct ex_node {
+    int layer;                         /* index into layers; -1: an input */
+    int n_from, from[EX_MAX_FROM];
+    int ids, rank;                     /* inputs */
+    int64_t dim[EX_MAX_RANK];
+    char name[24];                     /* inputs: the graph input's name */
+} ex_node;
+
 typedef struct model_spec {
     cJSON *root;
     ex_layer *layers;
@@ -58,11 +69,83 @@ typedef struct model_spec {
     int ids;                           /* the input is token ids */
     int rank;
     int64_t dim[EX_MAX_RANK];          /* per-sample input shape */
+    ex_node *nodes;                    /* functional models: the graph, else NULL */
+    int n_nodes, output;
 } model_spec;
 
 static void spec_free(model_spec *m) {
     cJSON_Delete(m->root);
     free(m->layers);
+    free(m->nodes);
+}
+
+static int is_merge(const char *kind) {
+    return strcmp(kind, "concatenate") == 0 || strcmp(kind, "add") == 0 || strcmp(kind, "multiply") == 0;
+}
+
+/* A whole number in [lo, hi], or -1. */
+static int index_in(const cJSON *v, int lo, int hi) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < lo || v->valuedouble > hi)
+        return -1;
+    return (int)v->valuedouble;
+}
+
+/* libllm.graph: the nodes in creation order (each reads earlier ones only). */
+static llm_status read_graph(ex_ctx *x, model_spec *m, const char *text) {
+    cJSON *root = cJSON_Parse(text);
+    if (!root) return ex_fail(x, NULL, LLM_ERR_FORMAT, "libllm.graph is not JSON (or out of memory)");
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
+    llm_status s = LLM_OK;
+    m->n_nodes = cJSON_GetArraySize(nodes);
+    if (!cJSON_IsArray(nodes) || m->n_nodes < 2 || m->n_nodes > 4096 || !cJSON_IsArray(outs))
+        s = ex_fail(x, NULL, LLM_ERR_FORMAT, "libllm.graph lacks nodes or outputs");
+    else if (cJSON_GetArraySize(outs) != 1)
+        s = ex_fail(x, NULL, LLM_ERR_NOT_SUPPORTED, "the model has %d outputs; the exporter writes models with one",
+                    cJSON_GetArraySize(outs));
+    if (s == LLM_OK && !(m->nodes = calloc((size_t)m->n_nodes, sizeof *m->nodes)))
+        s = ex_fail(x, NULL, LLM_ERR_OUT_OF_MEMORY, "out of memory");
+    int n_inputs = 0;
+    for (int i = 0; s == LLM_OK && i < m->n_nodes; i++) {
+        const cJSON *o = cJSON_GetArrayItem(nodes, i), *in = cJSON_GetObjectItemCaseSensitive(o, "input");
+        ex_node *nd = &m->nodes[i];
+        if (in) {
+            const char *dtype = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "dtype"));
+            const cJSON *shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
+            nd->layer = -1;
+            nd->ids = dtype && strcmp(dtype, "int32") == 0;
+            nd->rank = cJSON_GetArraySize(shape);
+            if (!dtype || (!nd->ids && strcmp(dtype, "float32") != 0) || nd->rank < 1 || nd->rank > EX_MAX_RANK - 1 ||
+                (nd->ids && nd->rank != 1)) {
+                s = ex_fail(x, NULL, LLM_ERR_FORMAT, "libllm.graph: node %d is not a valid input", i);
+                break;
+            }
+            for (int d = 0; d < nd->rank && s == LLM_OK; d++) {
+                int v = index_in(cJSON_GetArrayItem(shape, d), 1, INT32_MAX);
+                if (v < 0) s = ex_fail(x, NULL, LLM_ERR_FORMAT, "libllm.graph: node %d has an invalid shape", i);
+                nd->dim[d] = v;
+            }
+            snprintf(nd->name, sizeof nd->name, "input_%d", n_inputs++);
+            continue;
+        }
+        const cJSON *from = cJSON_GetObjectItemCaseSensitive(o, "from");
+        nd->layer = index_in(cJSON_GetObjectItemCaseSensitive(o, "layer"), 0, m->n_layers - 1);
+        nd->n_from = cJSON_GetArraySize(from);
+        if (nd->layer < 0 || !cJSON_IsArray(from) || nd->n_from < 1 || nd->n_from > EX_MAX_FROM) {
+            s = ex_fail(x, NULL, LLM_ERR_FORMAT, "libllm.graph: node %d is not a valid application", i);
+            break;
+        }
+        for (int k = 0; k < nd->n_from && s == LLM_OK; k++)
+            if ((nd->from[k] = index_in(cJSON_GetArrayItem(from, k), 0, i - 1)) < 0)
+                s = ex_fail(x, NULL, LLM_ERR_FORMAT, "libllm.graph: node %d reads a node that is not before it", i);
+    }
+    if (s == LLM_OK && (m->output = index_in(cJSON_GetArrayItem(outs, 0), 0, m->n_nodes - 1)) < 0)
+        s = ex_fail(x, NULL, LLM_ERR_FORMAT, "libllm.graph: invalid output");
+    /* one input keeps the names of a Sequential model's */
+    for (int i = 0; s == LLM_OK && n_inputs == 1 && i < m->n_nodes; i++)
+        if (m->nodes[i].layer < 0) snprintf(m->nodes[i].name, sizeof m->nodes[i].name, "%s", m->nodes[i].ids ? "ids" : "input");
+    cJSON_Delete(root);
+    return s;
 }
 
 static llm_status read_spec(ex_ctx *x, model_spec *m) {
@@ -104,8 +187,10 @@ static llm_status read_spec(ex_ctx *x, model_spec *m) {
         for (int j = 0; j < i; j++) k += strcmp(m->layers[j].kind, l->kind) == 0;
         snprintf(l->name, sizeof l->name, "%s_%d", l->kind, k);
     }
+    const char *graph = meta_of(x->view, "libllm.graph");
+    if (graph) EX_CHECK(read_graph(x, m, graph));
     for (int i = 0; i < m->n_layers; i++)
-        if (!exporter_of(m->layers[i].kind))
+        if (!exporter_of(m->layers[i].kind) && !(graph && is_merge(m->layers[i].kind)))
             return ex_fail(x, &m->layers[i], LLM_ERR_NOT_SUPPORTED,
                            "kind '%s' has no ONNX mapping, so the model cannot be exported (docs/ONNX.md lists "
                            "the kinds that have one)", m->layers[i].kind);
@@ -210,6 +295,78 @@ static const char *output_name(int kind) {
     return kind == EX_OUT_PROBABILITIES ? "probabilities" : kind == EX_OUT_LOGITS ? "logits" : "outputs";
 }
 
+/* A merge layer of a functional model: Concat over the last axis, or a
+ * chain of Add / Mul; the padding mask of the first input that has one
+ * goes on while a time axis is left (as libllm's merge does). */
+static llm_status merge(ex_ctx *x, const ex_layer *l, int n, const ex_val *in, ex_val *out) {
+    ox *g = x->g;
+    const char *names[EX_MAX_FROM];
+    *out = in[0];
+    out->mask = NULL;
+    for (int k = 0; k < n; k++) {
+        if (in[k].ids) return ex_fail(x, l, LLM_ERR_FORMAT, "input %d is token ids", k);
+        names[k] = in[k].name;
+        if (!out->mask) out->mask = in[k].mask;
+    }
+    if (out->rank < 2) out->mask = NULL;
+    if (strcmp(l->kind, "concatenate") == 0) {
+        Onnx__NodeProto *nd = ox_node(g, "Concat", n, names, 1);
+        if (nd) ox_attr_int(g, nd, "axis", -1);
+        out->name = nd ? ox_out(nd, 0) : "";
+        out->dim[out->rank - 1] = 0;
+        for (int k = 0; k < n; k++) out->dim[out->rank - 1] += in[k].dim[in[k].rank - 1];
+    } else {
+        const char *op = strcmp(l->kind, "add") == 0 ? "Add" : "Mul";
+        out->name = names[0];
+        for (int k = 1; k < n; k++) out->name = OX2(g, op, out->name, names[k]);
+    }
+    return ex_built(x, l);
+}
+
+/* A functional model: every node in order, each layer's exporter on the
+ * value of the node it reads (a shared layer's weights are one initializer). */
+static llm_status run_graph(ex_ctx *x, const model_spec *m, ex_val *result) {
+    ox *g = x->g;
+    ex_val *vals = calloc((size_t)m->n_nodes, sizeof *vals);
+    if (!vals) return ex_fail(x, NULL, LLM_ERR_OUT_OF_MEMORY, "out of memory");
+    llm_status s = LLM_OK;
+    int out_kind = EX_OUT_VALUES;
+    for (int i = 0; s == LLM_OK && i < m->n_nodes; i++) {
+        const ex_node *nd = &m->nodes[i];
+        ex_val *v = &vals[i];
+        if (nd->layer < 0) {
+            v->ids = nd->ids;
+            v->rank = nd->rank;
+            memcpy(v->dim, nd->dim, sizeof v->dim);
+            v->name = nd->name;
+            int64_t dims[EX_MAX_RANK + 1] = { OX_BATCH };
+            memcpy(dims + 1, nd->dim, (size_t)nd->rank * sizeof *dims);
+            ox_input(g, nd->name, nd->ids ? OX_INT64 : OX_FLOAT, nd->rank + 1, dims);
+            continue;
+        }
+        const ex_layer *l = &m->layers[nd->layer];
+        x->at = nd->layer;
+        ox_scope(g, l->name);
+        if (is_merge(l->kind)) {
+            ex_val in[EX_MAX_FROM];
+            for (int k = 0; k < nd->n_from; k++) in[k] = vals[nd->from[k]];
+            s = nd->n_from < 2 ? ex_fail(x, l, LLM_ERR_FORMAT, "a merge of %d node", nd->n_from) : merge(x, l, nd->n_from, in, v);
+        } else if (nd->n_from != 1) {
+            s = ex_fail(x, l, LLM_ERR_FORMAT, "it reads %d nodes", nd->n_from);
+        } else {
+            *v = vals[nd->from[0]];
+            s = exporter_of(l->kind)(x, l, v);
+        }
+        if (s == LLM_OK && (v->rank < 1 || v->rank > EX_MAX_RANK - 1))
+            s = ex_fail(x, l, LLM_ERR_INTERNAL, "its output has %d dimensions per row", v->rank);
+        if (i == m->output) out_kind = x->out_kind; /* what the output is, whatever runs after it */
+    }
+    if (s == LLM_OK) *result = vals[m->output];
+    x->out_kind = out_kind;
+    free(vals);
+    return s;
+}
+
 static llm_status build(ex_ctx *x, const model_spec *m) {
     ox *g = x->g;
     ex_val v;
@@ -219,15 +376,18 @@ static llm_status build(ex_ctx *x, const model_spec *m) {
     memcpy(v.dim, m->dim, sizeof v.dim);
     v.name = m->ids ? "ids" : "input";
     int64_t dims[EX_MAX_RANK + 1] = { OX_BATCH };
-    memcpy(dims + 1, m->dim, (size_t)m->rank * sizeof *dims);
-    ox_input(g, v.name, m->ids ? OX_INT64 : OX_FLOAT, m->rank + 1, dims);
-
-    for (x->at = 0; x->at < m->n_layers; x->at++) {
-        const ex_layer *l = &m->layers[x->at];
-        ox_scope(g, l->name);
-        EX_CHECK(exporter_of(l->kind)(x, l, &v));
-        if (v.rank < 1 || v.rank > EX_MAX_RANK - 1)
-            return ex_fail(x, l, LLM_ERR_INTERNAL, "its output has %d dimensions per row", v.rank);
+    if (m->nodes) {
+        EX_CHECK(run_graph(x, m, &v));
+    } else {
+        memcpy(dims + 1, m->dim, (size_t)m->rank * sizeof *dims);
+        ox_input(g, v.name, m->ids ? OX_INT64 : OX_FLOAT, m->rank + 1, dims);
+        for (x->at = 0; x->at < m->n_layers; x->at++) {
+            const ex_layer *l = &m->layers[x->at];
+            ox_scope(g, l->name);
+            EX_CHECK(exporter_of(l->kind)(x, l, &v));
+            if (v.rank < 1 || v.rank > EX_MAX_RANK - 1)
+                return ex_fail(x, l, LLM_ERR_INTERNAL, "its output has %d dimensions per row", v.rank);
+        }
     }
     if (v.ids) return ex_fail(x, NULL, LLM_ERR_FORMAT, "no layer turns the token ids into values");
     ox_scope(g, "");
