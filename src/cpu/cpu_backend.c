@@ -165,6 +165,7 @@ const llm__backend_ops llm__cpu_ops = {
     .gru_step_backward = llm__cpu_gru_step_backward,
     .lstm_sequence_forward = llm__cpu_lstm_sequence_forward,
     .lstm_sequence_backward = llm__cpu_lstm_sequence_backward,
+    .lstm_layer_forward = llm__cpu_lstm_layer_forward,
     .attention_forward = llm__cpu_attention_forward,
     .attention_backward = llm__cpu_attention_backward,
     .pool_forward = llm__cpu_pool_forward,

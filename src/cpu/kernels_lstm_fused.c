@@ -1,0 +1,123 @@
+/* The CPU LSTM layer forward in one pass (llm__lstm_layer), after ONNX
+ * Runtime's MLAS / DeepCPU: the weights [W_ih | W_hh] packed once per call
+ * into panels of 8 units x 4 gates (32 columns), so one register tile holds
+ * all four gates of the same units and the gate math, the cell and the
+ * hidden state run on the product's registers (nothing of size [B, T, 4H]
+ * is written for a batch, only what training keeps for backward).
+ *
+ * Rows (sequences) never interact, so the batch is split over the threads
+ * and each thread takes its rows through all T steps in groups of
+ * LF_GROUP, one product per step over K = E + H ([x_t | h_{t-1}]): the
+ * group's rows share every panel while it is in L1. A group of fewer than
+ * LF_TWO_PHASE_ROWS rows (batch 1, a message) first projects all its steps'
+ * inputs in one product, then per step streams only W_hh's panels, eight
+ * sums at a time (a GEMV at cache speed).
+ *
+ * AVX2 with FMA where the CPU has it (chosen at run time), else the same
+ * code in baseline SSE2 without fused multiply-adds: the two give different
+ * bits, each the same bits for any batch, row grouping and thread count. */
+#include <string.h>
+#include "cpu.h"
+#include "simd.h"
+
+/* the v8 helpers are always inlined: no v8 crosses a call, whatever
+ * GCC's note on the AVX calling convention says */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#define LF_GROUP 16          /* rows taken through the steps together */
+#define LF_TWO_PHASE_ROWS 4  /* fewer rows in a group: project all steps first */
+
+typedef int v8i __attribute__((vector_size(32)));
+#define V8_SPLAT(s) ((v8){ (s), (s), (s), (s), (s), (s), (s), (s) })
+#define V8I_SPLAT(s) ((v8i){ (s), (s), (s), (s), (s), (s), (s), (s) })
+
+typedef struct lf_job {
+    const llm__lstm_layer *q;
+    const float *packed; /* H / 8 panels of (E + H) x 32 */
+    const float *pbias;  /* [H / 8][32] the bias in panel order */
+    float *xw;           /* [B, T, 4H] in panel order (groups of few rows) */
+    float *abuf0, *abuf1; /* [B, E + H] each: [x_t | h_{t-1}] of every row, ping-pong */
+    float *cbuf;          /* [B, H] cell state */
+} lf_job;
+
+/* one step of one row group, for the epilogue */
+typedef struct lf_step {
+    const llm__lstm_layer *q;
+    int64_t b0, t, tn; /* tn: the next step's t, -1 after the last */
+    int last;
+    const float *a;    /* this step's A rows ([x_t | h_{t-1}], or h_{t-1}) */
+    float *an;         /* the next step's: h_t goes there */
+    int64_t lda, hoff; /* row stride of a and an, where h sits in a row */
+    float *cbuf;
+} lf_step;
+
+#if defined(__x86_64__) && !defined(LLM_NO_SIMD_CLONES) && defined(__GNUC__)
+#  include <immintrin.h>
+#  define LF_ISA fma
+#  define LF_TARGET __attribute__((target("avx2,fma")))
+#  define LF_MADD(c, a, b) ((v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#  include "lstm_fused_body.h"
+#  undef LF_ISA
+#  undef LF_TARGET
+#  undef LF_MADD
+#  define LF_HAVE_FMA 1
+#endif
+
+#define LF_ISA generic
+#define LF_TARGET
+#define LF_MADD(c, a, b) ((c) + (a) * (b))
+#include "lstm_fused_body.h"
+#undef LF_ISA
+#undef LF_TARGET
+#undef LF_MADD
+
+/* panels [u0, u1): panel u, row p, column 8 g + l = gate g's unit 8 u + l,
+ * from W_ih for p < E and W_hh after */
+static void pack_panels(void *p, int64_t u0, int64_t u1) {
+    const lf_job *j = p;
+    const llm__lstm_layer *q = j->q;
+    const int64_t E = q->E, H = q->H, K = E + H;
+    float *packed = (float *)j->packed, *pbias = (float *)j->pbias;
+    for (int64_t u = u0; u < u1; u++) {
+        float *pan = packed + u * K * 32;
+        for (int64_t gl = 0; gl < 32; gl++) {
+            const int64_t row = (gl / 8) * H + u * 8 + gl % 8;
+            const float *wi = q->W_ih + row * E, *wh = q->W_hh + row * H;
+            for (int64_t k = 0; k < E; k++) pan[k * 32 + gl] = wi[k];
+            for (int64_t k = 0; k < H; k++) pan[(E + k) * 32 + gl] = wh[k];
+            pbias[u * 32 + gl] = q->bias[row];
+        }
+    }
+}
+
+static int use_fma(void) {
+#ifdef LF_HAVE_FMA
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q, int *done) {
+    *done = 0;
+    if (q->B <= 0 || q->T <= 0 || q->H <= 0 || q->H % 8 || q->E <= 0 || !q->work) return LLM_OK;
+    const int64_t B = q->B, T = q->T, E = q->E, H = q->H, K = E + H;
+    lf_job j = { .q = q, .packed = q->work };
+    j.pbias = j.packed + 4 * H * K;
+    j.xw = (float *)j.pbias + 4 * H;
+    j.abuf0 = j.xw + B * T * 4 * H;
+    j.abuf1 = j.abuf0 + B * K;
+    j.cbuf = j.abuf1 + B * K;
+    llm__pool *pool = llm__cpu_pool(be);
+    llm__pool_for(pool, H / 8, 1, pack_panels, &j);
+#ifdef LF_HAVE_FMA
+    if (use_fma()) {
+        llm__pool_for(pool, B, 1, lf_chunk_fma, &j);
+        *done = 1;
+        return LLM_OK;
+    }
+#endif
+    llm__pool_for(pool, B, 1, lf_chunk_generic, &j);
+    *done = 1;
+    return LLM_OK;
+}
