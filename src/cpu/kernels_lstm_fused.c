@@ -56,16 +56,29 @@ typedef struct lf_step {
 #  define LF_ISA fma
 #  define LF_TARGET __attribute__((target("avx2,fma")))
 #  define LF_MADD(c, a, b) ((v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+/* GCC otherwise folds a weight vector's load into each multiply-add that
+ * uses it, loading it once per row, and the loads become the limit */
+#  define LF_IN_REG(v) __asm__("" : "+x"(v))
+#  define LF_MIN(a, b) ((v8)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#  define LF_MAX(a, b) ((v8)_mm256_max_ps((__m256)(a), (__m256)(b)))
 #  include "lstm_fused_body.h"
 #  undef LF_ISA
 #  undef LF_TARGET
 #  undef LF_MADD
+#  undef LF_IN_REG
+#  undef LF_MIN
+#  undef LF_MAX
 #  define LF_HAVE_FMA 1
 #endif
 
 #define LF_ISA generic
 #define LF_TARGET
 #define LF_MADD(c, a, b) ((c) + (a) * (b))
+#define LF_IN_REG(v) ((void)0)
+/* minps / maxps: a < b ? a : b, and b where either is NaN */
+#define LF_SEL(m, a, b) ((v8)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
+#define LF_MIN(a, b) LF_SEL((a) < (b), (a), (b))
+#define LF_MAX(a, b) LF_SEL((a) > (b), (a), (b))
 #include "lstm_fused_body.h"
 #undef LF_ISA
 #undef LF_TARGET

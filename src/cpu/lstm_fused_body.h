@@ -4,6 +4,9 @@
  *   LF_ISA            a name suffix (fma, generic)
  *   LF_TARGET         the function attribute for that instruction set
  *   LF_MADD(c, a, b)  c + a * b on v8 (one fused multiply-add, or two ops)
+ *   LF_IN_REG(v)      keeps the v8 v in a register (or nothing)
+ *   LF_MIN, LF_MAX    lane-wise min / max returning the second operand where
+ *                     either is NaN (minps / maxps)
  * and the types and helpers of kernels_lstm_fused.c (lf_job, v8i).
  *
  * Every gate pre-activation is bias + x_t W_ih^T + h_{t-1} W_hh^T summed
@@ -16,65 +19,93 @@
 #define LF_FN(name) LF_CAT(name, LF_ISA)
 #define LF_INLINE static inline __attribute__((always_inline)) LF_TARGET
 
-/* select(m, a, b): a where the lane mask m is set, else b */
-#define LF_SEL(m, a, b) ((v8)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
-
-/* fastmath.h's llm__expf, sigmoid and tanh, eight lanes at a time (the same
- * clamps, polynomials and bit tricks; NaN passes through the clamps) */
-LF_INLINE v8 LF_FN(lf_exp)(v8 x) {
-    const v8 lo = V8_SPLAT(-87.0f), hi = V8_SPLAT(88.0f), magic = V8_SPLAT(12582912.0f);
-    x = LF_SEL(x < lo, lo, x);
-    x = LF_SEL(x > hi, hi, x);
-    v8 t = x * 1.44269504088896341f + magic;
-    v8 n = t - magic;
-    v8 r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    v8 p = V8_SPLAT(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    v8 y = p * (r * r) + r + 1.0f;
-    v8i sb = ((v8i)t - 0x4B400000 + 127) << 23;
-    return y * (v8)sb;
+/* tanh as a rational function (Eigen's float tanh: odd degree 13 over even
+ * degree 6, within a few ulp, NaN in gives NaN out), clamped where it
+ * reaches +-1 in float; sigmoid(x) = (1 + tanh(x / 2)) / 2. One division
+ * and a dozen multiply-adds each, about half of what the exp-based
+ * fastmath.h forms cost: the gate math is the part of a step that is not
+ * the product. */
+LF_INLINE v8 LF_FN(lf_tanh)(v8 x) {
+    const v8 lim = V8_SPLAT(7.90531110763549805f), nlim = V8_SPLAT(-7.90531110763549805f);
+    x = LF_MIN(lim, x);
+    x = LF_MAX(nlim, x);
+    v8 x2 = x * x;
+    v8 p = V8_SPLAT(-2.76076847742355e-16f);
+    p = LF_MADD(V8_SPLAT(2.00018790482477e-13f), p, x2);
+    p = LF_MADD(V8_SPLAT(-8.60467152213735e-11f), p, x2);
+    p = LF_MADD(V8_SPLAT(5.12229709037114e-08f), p, x2);
+    p = LF_MADD(V8_SPLAT(1.48572235717979e-05f), p, x2);
+    p = LF_MADD(V8_SPLAT(6.37261928875436e-04f), p, x2);
+    p = LF_MADD(V8_SPLAT(4.89352455891786e-03f), p, x2);
+    p = p * x;
+    v8 q = V8_SPLAT(1.19825839466702e-06f);
+    q = LF_MADD(V8_SPLAT(1.18534705686654e-04f), q, x2);
+    q = LF_MADD(V8_SPLAT(2.26843463243900e-03f), q, x2);
+    q = LF_MADD(V8_SPLAT(4.89352518554385e-03f), q, x2);
+    return p / q;
 }
 
-LF_INLINE v8 LF_FN(lf_sigmoid)(v8 x) { return 1.0f / (1.0f + LF_FN(lf_exp)(-x)); }
-
-LF_INLINE v8 LF_FN(lf_tanh)(v8 x) {
-    const v8i sign = V8I_SPLAT((int)0x80000000u);
-    v8 ax = (v8)((v8i)x & ~sign);
-    v8 s = x * x;
-    v8 p = V8_SPLAT(-5.70498872745e-3f);
-    p = p * s + 2.06390887954e-2f;
-    p = p * s - 5.37397155531e-2f;
-    p = p * s + 1.33314422036e-1f;
-    p = p * s - 3.33332819422e-1f;
-    v8 small = p * s * x + x;
-    v8 big = 1.0f - 2.0f / (LF_FN(lf_exp)(2.0f * ax) + 1.0f);
-    big = (v8)((v8i)big | ((v8i)x & sign));
-    return LF_SEL(ax < 0.625f, small, big);
+LF_INLINE v8 LF_FN(lf_sigmoid)(v8 x) {
+    const v8 half = V8_SPLAT(0.5f);
+    return LF_MADD(half, half, LF_FN(lf_tanh)(half * x));
 }
 
 /* acc[r][q] = init_r[q] + sum over p < k of a_r[p] w_q[p], for R rows and P
- * panels of 32 columns (q < 4P: panel q / 4, its 8 columns q % 4). Row r
- * of A at a + r * lda; panel i's row p at w + i * wstride + 32 p; row r's
- * initial values at init + r * init_ld, panel after panel (32 floats each).
- * R and P are constants at every call, so acc stays in registers. */
-LF_INLINE void LF_FN(lf_tile)(int R, int P, int k, const float *a, int64_t lda, const float *w, int64_t wstride,
-                              const float *init, int64_t init_ld, v8 acc[2][8]) {
-    for (int r = 0; r < R; r++)
-        for (int q = 0; q < 4 * P; q++) V8_LD(acc[r][q], init + r * init_ld + q * 8);
-    for (int p = 0; p < k; p++) {
-        v8 bv[8];
-        for (int q = 0; q < 4 * P; q++) V8_LD(bv[q], w + (q / 4) * wstride + p * 32 + (q % 4) * 8);
-        for (int r = 0; r < R; r++) {
-            float s = a[r * lda + p];
-            v8 av = V8_SPLAT(s);
-            for (int q = 0; q < 4 * P; q++) acc[r][q] = LF_MADD(acc[r][q], av, bv[q]);
-        }
+ * panels of 32 columns (q < 4P: panel q / 4, its 8 columns q % 4): the
+ * shapes 2 x 1, 1 x 2 and 1 x 1. Row r of A at a + r * lda; panel i's row p
+ * at w + i * wstride + 32 p; row r's initial values at init + r * init_ld,
+ * panel after panel (32 floats each). Named registers, no arrays: GCC keeps
+ * an indexed v8 array on the stack. */
+LF_INLINE void LF_FN(lf_tile_2x1)(int k, const float *a, int64_t lda, const float *w, const float *init,
+                                  int64_t init_ld, v8 acc[2][8]) {
+    v8 c0, c1, c2, c3, d0, d1, d2, d3, b0, b1, b2, b3;
+    V8_LD(c0, init); V8_LD(c1, init + 8); V8_LD(c2, init + 16); V8_LD(c3, init + 24);
+    V8_LD(d0, init + init_ld); V8_LD(d1, init + init_ld + 8);
+    V8_LD(d2, init + init_ld + 16); V8_LD(d3, init + init_ld + 24);
+    const float *a1 = a + lda;
+    for (int p = 0; p < k; p++, w += 32) {
+        V8_LD(b0, w); V8_LD(b1, w + 8); V8_LD(b2, w + 16); V8_LD(b3, w + 24);
+        LF_IN_REG(b0); LF_IN_REG(b1); LF_IN_REG(b2); LF_IN_REG(b3);
+        v8 s = V8_SPLAT(a[p]), t = V8_SPLAT(a1[p]);
+        c0 = LF_MADD(c0, s, b0); c1 = LF_MADD(c1, s, b1); c2 = LF_MADD(c2, s, b2); c3 = LF_MADD(c3, s, b3);
+        d0 = LF_MADD(d0, t, b0); d1 = LF_MADD(d1, t, b1); d2 = LF_MADD(d2, t, b2); d3 = LF_MADD(d3, t, b3);
     }
+    acc[0][0] = c0; acc[0][1] = c1; acc[0][2] = c2; acc[0][3] = c3;
+    acc[1][0] = d0; acc[1][1] = d1; acc[1][2] = d2; acc[1][3] = d3;
+}
+
+LF_INLINE void LF_FN(lf_tile_1x2)(int k, const float *a, const float *w, int64_t wstride, const float *init,
+                                  v8 acc[2][8]) {
+    v8 c0, c1, c2, c3, c4, c5, c6, c7, b;
+    V8_LD(c0, init); V8_LD(c1, init + 8); V8_LD(c2, init + 16); V8_LD(c3, init + 24);
+    V8_LD(c4, init + 32); V8_LD(c5, init + 40); V8_LD(c6, init + 48); V8_LD(c7, init + 56);
+    const float *w2 = w + wstride;
+    for (int p = 0; p < k; p++, w += 32, w2 += 32) {
+        v8 s = V8_SPLAT(a[p]);
+        V8_LD(b, w); c0 = LF_MADD(c0, s, b);
+        V8_LD(b, w + 8); c1 = LF_MADD(c1, s, b);
+        V8_LD(b, w + 16); c2 = LF_MADD(c2, s, b);
+        V8_LD(b, w + 24); c3 = LF_MADD(c3, s, b);
+        V8_LD(b, w2); c4 = LF_MADD(c4, s, b);
+        V8_LD(b, w2 + 8); c5 = LF_MADD(c5, s, b);
+        V8_LD(b, w2 + 16); c6 = LF_MADD(c6, s, b);
+        V8_LD(b, w2 + 24); c7 = LF_MADD(c7, s, b);
+    }
+    acc[0][0] = c0; acc[0][1] = c1; acc[0][2] = c2; acc[0][3] = c3;
+    acc[0][4] = c4; acc[0][5] = c5; acc[0][6] = c6; acc[0][7] = c7;
+}
+
+LF_INLINE void LF_FN(lf_tile_1x1)(int k, const float *a, const float *w, const float *init, v8 acc[2][8]) {
+    v8 c0, c1, c2, c3, b;
+    V8_LD(c0, init); V8_LD(c1, init + 8); V8_LD(c2, init + 16); V8_LD(c3, init + 24);
+    for (int p = 0; p < k; p++, w += 32) {
+        v8 s = V8_SPLAT(a[p]);
+        V8_LD(b, w); c0 = LF_MADD(c0, s, b);
+        V8_LD(b, w + 8); c1 = LF_MADD(c1, s, b);
+        V8_LD(b, w + 16); c2 = LF_MADD(c2, s, b);
+        V8_LD(b, w + 24); c3 = LF_MADD(c3, s, b);
+    }
+    acc[0][0] = c0; acc[0][1] = c1; acc[0][2] = c2; acc[0][3] = c3;
 }
 
 /* The gate math on one row's pre-activations of 8 units (acc = i, f, g, o
@@ -136,8 +167,8 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
         for (int64_t i = 0; i < m; i += 2) {
             const int R = m - i >= 2 ? 2 : 1;
             for (int u = 0; u < U; u++) {
-                if (R == 2) LF_FN(lf_tile)(2, 1, (int)E, x + i * E, E, jb->packed + u * wst, wst, jb->pbias + u * 32, 0, acc);
-                else LF_FN(lf_tile)(1, 1, (int)E, x + i * E, E, jb->packed + u * wst, wst, jb->pbias + u * 32, 0, acc);
+                if (R == 2) LF_FN(lf_tile_2x1)((int)E, x + i * E, E, jb->packed + u * wst, jb->pbias + u * 32, 0, acc);
+                else LF_FN(lf_tile_1x1)((int)E, x + i * E, jb->packed + u * wst, jb->pbias + u * 32, acc);
                 for (int r = 0; r < R; r++)
                     for (int g = 0; g < 4; g++) V8_ST(xw + (i + r) * G4 + u * 32 + g * 8, acc[r][g]);
             }
@@ -163,27 +194,37 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
             /* one row: two panels at a time, for eight independent sums */
             int u = 0;
             for (; u + 2 <= U; u += 2) {
-                LF_FN(lf_tile)(1, 2, k, st.a, lda, w + u * wst, wst, init + u * u_ld, init_ld, acc);
+                LF_FN(lf_tile_1x2)(k, st.a, w + u * wst, wst, init + u * u_ld, acc);
                 LF_FN(lf_cell)(&st, 0, u, acc[0]);
                 LF_FN(lf_cell)(&st, 0, u + 1, acc[0] + 4);
             }
             if (u < U) {
-                LF_FN(lf_tile)(1, 1, k, st.a, lda, w + u * wst, wst, init + u * u_ld, init_ld, acc);
+                LF_FN(lf_tile_1x1)(k, st.a, w + u * wst, init + u * u_ld, acc);
                 LF_FN(lf_cell)(&st, 0, u, acc[0]);
             }
         } else {
+            /* a panel's products for all the group's rows first, then their
+             * gate math: independent cells, so the out-of-order core
+             * overlaps their long exp / divide chains */
+            float pre[LF_GROUP * 32];
             for (int u = 0; u < U; u++) {
                 int64_t r = 0;
                 for (; r + 2 <= n; r += 2) {
-                    LF_FN(lf_tile)(2, 1, k, st.a + r * lda, lda, w + u * wst, wst, init + r * init_ld + u * u_ld,
-                                   init_ld, acc);
-                    LF_FN(lf_cell)(&st, r, u, acc[0]);
-                    LF_FN(lf_cell)(&st, r + 1, u, acc[1]);
+                    LF_FN(lf_tile_2x1)(k, st.a + r * lda, lda, w + u * wst, init + r * init_ld + u * u_ld, init_ld, acc);
+                    for (int g = 0; g < 4; g++) {
+                        V8_ST(pre + r * 32 + g * 8, acc[0][g]);
+                        V8_ST(pre + (r + 1) * 32 + g * 8, acc[1][g]);
+                    }
                 }
                 if (r < n) {
-                    LF_FN(lf_tile)(1, 1, k, st.a + r * lda, lda, w + u * wst, wst, init + r * init_ld + u * u_ld,
-                                   init_ld, acc);
-                    LF_FN(lf_cell)(&st, r, u, acc[0]);
+                    LF_FN(lf_tile_1x1)(k, st.a + r * lda, w + u * wst, init + r * init_ld + u * u_ld, acc);
+                    for (int g = 0; g < 4; g++) V8_ST(pre + r * 32 + g * 8, acc[0][g]);
+                }
+                for (r = 0; r < n; r++) {
+                    v8 g4[4];
+                    V8_LD(g4[0], pre + r * 32); V8_LD(g4[1], pre + r * 32 + 8);
+                    V8_LD(g4[2], pre + r * 32 + 16); V8_LD(g4[3], pre + r * 32 + 24);
+                    LF_FN(lf_cell)(&st, r, u, g4);
                 }
             }
         }
