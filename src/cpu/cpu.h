@@ -78,6 +78,7 @@ llm_status llm__cpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_seque
 llm_status llm__cpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequence *q, int *done);
 /* kernels_lstm_fused.c: a whole LSTM layer forward, projection included */
 llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q, int *done);
+llm_status llm__cpu_lstm_sequence_backward_fused(llm_backend *be, const llm__lstm_sequence *q, int *done);
 /* kernels_recurrent_product.c: for one block of `rows` batch rows,
  * xw[r] += h[r] W_hh^T (W_hh^T packed first by llm__cpu_lstm_pack_w_hh into
  * 4H * H floats) and dh[r] += dgates[r] W_hh (W_hh [4H, H]), for the H that

@@ -134,3 +134,22 @@ llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q
     *done = 1;
     return LLM_OK;
 }
+
+/* The LSTM sequence backward with this file's kernels where H is a
+ * multiple of 32, else kernels_recurrent.c's. Rows split over the threads;
+ * each row's sums run in one fixed order, so any thread count gives the
+ * same bits. */
+llm_status llm__cpu_lstm_sequence_backward_fused(llm_backend *be, const llm__lstm_sequence *q, int *done) {
+    if (q->B <= 0 || q->T <= 0 || q->H <= 0 || q->H % 32) return llm__cpu_lstm_sequence_backward(be, q, done);
+    llm__pool *pool = llm__cpu_pool(be);
+#ifdef LF_HAVE_FMA
+    if (use_fma()) {
+        llm__pool_for(pool, q->B, 1, lf_back_rows_fma, (void *)q);
+        *done = 1;
+        return LLM_OK;
+    }
+#endif
+    llm__pool_for(pool, q->B, 1, lf_back_rows_generic, (void *)q);
+    *done = 1;
+    return LLM_OK;
+}

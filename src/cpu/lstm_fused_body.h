@@ -56,14 +56,14 @@ LF_INLINE v8 LF_FN(lf_sigmoid)(v8 x) {
  * at w + i * wstride + 32 p; row r's initial values at init + r * init_ld,
  * panel after panel (32 floats each). Named registers, no arrays: GCC keeps
  * an indexed v8 array on the stack. */
-LF_INLINE void LF_FN(lf_tile_2x1)(int k, const float *a, int64_t lda, const float *w, const float *init,
-                                  int64_t init_ld, v8 acc[2][8]) {
+LF_INLINE void LF_FN(lf_tile_2x1_ld)(int k, const float *a, int64_t lda, const float *w, int64_t ldw,
+                                     const float *init, int64_t init_ld, v8 acc[2][8]) {
     v8 c0, c1, c2, c3, d0, d1, d2, d3, b0, b1, b2, b3;
     V8_LD(c0, init); V8_LD(c1, init + 8); V8_LD(c2, init + 16); V8_LD(c3, init + 24);
     V8_LD(d0, init + init_ld); V8_LD(d1, init + init_ld + 8);
     V8_LD(d2, init + init_ld + 16); V8_LD(d3, init + init_ld + 24);
     const float *a1 = a + lda;
-    for (int p = 0; p < k; p++, w += 32) {
+    for (int p = 0; p < k; p++, w += ldw) {
         V8_LD(b0, w); V8_LD(b1, w + 8); V8_LD(b2, w + 16); V8_LD(b3, w + 24);
         LF_IN_REG(b0); LF_IN_REG(b1); LF_IN_REG(b2); LF_IN_REG(b3);
         v8 s = V8_SPLAT(a[p]), t = V8_SPLAT(a1[p]);
@@ -95,10 +95,11 @@ LF_INLINE void LF_FN(lf_tile_1x2)(int k, const float *a, const float *w, int64_t
     acc[0][4] = c4; acc[0][5] = c5; acc[0][6] = c6; acc[0][7] = c7;
 }
 
-LF_INLINE void LF_FN(lf_tile_1x1)(int k, const float *a, const float *w, const float *init, v8 acc[2][8]) {
+LF_INLINE void LF_FN(lf_tile_1x1_ld)(int k, const float *a, const float *w, int64_t ldw, const float *init,
+                                     v8 acc[2][8]) {
     v8 c0, c1, c2, c3, b;
     V8_LD(c0, init); V8_LD(c1, init + 8); V8_LD(c2, init + 16); V8_LD(c3, init + 24);
-    for (int p = 0; p < k; p++, w += 32) {
+    for (int p = 0; p < k; p++, w += ldw) {
         v8 s = V8_SPLAT(a[p]);
         V8_LD(b, w); c0 = LF_MADD(c0, s, b);
         V8_LD(b, w + 8); c1 = LF_MADD(c1, s, b);
@@ -106,6 +107,15 @@ LF_INLINE void LF_FN(lf_tile_1x1)(int k, const float *a, const float *w, const f
         V8_LD(b, w + 24); c3 = LF_MADD(c3, s, b);
     }
     acc[0][0] = c0; acc[0][1] = c1; acc[0][2] = c2; acc[0][3] = c3;
+}
+
+LF_INLINE void LF_FN(lf_tile_2x1)(int k, const float *a, int64_t lda, const float *w, const float *init,
+                                  int64_t init_ld, v8 acc[2][8]) {
+    LF_FN(lf_tile_2x1_ld)(k, a, lda, w, 32, init, init_ld, acc);
+}
+
+LF_INLINE void LF_FN(lf_tile_1x1)(int k, const float *a, const float *w, const float *init, v8 acc[2][8]) {
+    LF_FN(lf_tile_1x1_ld)(k, a, w, 32, init, acc);
 }
 
 /* The gate math on one row's pre-activations of 8 units (acc = i, f, g, o
@@ -233,6 +243,81 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
 
 LF_TARGET static void LF_FN(lf_chunk)(void *p, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; b += LF_GROUP) LF_FN(lf_rows)(p, b, b1 - b < LF_GROUP ? b1 - b : LF_GROUP);
+}
+
+
+/* ---- backward (llm__lstm_sequence), rows b0 .. b0 + n - 1, H a multiple of 32 ----
+ * Per step, the element-wise backward of each row (what lstm_backward_chunk
+ * in kernels_recurrent.c does, 8 units at a time, with this file's tanh),
+ * then dh_{t-1} += dgates_t W_hh for the rows: 2 rows x 32 columns of
+ * multiply-adds over the 4H gate gradients in order, from dh's old value. */
+LF_INLINE void LF_FN(lf_cell_back)(const llm__lstm_sequence *q, int64_t b, int64_t t, int64_t tp, int first) {
+    const int64_t H = q->H, T = q->T, row = b * T + t;
+    const float *gates = q->gates + row * 4 * H, *c = q->c + row * H;
+    const float *cp = first ? NULL : q->c + (b * T + tp) * H;
+    const float *dy = q->dy ? q->dy + row * H : NULL;
+    float *dh = q->dh + b * H, *dc = q->dc + b * H, *dg = q->dgates + row * 4 * H;
+    const int real = !q->mask || q->mask[row] != 0.0f;
+    const v8 one = V8_SPLAT(1.0f), zero = V8_SPLAT(0.0f);
+    for (int64_t j = 0; j < H; j += 8) {
+        v8 dhv, v;
+        V8_LD(dhv, dh + j);
+        if (dy) { V8_LD(v, dy + j); dhv = dhv + v; }
+        if (!real) { /* the state passed through, so does its gradient */
+            V8_ST(dh + j, dhv);
+            V8_ST(dg + j, zero); V8_ST(dg + H + j, zero); V8_ST(dg + 2 * H + j, zero); V8_ST(dg + 3 * H + j, zero);
+            continue;
+        }
+        v8 i, f, g, o, cv, dcv, cpv = zero;
+        V8_LD(i, gates + j); V8_LD(f, gates + H + j); V8_LD(g, gates + 2 * H + j); V8_LD(o, gates + 3 * H + j);
+        V8_LD(cv, c + j); V8_LD(dcv, dc + j);
+        if (cp) V8_LD(cpv, cp + j);
+        v8 tc = LF_FN(lf_tanh)(cv);
+        v8 d_o = dhv * tc;
+        v8 dct = dcv + dhv * o * (one - tc * tc);
+        v8 di = dct * g, dgg = dct * i;
+        v8 dcn = dct * f;
+        V8_ST(dc + j, dcn);
+        v8 ri = di * i * (one - i), rg = dgg * (one - g * g), ro = d_o * o * (one - o);
+        v8 rf = cp ? dct * cpv * f * (one - f) : zero;
+        V8_ST(dg + j, ri); V8_ST(dg + H + j, rf); V8_ST(dg + 2 * H + j, rg); V8_ST(dg + 3 * H + j, ro);
+        V8_ST(dh + j, zero); /* the rest of dL/dh_{t-1} flows through W_hh, below */
+    }
+}
+
+LF_TARGET static void LF_FN(lf_back_rows)(void *p, int64_t b0, int64_t b1) {
+    const llm__lstm_sequence *q = p;
+    const int64_t T = q->T, H = q->H, G4 = 4 * H;
+    for (int64_t s = T - 1; s >= 0; s--) {
+        const int64_t t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1;
+        for (int64_t b = b0; b < b1; b++) LF_FN(lf_cell_back)(q, b, t, tp, s == 0);
+        if (!s) break;
+        const int64_t ld = T * G4;
+        const float *dg = q->dgates + (b0 * T + t) * G4;
+        float *dh = q->dh + b0 * H;
+        const int64_t n = b1 - b0;
+        /* in blocks of 128 gate gradients: a block's 32 columns of W_hh
+         * (16 KiB) stay in L1 for all the rows; the sums go on in order
+         * through dh between blocks */
+        for (int64_t k0 = 0; k0 < G4; k0 += 128) {
+            const int kb = (int)(G4 - k0 < 128 ? G4 - k0 : 128);
+            for (int64_t j = 0; j < H; j += 32) {
+                const float *w = q->W_hh + k0 * H + j;
+                int64_t r = 0;
+                v8 acc[2][8];
+                for (; r + 2 <= n; r += 2) {
+                    float *o = dh + r * H + j;
+                    LF_FN(lf_tile_2x1_ld)(kb, dg + r * ld + k0, ld, w, H, o, H, acc);
+                    for (int g = 0; g < 4; g++) { V8_ST(o + g * 8, acc[0][g]); V8_ST(o + H + g * 8, acc[1][g]); }
+                }
+                if (r < n) {
+                    float *o = dh + r * H + j;
+                    LF_FN(lf_tile_1x1_ld)(kb, dg + r * ld + k0, w, H, o, acc);
+                    for (int g = 0; g < 4; g++) V8_ST(o + g * 8, acc[0][g]);
+                }
+            }
+        }
+    }
 }
 
 #undef LF_CAT2
