@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include "testutil.h"
 
-/* H = 24: three panels of 8 units (the one-row path's odd panel); HT = 32
- * for training: the CPU's own backward takes multiples of 32 */
-enum { V = 40, E = 12, H = 24, HT = 32, T = 13, B = 32 };
+/* H = 24 and 48: three panels of 8 (AVX2) or 16 (AVX-512) units, the
+ * one-row path's odd panel; HT = 64 for training: the CPU's own backward
+ * takes multiples of 32 (AVX2) or 64 (AVX-512) */
+enum { V = 40, E = 12, H = 48, HT = 64, T = 13, B = 32 };
 
 /* ids in [1, V), some rows ending in padding (id 0) */
 static void make_ids(int32_t *ids) {
@@ -40,44 +41,51 @@ static llm_backend *cpu(int threads) {
     return be;
 }
 
-/* the LSTM's hidden states [rows, T, H] of ids rows [first, first + rows) */
-static void predict_rows(llm_model *m, llm_backend *be, const int32_t *ids, int first, int rows, float *out) {
+/* the LSTM's hidden states [rows, T, units] of ids rows [first, first + rows) */
+static void predict_rows(llm_model *m, llm_backend *be, int units, const int32_t *ids, int first, int rows,
+                         float *out) {
     llm_tensor *x, *y;
     ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){rows, T}, ids + first * T,
                                       (size_t)rows * T * sizeof *ids));
     ck_assert_ok(llm_model_predict(m, x, &y));
-    ck_assert_ok(llm_tensor_to_host(y, out, (size_t)rows * T * H * sizeof *out));
+    ck_assert_ok(llm_tensor_to_host(y, out, (size_t)rows * T * units * sizeof *out));
     llm_tensor_free(x);
     llm_tensor_free(y);
 }
 
-START_TEST(lstm_prediction_independent_of_batch_and_threads) {
+static void prediction_case(int units) {
     int32_t ids[B * T];
     make_ids(ids);
     static float batch[2][B * T * H], part[B * T * H];
     for (int threads = 1; threads <= 2; threads++) {
         llm_backend *be = cpu(threads);
-        llm_model *m = lstm_model(be, H, LLM_RETURN_SEQUENCES, 0);
+        llm_model *m = lstm_model(be, units, LLM_RETURN_SEQUENCES, 0);
         float *all = batch[threads - 1];
-        predict_rows(m, be, ids, 0, B, all);
+        predict_rows(m, be, units, ids, 0, B, all);
         /* alone (the one-row path), and in batches of 2, 3, 5 and 17 rows
          * (few-row groups, a thread's share, a group of 16 plus one) */
         static const int parts[][2] = { { 0, 1 }, { 9, 1 }, { 31, 1 }, { 4, 2 }, { 20, 3 }, { 10, 5 }, { 15, 17 } };
         for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
             int first = parts[i][0], rows = parts[i][1];
-            predict_rows(m, be, ids, first, rows, part);
-            ck_assert_msg(memcmp(part, all + (size_t)first * T * H, (size_t)rows * T * H * sizeof *part) == 0,
-                          "%d threads: rows %d..%d alone differ from the same rows in a batch of %d", threads,
-                          first, first + rows - 1, B);
+            predict_rows(m, be, units, ids, first, rows, part);
+            ck_assert_msg(memcmp(part, all + (size_t)first * T * units, (size_t)rows * T * units * sizeof *part) == 0,
+                          "units %d, %d threads: rows %d..%d alone differ from the same rows in a batch of %d", units,
+                          threads, first, first + rows - 1, B);
         }
         llm_model_free(m);
         llm_backend_free(be);
     }
-    ck_assert_msg(memcmp(batch[0], batch[1], sizeof batch[0]) == 0, "1 and 2 threads predict different bits");
+    ck_assert_msg(memcmp(batch[0], batch[1], (size_t)B * T * units * sizeof *part) == 0,
+                  "units %d: 1 and 2 threads predict different bits", units);
     /* and the states are not all zero (the comparison compared something) */
     double sum = 0;
-    for (int i = 0; i < B * T * H; i++) sum += fabs(batch[0][i]);
+    for (int i = 0; i < B * T * units; i++) sum += fabs(batch[0][i]);
     ck_assert(sum > 1.0);
+}
+
+START_TEST(lstm_prediction_independent_of_batch_and_threads) {
+    prediction_case(24);
+    prediction_case(H);
 }
 END_TEST
 
