@@ -69,6 +69,10 @@ for r in $(seq "$ROUNDS"); do
     [ $have_torch = 1 ] && rec train_torch.peer "$(KEY=samples_per_s torch torch_lstm_bench.py --mode train $TP)"
     rec gpt.ours "$("$BIN/gpt_bench" $T2 2>/dev/null | val tokens_per_s)"
     [ $have_torch = 1 ] && rec gpt.peer "$(KEY=tokens_per_s torch torch_gpt_bench.py $TP)"
+    if [ $have_sgemm = 1 ]; then
+        rec sgemm1 "$(OPENBLAS_NUM_THREADS=1 "$TMP/sgemm_peak" 1024 1024 1024 2>/dev/null | sed -n 's/.*GFLOP\/s median=\([0-9.]*\).*/\1/p')"
+        rec sgemm2 "$(OPENBLAS_NUM_THREADS=2 "$TMP/sgemm_peak" 1024 1024 1024 2>/dev/null | sed -n 's/.*GFLOP\/s median=\([0-9.]*\).*/\1/p')"
+    fi
 done
 cp "$TMP/train.ours" "$TMP/train_kann.ours"; cp "$TMP/train.ours" "$TMP/train_torch.ours"
 
@@ -102,15 +106,14 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"; }
     rp=$(cd "$PEERS" && rss "$PY" torch_lstm_bench.py --mode train $TP)
     awk -v o="$ro" -v p="$rp" 'BEGIN { printf "%-34s %-24s %-26s %-24s %6.2fx\n", "LSTM train peak RSS (MB)", sprintf("%.1f", o / 1024), "PyTorch", sprintf("%.1f", p / 1024), o / p }'
 fi
-# OpenBLAS's sgemm 1024^3 on 1 and 2 threads, and the LSTM training step's
-# rate against it: FLOPs of one sample (seq 200, E 64, H 128) are forward
-# 2*T*4H*(E+H), backward twice that
+# OpenBLAS's sgemm 1024^3 on 1 and 2 threads (measured in every round),
+# and the LSTM training step's rate against it: FLOPs of one sample (seq
+# 200, E 64, H 128) are forward 2*T*4H*(E+H), backward twice that
 if [ $have_sgemm = 1 ]; then
-    g1=$(OPENBLAS_NUM_THREADS=1 "$TMP/sgemm_peak" 1024 1024 1024 2>/dev/null | sed -n 's/.*GFLOP\/s median=\([0-9.]*\).*/\1/p')
-    g2=$(OPENBLAS_NUM_THREADS=2 "$TMP/sgemm_peak" 1024 1024 1024 2>/dev/null | sed -n 's/.*GFLOP\/s median=\([0-9.]*\).*/\1/p')
-    o=$(stats "$TMP/train.ours" | cut -d' ' -f1)
-    awk -v o="$o" -v g1="$g1" -v g2="$g2" 'BEGIN { f = 3 * 2 * 200 * 4 * 128 * (64 + 128);
-        printf "OpenBLAS sgemm 1024^3: %.1f GFLOP/s on 1 thread, %.1f on 2\n", g1, g2;
+    set -- $(stats "$TMP/sgemm1") $(stats "$TMP/sgemm2") $(stats "$TMP/train.ours")
+    awk -v g1="$1" -v g1l="$2" -v g1h="$3" -v g2="$4" -v g2l="$5" -v g2h="$6" -v o="$7" 'BEGIN {
+        f = 3 * 2 * 200 * 4 * 128 * (64 + 128);
+        printf "OpenBLAS sgemm 1024^3 (GFLOP/s): %.1f [%.1f-%.1f] on 1 thread, %.1f [%.1f-%.1f] on 2\n", g1, g1l, g1h, g2, g2l, g2h;
         printf "LSTM training step: %.1f GFLOP/s on 2 threads = %.0f%% of sgemm 1024^3 on 2 threads (80%% = %.0f samples/s)\n",
                o * f / 1e9, 100 * o * f / 1e9 / g2, 0.8 * g2 * 1e9 / f }'
 fi

@@ -5,7 +5,9 @@
  * reverse with the same pattern and accumulates the weight gradients in one
  * GEMM each at the end. A backend may instead run an LSTM's whole recurrence
  * in one call (the optional sequence slots: the CUDA backend's persistent
- * kernel, where per-step launches would cost more than the work). Layout is batch-major [B, T, X]; step t of X is the
+ * kernel, where per-step launches would cost more than the work), or its
+ * whole forward, projection included (lstm_layer_forward: the CPU's fused
+ * kernels, which in inference keep only the outputs). Layout is batch-major [B, T, X]; step t of X is the
  * strided matrix X + t*width with row stride T*width. */
 #include <stdio.h>
 #include "ops.h"
