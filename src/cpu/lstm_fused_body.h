@@ -144,6 +144,42 @@ LF_INLINE void LF_FN(lf_tile_4x1_ld)(int k, const float *a, int64_t lda, const f
 }
 #endif
 
+#if LF_ROWS4
+/* 1 row x 4 panels: 16 independent sums and four weight streams in flight,
+ * for the one-row step, whose limit is reading W_hh from L2 */
+LF_INLINE void LF_FN(lf_tile_1x4)(int k, const float *a, const float *w, int64_t wstride, const float *init,
+                                  LFV acc[4][8]) {
+    LFV c[16];
+    for (int q = 0; q < 16; q++) LF_LD(c[q], init + q * LF_VW);
+    LFV c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3], c4 = c[4], c5 = c[5], c6 = c[6], c7 = c[7];
+    LFV c8 = c[8], c9 = c[9], c10 = c[10], c11 = c[11], c12 = c[12], c13 = c[13], c14 = c[14], c15 = c[15];
+    const float *w1 = w + wstride, *w2 = w1 + wstride, *w3 = w2 + wstride;
+    for (int p = 0; p < k; p++, w += LF_PW, w1 += LF_PW, w2 += LF_PW, w3 += LF_PW) {
+        LFV s = LF_SPLAT(a[p]), b;
+        LF_LD(b, w); c0 = LF_MADD(c0, s, b);
+        LF_LD(b, w + LF_VW); c1 = LF_MADD(c1, s, b);
+        LF_LD(b, w + 2 * LF_VW); c2 = LF_MADD(c2, s, b);
+        LF_LD(b, w + 3 * LF_VW); c3 = LF_MADD(c3, s, b);
+        LF_LD(b, w1); c4 = LF_MADD(c4, s, b);
+        LF_LD(b, w1 + LF_VW); c5 = LF_MADD(c5, s, b);
+        LF_LD(b, w1 + 2 * LF_VW); c6 = LF_MADD(c6, s, b);
+        LF_LD(b, w1 + 3 * LF_VW); c7 = LF_MADD(c7, s, b);
+        LF_LD(b, w2); c8 = LF_MADD(c8, s, b);
+        LF_LD(b, w2 + LF_VW); c9 = LF_MADD(c9, s, b);
+        LF_LD(b, w2 + 2 * LF_VW); c10 = LF_MADD(c10, s, b);
+        LF_LD(b, w2 + 3 * LF_VW); c11 = LF_MADD(c11, s, b);
+        LF_LD(b, w3); c12 = LF_MADD(c12, s, b);
+        LF_LD(b, w3 + LF_VW); c13 = LF_MADD(c13, s, b);
+        LF_LD(b, w3 + 2 * LF_VW); c14 = LF_MADD(c14, s, b);
+        LF_LD(b, w3 + 3 * LF_VW); c15 = LF_MADD(c15, s, b);
+    }
+    acc[0][0] = c0; acc[0][1] = c1; acc[0][2] = c2; acc[0][3] = c3;
+    acc[0][4] = c4; acc[0][5] = c5; acc[0][6] = c6; acc[0][7] = c7;
+    acc[1][0] = c8; acc[1][1] = c9; acc[1][2] = c10; acc[1][3] = c11;
+    acc[1][4] = c12; acc[1][5] = c13; acc[1][6] = c14; acc[1][7] = c15;
+}
+#endif
+
 LF_INLINE void LF_FN(lf_tile_2x1)(int k, const float *a, int64_t lda, const float *w, const float *init,
                                   int64_t init_ld, LFV acc[4][8]) {
     LF_FN(lf_tile_2x1_ld)(k, a, lda, w, LF_PW, init, init_ld, acc);
@@ -209,14 +245,21 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
         const float *x = q->x + b0 * T * E;
         float *xw = jb->xw + b0 * T * G4;
         const int64_t m = n * T;
-        for (int64_t i = 0; i < m; i += 2) {
-            const int R = m - i >= 2 ? 2 : 1;
+        for (int64_t i = 0; i < m;) {
+            const int R = m - i >= 4 && LF_ROWS4 ? 4 : m - i >= 2 ? 2 : 1;
             for (int u = 0; u < U; u++) {
+#if LF_ROWS4
+                if (R == 4)
+                    LF_FN(lf_tile_4x1_ld)((int)E, x + i * E, E, jb->packed + u * wst, LF_PW, jb->pbias + u * LF_PW, 0,
+                                          acc);
+                else
+#endif
                 if (R == 2) LF_FN(lf_tile_2x1)((int)E, x + i * E, E, jb->packed + u * wst, jb->pbias + u * LF_PW, 0, acc);
                 else LF_FN(lf_tile_1x1)((int)E, x + i * E, jb->packed + u * wst, jb->pbias + u * LF_PW, acc);
                 for (int r = 0; r < R; r++)
                     for (int g = 0; g < 4; g++) LF_ST(xw + (i + r) * G4 + u * LF_PW + g * LF_VW, acc[r][g]);
             }
+            i += R;
         }
     }
     for (int64_t s = 0; s < T; s++) {
@@ -238,6 +281,15 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
         if (n == 1) {
             /* one row: two panels at a time, for eight independent sums */
             int u = 0;
+#if LF_ROWS4
+            for (; u + 4 <= U; u += 4) {
+                LF_FN(lf_tile_1x4)(k, st.a, w + u * wst, wst, init + u * u_ld, acc);
+                LF_FN(lf_cell)(&st, 0, u, acc[0]);
+                LF_FN(lf_cell)(&st, 0, u + 1, acc[0] + 4);
+                LF_FN(lf_cell)(&st, 0, u + 2, acc[1]);
+                LF_FN(lf_cell)(&st, 0, u + 3, acc[1] + 4);
+            }
+#endif
             for (; u + 2 <= U; u += 2) {
                 LF_FN(lf_tile_1x2)(k, st.a, w + u * wst, wst, init + u * u_ld, acc);
                 LF_FN(lf_cell)(&st, 0, u, acc[0]);
