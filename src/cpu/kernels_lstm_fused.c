@@ -6,9 +6,10 @@
  * is written for a batch, only what training keeps for backward).
  *
  * Rows (sequences) never interact, so the batch is split over the threads
- * and each thread takes its rows through all T steps in groups of
- * LF_GROUP, one product per step over K = E + H ([x_t | h_{t-1}]): the
- * group's rows share every panel while it is in L1. A group of fewer than
+ * in groups of 8 or LF_GROUP rows, taken from a shared counter, and each
+ * group goes through all T steps, one product per step over K = E + H
+ * ([x_t | h_{t-1}]): the group's rows share every panel while it is in
+ * L1. A group of fewer than
  * LF_TWO_PHASE_ROWS rows (batch 1, a message) first projects all its steps'
  * inputs in one product, then per step streams only W_hh's panels, eight
  * sums at a time (a GEMV at cache speed).
@@ -39,6 +40,8 @@ typedef struct lf_job {
     float *abuf0, *abuf1; /* [B, E + H] each: [x_t | h_{t-1}] of every row, ping-pong */
     float *cbuf;          /* [B, H] cell state */
     int vw;               /* units per panel: the vector width */
+    int64_t group;        /* rows per group (at most LF_GROUP) */
+    int64_t next;         /* the next group to take (atomic) */
 } lf_job;
 
 /* one step of one row group, for the epilogue */
@@ -177,7 +180,11 @@ llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q
     if (isa == 2) rows = lf_chunk_avx512;
     else if (isa == 1) rows = lf_chunk_fma;
 #endif
-    llm__pool_for(pool, B, 1, rows, &j);
+    /* groups of 8 rows unless the batch gives each thread 4 of 16 */
+    const int threads = llm__pool_threads(pool);
+    j.group = B >= 4 * LF_GROUP * threads ? LF_GROUP : 8;
+    const int64_t groups = (B + j.group - 1) / j.group;
+    llm__pool_for(pool, groups < threads ? groups : threads, 1, rows, &j);
     *done = 1;
     return LLM_OK;
 }

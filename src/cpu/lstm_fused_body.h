@@ -336,8 +336,17 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
     }
 }
 
-LF_TARGET static void LF_FN(lf_chunk)(void *p, int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; b += LF_GROUP) LF_FN(lf_rows)(p, b, b1 - b < LF_GROUP ? b1 - b : LF_GROUP);
+/* One thread's share: row groups taken from a shared counter until none is
+ * left, so a thread the OS runs late leaves its groups to the others (rows
+ * are independent: who takes a group does not change a bit) */
+LF_TARGET static void LF_FN(lf_chunk)(void *p, int64_t t0, int64_t t1) {
+    lf_job *jb = p;
+    (void)t0; (void)t1;
+    for (;;) {
+        const int64_t b = __atomic_fetch_add(&jb->next, 1, __ATOMIC_RELAXED) * jb->group;
+        if (b >= jb->q->B) break;
+        LF_FN(lf_rows)(jb, b, jb->q->B - b < jb->group ? jb->q->B - b : jb->group);
+    }
 }
 
 
