@@ -137,35 +137,29 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     return LLM_OK;
 }
 
-/* An LSTM forward through the backend's whole-layer slot, where it has one
- * (*done = 0 otherwise): in inference only the outputs are kept, in
- * training also what recurrent_backward reads. */
-static llm_status lstm_layer_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out, int *done) {
-    llm_backend *be = g->be;
-    const int back = (int)l->opt_i[OPT_BACKWARDS], seq = l->opt_i[OPT_RETURN] == LLM_RETURN_SEQUENCES;
-    const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = l->opt_i[OPT_UNITS];
+/* An LSTM forward through the backend's whole-layer slot (*done = 0 when it
+ * declines): q comes with its sizes and inputs; in inference only the
+ * outputs are kept, in training also what recurrent_backward reads. */
+static llm_status lstm_layer_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__lstm_layer *q, int seq,
+                                     llm__val **out, int *done) {
+    const int64_t B = q->B, T = q->T, E = q->E, H = q->H;
     const size_t bth = (size_t)(B * T * H) * 4;
-    float *gates = NULL, *cs = NULL, *hs = NULL, *hprev = NULL, *work;
     if (g->training) {
-        LLM__CHECK(llm__graph_alloc(g, 4 * bth, (void **)&gates));
-        LLM__CHECK(llm__graph_alloc(g, bth, (void **)&cs));
-        LLM__CHECK(llm__graph_alloc_zero(g, bth, (void **)&hprev));
+        LLM__CHECK(llm__graph_alloc(g, 4 * bth, (void **)&q->gates));
+        LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->c));
+        LLM__CHECK(llm__graph_alloc_zero(g, bth, (void **)&q->hprev));
     }
-    if (g->training || seq) LLM__CHECK(llm__graph_alloc(g, bth, (void **)&hs));
-    LLM__CHECK(llm__graph_alloc(g, LLM__LSTM_LAYER_WORK(B, T, E, H) * 4, (void **)&work));
+    if (g->training || seq) LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->h));
+    LLM__CHECK(llm__graph_alloc(g, LLM__LSTM_LAYER_WORK(B, T, E, H) * 4, (void **)&q->work));
     llm__val *y;
     if (seq) {
-        LLM__CHECK(llm__graph_val_view(g, hs, NULL, LLM_DTYPE_F32, 3, (int64_t[]){B, T, H}, &y));
+        LLM__CHECK(llm__graph_val_view(g, q->h, NULL, LLM_DTYPE_F32, 3, (int64_t[]){B, T, H}, &y));
         y->mask = x->mask;
     } else {
         LLM__CHECK(llm__graph_val(g, LLM_DTYPE_F32, 2, (int64_t[]){B, H}, &y));
+        q->h_last = y->data;
     }
-    llm__lstm_layer q = {
-        .B = (int)B, .T = (int)T, .E = (int)E, .H = (int)H, .reverse = back, .x = x->data,
-        .W_ih = l->params[0].data, .bias = l->params[2].data, .W_hh = l->params[1].data, .mask = x->mask,
-        .gates = gates, .c = cs, .h = hs, .hprev = hprev, .h_last = seq ? NULL : y->data, .work = work,
-    };
-    LLM__CHECK(be->ops->lstm_layer_forward(be, &q, done));
+    LLM__CHECK(g->be->ops->lstm_layer_forward(g->be, q, done));
     if (!*done) return LLM_OK;
     y->requires_grad = 1;
     llm__node *n;
@@ -174,21 +168,16 @@ static llm_status lstm_layer_forward(llm_layer *l, llm__graph *g, llm__val *x, l
         n->layer = l;
         n->in[0] = x;
         n->out[0] = y;
-        n->saved[S_GATES] = gates;
-        n->saved[S_CS] = cs;
-        n->saved[S_HS] = hs;
-        n->saved[S_HPREV] = hprev;
+        n->saved[S_GATES] = q->gates;
+        n->saved[S_CS] = q->c;
+        n->saved[S_HS] = q->h;
+        n->saved[S_HPREV] = q->hprev;
     }
     *out = y;
     return LLM_OK;
 }
 
 static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
-    if (is_lstm(l) && g->be->ops->lstm_layer_forward) {
-        int done = 0;
-        LLM__CHECK(lstm_layer_forward(l, g, x, out, &done));
-        if (done) return LLM_OK;
-    }
     llm_backend *be = g->be;
     const llm__backend_ops *op = be->ops;
     const int lstm = is_lstm(l), back = (int)l->opt_i[OPT_BACKWARDS];
@@ -196,6 +185,16 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
     const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = l->opt_i[OPT_UNITS];
     const int64_t G = lstm ? 4 : 3, GW = 4 * H;
     const llm__param *Wih = &l->params[0], *Whh = &l->params[1];
+    const float *bias_ih = l->params[2].data; /* LSTM: the one bias; GRU: b_ih */
+    if (lstm && op->lstm_layer_forward) {
+        llm__lstm_layer q = {
+            .B = (int)B, .T = (int)T, .E = (int)E, .H = (int)H, .reverse = back, .x = x->data,
+            .W_ih = Wih->data, .bias = bias_ih, .W_hh = Whh->data, .mask = x->mask,
+        };
+        int done = 0;
+        LLM__CHECK(lstm_layer_forward(l, g, x, &q, seq, out, &done));
+        if (done) return LLM_OK;
+    }
     const float *mask = x->mask;
     int BT = (int)(B * T), GH = (int)(G * H);
 
@@ -211,7 +210,7 @@ static llm_status recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, ll
 
     /* xw = bias + x W_ih^T: the bias rows first and the GEMM adding into them
      * (beta 1), in place of OpenBLAS zeroing xw (beta 0) and a bias pass */
-    LLM__CHECK(op->copy_rows(be, BT, GH, l->params[2].data, 0, xw, GH, 0));
+    LLM__CHECK(op->copy_rows(be, BT, GH, bias_ih, 0, xw, GH, 0));
     LLM__CHECK(op->sgemm(be, 0, 1, BT, GH, (int)E, 1.0f, x->data, (int)E, Wih->data, (int)E, 1.0f, xw, GH));
 
     int done = 0;
