@@ -1,23 +1,23 @@
 /* The CPU LSTM layer forward in one pass (llm__lstm_layer), after ONNX
  * Runtime's MLAS / DeepCPU: the weights [W_ih | W_hh] packed once per call
  * into panels of 16 units x 4 gates (64 columns; 8 x 4 on AVX2 and the
- * baseline), so one register tile holds
- * all four gates of the same units and the gate math, the cell and the
- * hidden state run on the product's registers (nothing of size [B, T, 4H]
- * is written for a batch, only what training keeps for backward).
+ * baseline), so one register tile holds all four gates of the same units
+ * and the gate math, the cell and the hidden state run on the product's
+ * registers (nothing of size [B, T, 4H] is written for a batch, only what
+ * training keeps for backward).
  *
- * Rows (sequences) never interact, so the batch is split over the threads
- * in groups of 8 or LF_GROUP rows, taken from a shared counter, and each
- * group goes through all T steps, one product per step over K = E + H
- * ([x_t | h_{t-1}]): the group's rows share every panel while it is in
- * L1. A group of fewer than
+ * Rows (sequences) never interact, so the threads take groups of 8 or
+ * LF_GROUP rows from a shared counter, and each group goes through all T
+ * steps, one product per step over K = E + H ([x_t | h_{t-1}]): the group's
+ * rows share every panel while it is in L1. A group of fewer than
  * LF_TWO_PHASE_ROWS rows (batch 1, a message) first projects all its steps'
- * inputs in one product, then per step streams only W_hh's panels, 8 or
- * 16 sums at a time (a GEMV at cache speed).
+ * inputs in one product, then per step streams only W_hh's panels, 8 or 16
+ * sums at a time (a GEMV at cache speed).
  *
  * AVX-512 or AVX2 with FMA where the CPU has it (chosen at run time), else
  * the same code in baseline SSE2 without fused multiply-adds (other bits):
- * each gives the same bits for any batch, row grouping and thread count. */
+ * each gives the same bits for any batch, row grouping and thread count.
+ * The backward (llm__cpu_lstm_sequence_backward_fused) is at the end. */
 #include <string.h>
 #include "cpu.h"
 #include "simd.h"
