@@ -96,6 +96,34 @@ typedef struct llm__lstm_sequence {
                             there once per sequence), or NULL */
 } llm__lstm_sequence;
 
+/* A whole LSTM layer's forward, the input projection included (the
+ * optional lstm_layer_forward slot): what copy_rows of the bias, the sgemm
+ * xw = bias + x W_ih^T and lstm_sequence_forward compute together, in one
+ * call, so a backend can fuse them (the CPU never writes xw for a batch,
+ * packs the weights once per call and runs the gate math on the product's
+ * registers). Layout batch-major as llm__lstm_sequence. Training passes
+ * gates, c, h and hprev (the backward's inputs, as the sequence slot writes
+ * them); inference passes NULL for gates, c and hprev and wants only h
+ * and/or h_last. */
+typedef struct llm__lstm_layer {
+    int B, T, E, H, reverse;
+    const float *x;      /* [B, T, E] */
+    const float *W_ih;   /* [4H, E] */
+    const float *bias;   /* [4H] */
+    const float *W_hh;   /* [4H, H] */
+    const float *mask;   /* [B, T] 1 = real step, 0 = padding; NULL = all real */
+    float *gates;        /* out [B, T, 4H] activated i, f, g, o, or NULL */
+    float *c;            /* out [B, T, H] cell states, or NULL (with gates) */
+    float *h;            /* out [B, T, H] hidden states, or NULL */
+    float *hprev;        /* out [B, T, H] the state entering each step (first step's entry left as
+                            it is), or NULL */
+    float *h_last;       /* out [B, H] the state after the last step run, or NULL */
+    float *work;         /* workspace of LLM__LSTM_LAYER_WORK(B, T, E, H) floats */
+} llm__lstm_layer;
+#define LLM__LSTM_LAYER_WORK(B, T, E, H) \
+    ((size_t)4 * (H) * ((size_t)(E) + (H) + 1) + (size_t)(B) * (T) * 4 * (H) + \
+     (size_t)(B) * (2 * ((size_t)(E) + (H)) + (H)))
+
 /* One GRU step, PyTorch semantics (gate order r, z, n; reset applied after
  * the recurrent product: n = tanh(xn + r * (W_hn h + b_hn))). */
 typedef struct llm__gru_step {
@@ -269,6 +297,10 @@ typedef struct llm__backend_ops {
      * core then runs the per-step slots. */
     llm_status (*lstm_sequence_forward)(llm_backend *be, const llm__lstm_sequence *s, int *done);
     llm_status (*lstm_sequence_backward)(llm_backend *be, const llm__lstm_sequence *s, int *done);
+    /* Optional: a whole LSTM layer's forward (see llm__lstm_layer); *done = 0
+     * when this backend cannot take these sizes (the core then runs the
+     * projection and the sequence slot or the steps). */
+    llm_status (*lstm_layer_forward)(llm_backend *be, const llm__lstm_layer *s, int *done);
 
     /* ---- attention (see llm__attention) ---- */
     llm_status (*attention_forward)(llm_backend *be, const llm__attention *a);

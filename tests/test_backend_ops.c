@@ -464,10 +464,10 @@ static void ref_gemm(const gemm_case *g, double *c) {
     }
 }
 
-static void gemm_check_ex(int ta, int tb, int m, int n, int k, int batch, float beta, int deterministic,
-                          uint64_t seed) {
+static void gemm_check_alpha(int ta, int tb, int m, int n, int k, int batch, float alpha, float beta,
+                             int deterministic, uint64_t seed) {
     gemm_case g = { .ta = ta, .tb = tb, .m = m, .n = n, .k = k, .batch = batch,
-                    .alpha = 0.75f, .beta = beta };
+                    .alpha = alpha, .beta = beta };
     /* leading dimensions larger than needed: the kernel must honour them */
     g.lda = (ta ? m : k) + 3;
     g.ldb = (tb ? k : n) + 2;
@@ -496,6 +496,11 @@ static void gemm_check_ex(int ta, int tb, int m, int n, int k, int batch, float 
     free(g.c0);
 }
 
+static void gemm_check_ex(int ta, int tb, int m, int n, int k, int batch, float beta, int deterministic,
+                          uint64_t seed) {
+    gemm_check_alpha(ta, tb, m, n, k, batch, 0.75f, beta, deterministic, seed);
+}
+
 static void gemm_check(int ta, int tb, int m, int n, int k, int batch, uint64_t seed) {
     gemm_check_ex(ta, tb, m, n, k, batch, -0.5f, 0, seed);
 }
@@ -519,6 +524,26 @@ START_TEST(sgemm_all_transposes) {
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
                 gemm_check(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0,
                            100 + (uint64_t)(ta * 2 + tb) * 10 + s);
+}
+END_TEST
+
+/* alpha 1, beta 0 and 1, n a multiple of 16: the CPU's own AVX-512 GEMM
+ * where the CPU has it (rows past its 6-row tiles, a part-filled 64-column
+ * block, k over several of its 128 blocks), and then the same bits on 1
+ * and 2 threads (elsewhere OpenBLAS, which gives them for one thread count) */
+START_TEST(sgemm_own_shapes) {
+    static const int shapes[][3] = { { 13, 48, 300 }, { 70, 128, 129 }, { 5, 16, 7 }, { 200, 96, 64 } };
+#if defined(__x86_64__) && !defined(LLM_NO_SIMD_CLONES) && defined(__GNUC__)
+    const int own = __builtin_cpu_supports("avx512f");
+#else
+    const int own = 0;
+#endif
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                for (int bz = 0; bz < 2; bz++)
+                    gemm_check_alpha(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 0, 1.0f, bz ? 0.0f : 1.0f, own,
+                                     300 + (uint64_t)(ta * 2 + tb) * 20 + s * 2 + bz);
 }
 END_TEST
 
@@ -2664,7 +2689,7 @@ Suite *suite_backend_ops(void) {
     struct { const char *name; const TTest *tests[8]; } groups[] = {
         { "threadpool", { pool_splits_contiguously, pool_rejects_bad_arguments, pool_create_free_cycles } },
         { "memory", { vtable_is_complete, memory_ops } },
-        { "blas", { sgemm_all_transposes, sgemm_batched_all_transposes, sgemm_small_m, linear_forward_fused } },
+        { "blas", { sgemm_all_transposes, sgemm_own_shapes, sgemm_batched_all_transposes, sgemm_small_m, linear_forward_fused } },
         { "elementwise", { elementwise_ops, copy_rows_strided, dropout_matches_counter_rng,
                            dropout_statistics_and_reuse } },
         { "activation", { bias_act_forward_all, act_backward_all,

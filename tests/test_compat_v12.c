@@ -13,10 +13,10 @@
 
 #define FIXTURES "fixtures/v1.2"
 
-/* Bit for bit while the kernels round as 1.2's did; becomes 1e-5 when faster
- * kernels change the rounding (issue 18's acceptance). The one place to
- * relax it. */
-#define V12_TOLERANCE 0.0f
+/* 1.2's outputs within 1e-5 (issue 18's acceptance once faster kernels
+ * change the rounding: the CPU's own FMA GEMM and fused LSTM kernels sum in
+ * another order than 1.2's OpenBLAS calls). The one place to set it. */
+#define V12_TOLERANCE 1e-5f
 
 static llm_backend *cpu;
 

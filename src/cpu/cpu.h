@@ -76,6 +76,15 @@ llm_status llm__cpu_lstm_step_forward(llm_backend *be, const llm__lstm_step *s);
 llm_status llm__cpu_lstm_step_backward(llm_backend *be, const llm__lstm_step_grad *s);
 llm_status llm__cpu_lstm_sequence_forward(llm_backend *be, const llm__lstm_sequence *q, int *done);
 llm_status llm__cpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequence *q, int *done);
+/* gemm_avx512.c: C = op(A) op(B) + beta C on AVX-512 where
+ * llm__cpu_gemm_own_ok (alpha 1, beta 0 or 1, n a multiple of 16, the CPU
+ * has AVX-512); one thread, the caller splits rows or 16-column blocks */
+int llm__cpu_gemm_own_ok(int n, float alpha, float beta);
+void llm__cpu_gemm_own(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                       float beta, float *c, int ldc);
+/* kernels_lstm_fused.c: a whole LSTM layer forward, projection included */
+llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q, int *done);
+llm_status llm__cpu_lstm_sequence_backward_fused(llm_backend *be, const llm__lstm_sequence *q, int *done);
 /* kernels_recurrent_product.c: for one block of `rows` batch rows,
  * xw[r] += h[r] W_hh^T (W_hh^T packed first by llm__cpu_lstm_pack_w_hh into
  * 4H * H floats) and dh[r] += dgates[r] W_hh (W_hh [4H, H]), for the H that

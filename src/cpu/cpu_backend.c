@@ -53,11 +53,19 @@ typedef struct gemm_job {
     float alpha, beta;
     const float *a, *b;
     float *c;
+    int own; /* gemm_avx512.c takes the whole product (decided for all of it, so
+                every block sums the same way whatever the thread count) */
 } gemm_job;
 
 static void gemm_block(const gemm_job *j, int r0, int r1) {
     if (r1 <= r0) return;
-    if (j->split_m)
+    if (j->own && j->split_m)
+        llm__cpu_gemm_own(j->ta, j->tb, r1 - r0, j->n, j->k, j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda, j->lda,
+                          j->b, j->ldb, j->beta, j->c + (size_t)r0 * j->ldc, j->ldc);
+    else if (j->own)
+        llm__cpu_gemm_own(j->ta, j->tb, j->m, r1 - r0, j->k, j->a, j->lda,
+                          j->tb ? j->b + (size_t)r0 * j->ldb : j->b + r0, j->ldb, j->beta, j->c + r0, j->ldc);
+    else if (j->split_m)
         cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, r1 - r0,
                     j->n, j->k, j->alpha, j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda, j->lda, j->b, j->ldb,
                     j->beta, j->c + (size_t)r0 * j->ldc, j->ldc);
@@ -99,7 +107,7 @@ static llm_status cpu_sgemm(llm_backend *be, int ta, int tb, int m, int n, int k
             for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
         return LLM_OK;
     }
-    gemm_job j = { ta, tb, m, n, k, lda, ldb, ldc, m >= n, 1, alpha, beta, a, b, c };
+    gemm_job j = { ta, tb, m, n, k, lda, ldb, ldc, m >= n, 1, alpha, beta, a, b, c, 0 };
     int threads = be && be->impl ? llm__pool_threads(llm__cpu_pool(be)) : 1;
     if (!ta && tb && m <= LLM__GEMM_SMALL_M) {
         /* bound by reading B: its rows, in groups of 4, split over the threads */
@@ -109,6 +117,7 @@ static llm_status cpu_sgemm(llm_backend *be, int ta, int tb, int m, int n, int k
             llm__cpu_gemm_small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return LLM_OK;
     }
+    j.own = llm__cpu_gemm_own_ok(n, alpha, beta);
     int len = j.split_m ? m : n;
     if (threads > 1 && (double)m * n * k >= LLM_CPU_GEMM_MT_MIN && len >= 32 * threads) {
         j.parts = threads;
@@ -164,7 +173,8 @@ const llm__backend_ops llm__cpu_ops = {
     .gru_step_forward = llm__cpu_gru_step_forward,
     .gru_step_backward = llm__cpu_gru_step_backward,
     .lstm_sequence_forward = llm__cpu_lstm_sequence_forward,
-    .lstm_sequence_backward = llm__cpu_lstm_sequence_backward,
+    .lstm_sequence_backward = llm__cpu_lstm_sequence_backward_fused,
+    .lstm_layer_forward = llm__cpu_lstm_layer_forward,
     .attention_forward = llm__cpu_attention_forward,
     .attention_backward = llm__cpu_attention_backward,
     .pool_forward = llm__cpu_pool_forward,

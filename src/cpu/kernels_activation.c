@@ -95,6 +95,9 @@ static void linear_chunk(void *p, int64_t begin, int64_t end) {
         if (c->rows <= LLM__GEMM_SMALL_M) /* a token or two: decoding */
             llm__cpu_gemm_small_m((int)(r1 - r0), (int)c->out, (int)c->in, 1.0f, c->x + r0 * c->in, (int)c->in,
                                   c->W, (int)c->in, beta, z, (int)c->out);
+        else if (llm__cpu_gemm_own_ok((int)c->out, 1.0f, beta))
+            llm__cpu_gemm_own(0, 1, (int)(r1 - r0), (int)c->out, (int)c->in, c->x + r0 * c->in, (int)c->in, c->W,
+                              (int)c->in, beta, z, (int)c->out);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)c->out, (int)c->in, 1.0f,
                         c->x + r0 * c->in, (int)c->in, c->W, (int)c->in, beta, z, (int)c->out);

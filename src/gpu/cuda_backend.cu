@@ -201,6 +201,7 @@ static const llm__backend_ops gpu_ops = {
     .gru_step_backward = llm__gpu_gru_step_backward,
     .lstm_sequence_forward = llm__gpu_lstm_sequence_forward,
     .lstm_sequence_backward = llm__gpu_lstm_sequence_backward,
+    .lstm_layer_forward = NULL,
     .attention_forward = llm__gpu_attention_forward,
     .attention_backward = llm__gpu_attention_backward,
     .pool_forward = llm__gpu_pool_forward,

@@ -5,7 +5,9 @@
  * reverse with the same pattern and accumulates the weight gradients in one
  * GEMM each at the end. A backend may instead run an LSTM's whole recurrence
  * in one call (the optional sequence slots: the CUDA backend's persistent
- * kernel, where per-step launches would cost more than the work). Layout is batch-major [B, T, X]; step t of X is the
+ * kernel, where per-step launches would cost more than the work), or its
+ * whole forward, projection included (lstm_layer_forward: the CPU's fused
+ * kernels, which in inference keep only the outputs). Layout is batch-major [B, T, X]; step t of X is the
  * strided matrix X + t*width with row stride T*width. */
 #include <cjson/cJSON.h>
 #include "recurrent.h"
@@ -138,6 +140,46 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     return LLM_OK;
 }
 
+/* An LSTM forward through the backend's whole-layer slot (*done = 0 when it
+ * declines): q comes with its sizes and inputs; in inference only the
+ * outputs are kept, in training also what recurrent_backward reads. */
+static llm_status lstm_layer_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__lstm_layer *q, int seq,
+                                     llm__val **out, int *done) {
+    const int64_t B = q->B, T = q->T, E = q->E, H = q->H;
+    const size_t bth = (size_t)(B * T * H) * 4;
+    if (g->training) {
+        LLM__CHECK(llm__graph_alloc(g, 4 * bth, (void **)&q->gates));
+        LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->c));
+        LLM__CHECK(llm__graph_alloc_zero(g, bth, (void **)&q->hprev));
+    }
+    if (g->training || seq) LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->h));
+    LLM__CHECK(llm__graph_alloc(g, LLM__LSTM_LAYER_WORK(B, T, E, H) * 4, (void **)&q->work));
+    llm__val *y;
+    if (seq) {
+        LLM__CHECK(llm__graph_val_view(g, q->h, NULL, LLM_DTYPE_F32, 3, (int64_t[]){B, T, H}, &y));
+        y->mask = x->mask;
+    } else {
+        LLM__CHECK(llm__graph_val(g, LLM_DTYPE_F32, 2, (int64_t[]){B, H}, &y));
+        q->h_last = y->data;
+    }
+    LLM__CHECK(g->be->ops->lstm_layer_forward(g->be, q, done));
+    if (!*done) return LLM_OK;
+    y->requires_grad = 1;
+    llm__node *n;
+    LLM__CHECK(llm__graph_node(g, recurrent_backward, &n));
+    if (n) {
+        n->layer = l;
+        n->in[0] = x;
+        n->out[0] = y;
+        n->saved[S_GATES] = q->gates;
+        n->saved[S_CS] = q->c;
+        n->saved[S_HS] = q->h;
+        n->saved[S_HPREV] = q->hprev;
+    }
+    *out = y;
+    return LLM_OK;
+}
+
 llm_status llm__recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, llm__val **out) {
     llm_backend *be = g->be;
     const llm__backend_ops *op = be->ops;
@@ -147,6 +189,16 @@ llm_status llm__recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, llm_
     const int64_t B = x->shape[0], T = x->shape[1], E = x->shape[2], H = st->opt.units;
     const int64_t G = lstm ? 4 : 3, GW = 4 * H;
     const llm__param *Wih = st->p.weight_ih, *Whh = st->p.weight_hh;
+    const float *bias_ih = st->p.bias_ih->data; /* LSTM: the one bias; GRU: b_ih */
+    if (lstm && op->lstm_layer_forward) {
+        llm__lstm_layer q = {
+            .B = (int)B, .T = (int)T, .E = (int)E, .H = (int)H, .reverse = back, .x = x->data,
+            .W_ih = Wih->data, .bias = bias_ih, .W_hh = Whh->data, .mask = x->mask,
+        };
+        int done = 0;
+        LLM__CHECK(lstm_layer_forward(l, g, x, &q, seq, out, &done));
+        if (done) return LLM_OK;
+    }
     const float *mask = x->mask;
     int BT = (int)(B * T), GH = (int)(G * H);
 
@@ -162,7 +214,7 @@ llm_status llm__recurrent_forward(llm_layer *l, llm__graph *g, llm__val *x, llm_
 
     /* xw = bias + x W_ih^T: the bias rows first and the GEMM adding into them
      * (beta 1), in place of OpenBLAS zeroing xw (beta 0) and a bias pass */
-    LLM__CHECK(op->copy_rows(be, BT, GH, st->p.bias_ih->data, 0, xw, GH, 0));
+    LLM__CHECK(op->copy_rows(be, BT, GH, bias_ih, 0, xw, GH, 0));
     LLM__CHECK(op->sgemm(be, 0, 1, BT, GH, (int)E, 1.0f, x->data, (int)E, Wih->data, (int)E, 1.0f, xw, GH));
 
     int done = 0;

@@ -1,0 +1,141 @@
+/* The LSTM's results do not depend on how rows are batched or on the
+ * thread count: a row predicted alone gives the bits it gets inside a batch
+ * of 32 (the CPU's fused layer forward sums every gate in one fixed order,
+ * whatever path the batch size picks), 1 thread gives 2 threads' bits, and
+ * training repeats bit for bit for a seed and thread count. */
+#include <stdlib.h>
+#include "testutil.h"
+
+/* H = 24 and 48: three panels of 8 (AVX2) or 16 (AVX-512) units, the
+ * one-row path's odd panel; HT = 64 for training: the CPU's own backward
+ * takes multiples of 32 (AVX2) or 64 (AVX-512) */
+enum { V = 40, E = 12, H = 48, HT = 64, T = 13, B = 32 };
+
+/* ids in [1, V), some rows ending in padding (id 0) */
+static void make_ids(int32_t *ids) {
+    uint64_t s = 99;
+    for (int i = 0; i < B * T; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        ids[i] = 1 + (int32_t)((s >> 33) % (V - 1));
+    }
+    for (int b = 0; b < B; b += 3)
+        for (int t = T - 1 - b % 5; t < T; t++) ids[b * T + t] = 0;
+}
+
+static llm_model *lstm_model(llm_backend *be, int units, llm_return_mode mode, int dense) {
+    llm_model *m;
+    ck_assert_ok(llm_model_sequential(&m, be));
+    ck_assert_ok(llm_model_set_seed(m, 21));
+    ck_assert_ok(llm_model_add(m, llm_layer_embedding(V, E)));
+    ck_assert_ok(llm_model_add(m, llm_layer_lstm(units, mode)));
+    if (dense) ck_assert_ok(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
+    return m;
+}
+
+static llm_backend *cpu(int threads) {
+    llm_backend_options bo;
+    llm_backend_options_init(&bo);
+    bo.threads = threads;
+    llm_backend *be;
+    ck_assert_ok(llm_backend_create(&be, LLM_BACKEND_CPU, &bo));
+    return be;
+}
+
+/* the LSTM's hidden states [rows, T, units] of ids rows [first, first + rows) */
+static void predict_rows(llm_model *m, llm_backend *be, int units, const int32_t *ids, int first, int rows,
+                         float *out) {
+    llm_tensor *x, *y;
+    ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){rows, T}, ids + first * T,
+                                      (size_t)rows * T * sizeof *ids));
+    ck_assert_ok(llm_model_predict(m, x, &y));
+    ck_assert_ok(llm_tensor_to_host(y, out, (size_t)rows * T * units * sizeof *out));
+    llm_tensor_free(x);
+    llm_tensor_free(y);
+}
+
+static void prediction_case(int units) {
+    int32_t ids[B * T];
+    make_ids(ids);
+    static float batch[2][B * T * H], part[B * T * H];
+    for (int threads = 1; threads <= 2; threads++) {
+        llm_backend *be = cpu(threads);
+        llm_model *m = lstm_model(be, units, LLM_RETURN_SEQUENCES, 0);
+        float *all = batch[threads - 1];
+        predict_rows(m, be, units, ids, 0, B, all);
+        /* alone (the one-row path), and in batches of 2, 3, 5 and 17 rows
+         * (few-row groups, a thread's share, a group of 16 plus one) */
+        static const int parts[][2] = { { 0, 1 }, { 9, 1 }, { 31, 1 }, { 4, 2 }, { 20, 3 }, { 10, 5 }, { 15, 17 } };
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            int first = parts[i][0], rows = parts[i][1];
+            predict_rows(m, be, units, ids, first, rows, part);
+            ck_assert_msg(memcmp(part, all + (size_t)first * T * units, (size_t)rows * T * units * sizeof *part) == 0,
+                          "units %d, %d threads: rows %d..%d alone differ from the same rows in a batch of %d", units,
+                          threads, first, first + rows - 1, B);
+        }
+        llm_model_free(m);
+        llm_backend_free(be);
+    }
+    ck_assert_msg(memcmp(batch[0], batch[1], (size_t)B * T * units * sizeof *part) == 0,
+                  "units %d: 1 and 2 threads predict different bits", units);
+    /* and the states are not all zero (the comparison compared something) */
+    double sum = 0;
+    for (int i = 0; i < B * T * units; i++) sum += fabs(batch[0][i]);
+    ck_assert(sum > 1.0);
+}
+
+START_TEST(lstm_prediction_independent_of_batch_and_threads) {
+    prediction_case(24);
+    prediction_case(H);
+}
+END_TEST
+
+/* weight_hh after a few training steps of the seed model */
+static void train_steps(int threads, float *w) {
+    int32_t ids[B * T];
+    make_ids(ids);
+    float y[B];
+    for (int b = 0; b < B; b++) y[b] = (float)(ids[b * T] % 2);
+    llm_backend *be = cpu(threads);
+    llm_model *m = lstm_model(be, HT, LLM_RETURN_LAST, 1);
+    llm_optimizer *opt;
+    ck_assert_ok(llm_optimizer_adam(&opt, 1e-2f));
+    ck_assert_ok(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, opt, LLM_METRIC_NONE));
+    llm_tensor *x, *t;
+    ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){B, T}, ids, sizeof ids));
+    ck_assert_ok(llm_tensor_from_host(&t, be, LLM_DTYPE_F32, 1, (int64_t[]){B}, y, sizeof y));
+    for (int i = 0; i < 4; i++) ck_assert_ok(llm_model_train_on_batch(m, x, t, NULL, NULL));
+    ck_assert_ok(llm_model_get_param(m, "lstm_0.weight_hh", w, (size_t)4 * HT * HT * sizeof *w));
+    llm_tensor_free(x);
+    llm_tensor_free(t);
+    llm_optimizer_free(opt);
+    llm_model_free(m);
+    llm_backend_free(be);
+}
+
+START_TEST(lstm_training_repeats_bit_for_bit) {
+    static float a[4 * HT * HT], b[4 * HT * HT], init[4 * HT * HT];
+    for (int threads = 1; threads <= 2; threads++) {
+        train_steps(threads, a);
+        train_steps(threads, b);
+        ck_assert_msg(memcmp(a, b, sizeof a) == 0, "%d threads: two runs trained different weights", threads);
+    }
+    /* the steps changed the weights (so the runs did train) */
+    llm_backend *be = cpu(1);
+    llm_model *m = lstm_model(be, HT, LLM_RETURN_LAST, 1);
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){T}));
+    ck_assert_ok(llm_model_get_param(m, "lstm_0.weight_hh", init, sizeof init));
+    ck_assert(memcmp(a, init, sizeof a) != 0);
+    llm_model_free(m);
+    llm_backend_free(be);
+}
+END_TEST
+
+Suite *suite_lstm_bits(void) {
+    Suite *s = suite_create("lstm_bits");
+    TCase *c = tcase_create("core");
+    tcase_set_timeout(c, 60);
+    tcase_add_test(c, lstm_prediction_independent_of_batch_and_threads);
+    tcase_add_test(c, lstm_training_repeats_bit_for_bit);
+    suite_add_tcase(s, c);
+    return s;
+}
