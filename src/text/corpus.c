@@ -509,16 +509,20 @@ llm_status llm_text_corpus_folds(const llm_text_corpus *c, int32_t folds, uint64
     if (count != c->count)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: count is %lld but the corpus holds %lld texts",
                           __func__, (long long)count, (long long)c->count);
+    /* the smallest class bounds the folds: every fold needs each class */
+    int32_t small = 0;
+    int64_t n_small = INT64_MAX;
     for (int32_t k = 0; k < c->num_classes; k++) {
         int64_t n = 0;
         for (int64_t i = 0; i < c->count; i++) n += c->items[i].label == k;
-        if (n < folds)
-            return llm__error(LLM_ERR_INVALID_ARGUMENT,
-                              "%s: class '%s' has %lld text%s, fewer than the %d folds (every fold "
-                              "needs each class); use at most %lld folds",
-                              __func__, c->class_names[k], (long long)n, n == 1 ? "" : "s",
-                              (int)folds, (long long)n);
+        if (n < n_small) { n_small = n; small = k; }
     }
+    if (n_small < folds)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: class '%s' has %lld text%s, fewer than the %d folds (every fold "
+                          "needs each class); use at most %lld folds",
+                          __func__, c->class_names[small], (long long)n_small, n_small == 1 ? "" : "s",
+                          (int)folds, (long long)n_small);
     int64_t *idx = llm__malloc((size_t)(c->count ? c->count : 1) * sizeof *idx);
     if (!idx) return llm__oom(__func__);
     /* the deal goes on from class to class, so the folds' sizes stay within
