@@ -32,6 +32,8 @@ typedef struct train_opts {
     int cv, cv_repeats;  /* --cv K: K-fold cross-validation instead of one model */
     const char *cv_out;  /* out-of-fold probabilities as CSV */
     int recipe;          /* --recipe best: the ensemble of recipe_member */
+    int bigrams;         /* --bigrams N: hashed word-pair ids in N buckets */
+    int tag_headers;     /* --tag-headers: header words tagged with their header */
 } train_opts;
 
 /* data-parallel training over MPI (--distributed, or started by mpirun):
@@ -93,6 +95,11 @@ static void usage(FILE *f) {
         "                     footers, signatures), post the start [pre]\n"
         "  --padding SIDE     where short messages get padding ids [pre]\n"
         "  --fold             fold numbers, URLs and addresses into <num>, <url>, <email>\n"
+        "  --tag-headers      header-aware tokens: words of the kept headers and the\n"
+        "                     subject become name·word (subject·free is not the body's free)\n"
+        "  --bigrams N        also hashed word pairs, in N extra embedding rows\n"
+        "                     (fastText-style; for --arch bag, whose --seq then counts\n"
+        "                     both kinds of ids) [0: none]\n"
         "  --threshold T      decision threshold stored with the model (the default of\n"
         "                     spam_eval and spam_predict): a number in [0, 1], or auto:\n"
         "                     the one with the best F1 on the validation part, scored\n"
@@ -201,6 +208,8 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         }
         else if (ex_arg_match(&a, "--distributed", NULL)) { o->distributed = 1; }
         else if (ex_arg_match(&a, "--fold", NULL)) { o->fold = 1; }
+        else if (ex_arg_match(&a, "--tag-headers", NULL)) { o->tag_headers = 1; }
+        else if (ex_arg_match(&a, "--bigrams", &v)) { if (!a.bad) ex_parse_int(&a, "--bigrams", v, 0, 1 << 24, &n); o->bigrams = (int)n; }
         else if (ex_arg_match(&a, "--threshold", &v)) {
             if (!a.bad && strcmp(v, "auto") == 0) o->threshold_mode = 2;
             else if (!a.bad) { ex_parse_real(&a, "--threshold", v, 0, 0, 1, 0, &o->threshold); o->threshold_mode = 1; }
@@ -227,6 +236,10 @@ static int parse_args(int argc, char **argv, train_opts *o) {
     }
     if (!a.bad && o->transformer && o->pool_set) {
         fprintf(stderr, "%s: --pool is for --arch lstm or bag\n", prog);
+        a.bad = 1;
+    }
+    if (!a.bad && o->bigrams && o->transformer) {
+        fprintf(stderr, "%s: --bigrams is for word vocabularies (--arch lstm or bag)\n", prog);
         a.bad = 1;
     }
     if (!a.bad && o->hidden == 0 && !o->bag) {
@@ -519,6 +532,7 @@ typedef struct run_env {
 static void email_options_of(const train_opts *o, llm_email_options *eo) {
     llm_email_options_init(eo);
     eo->keep_headers = strcmp(o->keep_headers, "none") == 0 ? NULL : o->keep_headers;
+    eo->tag_headers = o->tag_headers;
 }
 
 /* Trains one model of configuration o on raw_train (raw messages: the
@@ -602,6 +616,7 @@ static int train_model(const train_opts *o, const run_env *env, const llm_text_c
     llm_vectorize_options vec;
     llm_vectorize_options_init(&vec);
     vec.seq_len = seq;
+    vec.bigram_buckets = use_vocab ? o->bigrams : 0;
     vec.truncation = o->truncate_pre ? LLM_SEQ_PRE : LLM_SEQ_POST;
     /* a Transformer's positions count from the first token: pad after it */
     vec.padding = o->padding_post || (use_bpe && !o->padding_set) ? LLM_SEQ_POST : LLM_SEQ_PRE;
@@ -636,7 +651,7 @@ static int train_model(const train_opts *o, const run_env *env, const llm_text_c
             if ((s = llm_model_add(model, llm_layer_layernorm(1e-5f))) != LLM_OK ||
                 (s = llm_model_add(model, llm_layer_global_pool(LLM_POOL_AVERAGE))) != LLM_OK) { ex_fail(prog, s, "adding the pooling"); goto done; }
         } else {
-            if ((s = llm_model_add(model, llm_layer_embedding(vsize, o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
+            if ((s = llm_model_add(model, llm_layer_embedding(vsize + vec.bigram_buckets, o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
             llm_return_mode ret = o->pool < 0 ? LLM_RETURN_LAST : LLM_RETURN_SEQUENCES;
             llm_layer *rnn = o->bag ? NULL : o->gru ? llm_layer_gru(o->hidden, ret) : llm_layer_lstm(o->hidden, ret);
             if (rnn && o->bidirectional) rnn = llm_layer_bidirectional(rnn);

@@ -47,12 +47,19 @@ typedef struct llm_email_options {
     const char *keep_headers; /* NULL (default) or a comma-separated list of other header
                            names (case-insensitive, e.g. "From,To,Reply-To") whose
                            decoded values are kept as "Name: value" lines before the
-                           subject; the string is read during the call only */
+                           subject, or "*" for every header but the subject; the
+                           string is read during the call only */
     int decode_mime;    /* 1 (default): walk multipart parts, decode base64 and quoted-
                            printable, reduce HTML to text, skip non-text parts.
                            0: the body is taken verbatim (a baseline without MIME) */
     int text_attachments; /* 1 (default): text parts marked as attachments are kept;
                            0: every part with Content-Disposition: attachment is skipped */
+    int tag_headers;    /* 0 (default); 1: the kept headers and the subject are written
+                           as tagged words, "name\xc2\xb7word" (the header's lower-case
+                           name, U+00B7 MIDDLE DOT, each run of ASCII letters, digits
+                           and bytes >= 0x80 of its decoded value), so that with the
+                           default tokenizer `subject·free` is another token than the
+                           body's `free` (header-aware tokens) */
 } llm_email_options;
 
 /* Fills *opts with the defaults above and sets opts->size. */
@@ -216,6 +223,14 @@ typedef struct llm_vectorize_options {
                                 instead of running through padding. */
     llm_seq_side truncation; /* where long texts lose tokens. Default POST: the row keeps
                                 the start of the text, which holds the subject. */
+    int32_t bigram_buckets;  /* 0 (default): one id per token. > 0 (word vocabularies
+                                only): after each token's id (from the second token
+                                on) comes the id of the word pair it ends, hashed from
+                                both tokens' bytes into [vocab size, vocab size +
+                                bigram_buckets) (fastText's hashing trick), so a
+                                bag-of-embeddings model sees word order locally. The
+                                model's embedding needs vocab size + bigram_buckets
+                                rows; a row holds up to seq_len ids of both kinds. */
 } llm_vectorize_options;
 
 /* Fills *opts with the defaults above and sets opts->size. */

@@ -101,6 +101,7 @@ static char *vectorize_json(const llm_model *m) {
     cJSON_AddNumberToObject(o, "seq_len", m->vectorize.seq_len);
     cJSON_AddStringToObject(o, "padding", m->vectorize.padding == LLM_SEQ_PRE ? "pre" : "post");
     cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : "post");
+    if (m->vectorize.bigram_buckets > 0) cJSON_AddNumberToObject(o, "bigram_buckets", m->vectorize.bigram_buckets);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -114,6 +115,8 @@ static char *email_json(const llm_model *m) {
     if (m->email.keep_headers) cJSON_AddStringToObject(o, "keep_headers", m->email.keep_headers);
     cJSON_AddBoolToObject(o, "decode_mime", m->email.decode_mime != 0);
     cJSON_AddBoolToObject(o, "text_attachments", m->email.text_attachments != 0);
+    /* written only when on, so files without it read the same in older builds */
+    if (m->email.tag_headers) cJSON_AddBoolToObject(o, "tag_headers", 1);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -695,6 +698,10 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
                         !side_of(vj, "truncation", &vo.truncation)))
         s = BAD("llm_model_load: invalid vectorizer settings");
     if (s == LLM_OK) vo.seq_len = (int32_t)seq;
+    int64_t buckets = 0;
+    if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "bigram_buckets") && !get_int(vj, "bigram_buckets", 1, 1 << 24, &buckets))
+        s = BAD("llm_model_load: invalid vectorizer settings");
+    vo.bigram_buckets = (int32_t)buckets;
     llm_email_options eo;
     llm_email_options_init(&eo);
     const char *email = view_meta(v, "libllm.email");
@@ -713,6 +720,10 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
             const cJSON *h = cJSON_GetObjectItemCaseSensitive(ej, "keep_headers");
             if (cJSON_IsString(h)) eo.keep_headers = h->valuestring;
             else if (h) s = BAD("llm_model_load: invalid e-mail settings");
+            int tag = 0;
+            if (cJSON_GetObjectItemCaseSensitive(ej, "tag_headers") && !get_bool(ej, "tag_headers", &tag))
+                s = BAD("llm_model_load: invalid e-mail settings");
+            eo.tag_headers = tag;
         }
     }
     if (s == LLM_OK) {
