@@ -19,6 +19,7 @@ static const char *prog = "spam_train";
 typedef struct train_opts {
     const char *data, *model_path, *keep_headers, *checkpoint, *resume, *init;
     int bag; /* --arch bag: no recurrent layer, the embeddings pooled */
+    int nb;  /* --arch nb: one weight per id from Naive-Bayes ratios, pooled, Dense(1) */
     int transformer, layers, heads, bpe_vocab, causal, lr_set;
     int epochs, batch, seq, vocab, embed, hidden, threads, patience;
     double lr, val_split, test_split, dropout;
@@ -72,7 +73,10 @@ static void usage(FILE *f) {
         "  --pool P           what the output layers see: last (lstm: the state at the\n"
         "                     message's end), or max or average over every step's state\n"
         "                     (bag: over the embeddings) [lstm last, bag average]\n"
-        "  --arch A           lstm; bag: no recurrent layer, the embeddings pooled over\n"
+        "  --arch A           lstm; nb: Naive-Bayes log-count ratios as one weight per\n"
+        "                     id (Embedding(ids, 1) initialised with them -> --pool ->\n"
+        "                     Dense(1, sigmoid)), trained on (NBSVM); bag: no\n"
+        "                     recurrent layer, the embeddings pooled over\n"
         "                     the whole message (Embedding -> --pool, average by default\n"
         "                     -> Dense(--hidden, relu) -> Dense(1, sigmoid)), cheap\n"
         "                     enough for long --seq; or transformer: a Transformer\n"
@@ -195,7 +199,8 @@ static int parse_args(int argc, char **argv, train_opts *o) {
         else if (ex_arg_match(&a, "--arch", &v)) {
             if (!a.bad && strcmp(v, "transformer") == 0) o->transformer = 1;
             else if (!a.bad && strcmp(v, "bag") == 0) o->bag = 1;
-            else if (!a.bad && strcmp(v, "lstm") != 0) { fprintf(stderr, "%s: --arch takes lstm, bag or transformer\n", prog); a.bad = 1; }
+            else if (!a.bad && strcmp(v, "nb") == 0) { o->bag = 1; o->nb = 1; }
+            else if (!a.bad && strcmp(v, "lstm") != 0) { fprintf(stderr, "%s: --arch takes lstm, bag, nb or transformer\n", prog); a.bad = 1; }
         }
         else if (ex_arg_match(&a, "--bidirectional", NULL)) { o->bidirectional = 1; }
         else if (ex_arg_match(&a, "--quiet", NULL)) { o->quiet = 1; }
@@ -519,6 +524,30 @@ static llm_status choose_threshold(llm_model *model, llm_backend *be, const llm_
     return LLM_OK;
 }
 
+/* --arch nb: the embedding (one weight per id) starts at the ids'
+ * Naive-Bayes log-count ratios on the training part, so training starts
+ * from Naive Bayes and moves towards a linear model (NBSVM). */
+static llm_status init_nb(llm_model *model, const llm_dataset *train, int seq, int32_t rows) {
+    float *r = malloc((size_t)rows * sizeof *r);
+    if (!r) return LLM_ERR_OUT_OF_MEMORY;
+    llm_status s = llm_dataset_nb_ratios(train, seq, rows, 1.0f, r);
+    if (s == LLM_OK) s = llm_model_set_param(model, "embedding_0.weight", r, (size_t)rows * sizeof *r);
+    free(r);
+    /* the output layer starts by passing the mean ratio on with its sign
+       (a random weight may start it inverted) */
+    int np = 0;
+    llm_model_num_params(model, &np);
+    for (int i = 0; s == LLM_OK && i < np; i++) {
+        const char *name;
+        int nd;
+        int64_t shape[LLM_MAX_DIMS];
+        if (llm_model_param_info(model, i, &name, &nd, shape) != LLM_OK || strncmp(name, "dense_", 6) != 0) continue;
+        const float one = 1.0f, zero = 0.0f;
+        s = llm_model_set_param(model, name, nd == 2 ? &one : &zero, sizeof one);
+    }
+    return s;
+}
+
 /* What every training run of this process shares. */
 typedef struct run_env {
     llm_backend *be;
@@ -651,14 +680,14 @@ static int train_model(const train_opts *o, const run_env *env, const llm_text_c
             if ((s = llm_model_add(model, llm_layer_layernorm(1e-5f))) != LLM_OK ||
                 (s = llm_model_add(model, llm_layer_global_pool(LLM_POOL_AVERAGE))) != LLM_OK) { ex_fail(prog, s, "adding the pooling"); goto done; }
         } else {
-            if ((s = llm_model_add(model, llm_layer_embedding(vsize + vec.bigram_buckets, o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
+            if ((s = llm_model_add(model, llm_layer_embedding(vsize + vec.bigram_buckets, o->nb ? 1 : o->embed))) != LLM_OK) { ex_fail(prog, s, "adding the embedding"); goto done; }
             llm_return_mode ret = o->pool < 0 ? LLM_RETURN_LAST : LLM_RETURN_SEQUENCES;
             llm_layer *rnn = o->bag ? NULL : o->gru ? llm_layer_gru(o->hidden, ret) : llm_layer_lstm(o->hidden, ret);
             if (rnn && o->bidirectional) rnn = llm_layer_bidirectional(rnn);
             if (rnn && (s = llm_model_add(model, rnn)) != LLM_OK) { ex_fail(prog, s, "adding the recurrent layer"); goto done; }
             int pool = o->bag && o->pool < 0 ? LLM_POOL_AVERAGE : o->pool;
             if (pool >= 0 && (s = llm_model_add(model, llm_layer_global_pool((llm_pool_mode)pool))) != LLM_OK) { ex_fail(prog, s, "adding the pooling"); goto done; }
-            if (o->bag && o->hidden > 0 && (s = llm_model_add(model, llm_layer_dense(o->hidden, LLM_ACT_RELU))) != LLM_OK) { ex_fail(prog, s, "adding the hidden layer"); goto done; }
+            if (o->bag && !o->nb && o->hidden > 0 && (s = llm_model_add(model, llm_layer_dense(o->hidden, LLM_ACT_RELU))) != LLM_OK) { ex_fail(prog, s, "adding the hidden layer"); goto done; }
         }
         if (o->dropout > 0 && (s = llm_model_add(model, llm_layer_dropout((float)o->dropout))) != LLM_OK) { ex_fail(prog, s, "adding dropout"); goto done; }
         if ((s = llm_model_add(model, llm_layer_dense(1, LLM_ACT_SIGMOID))) != LLM_OK) { ex_fail(prog, s, "adding the output layer"); goto done; }
@@ -677,6 +706,7 @@ static int train_model(const train_opts *o, const run_env *env, const llm_text_c
 
         int64_t sample_shape[1] = { seq };
         if ((s = llm_model_build(model, LLM_DTYPE_I32, 1, sample_shape)) != LLM_OK) { ex_fail(prog, s, "building the model"); goto done; }
+        if (o->nb && (s = init_nb(model, train_ds, seq, vsize + vec.bigram_buckets)) != LLM_OK) { ex_fail(prog, s, "the Naive-Bayes ratios"); goto done; }
         if (lm) {
             int copied = 0;
             if ((s = llm_model_copy_weights(model, lm, &copied)) != LLM_OK) { ex_fail(prog, s, "copying the pretrained weights"); goto done; }

@@ -282,7 +282,7 @@ START_TEST(train_bad_options) {
         { { D, M, "--threshold", "best" }, "wants a number" },
         { { D, M, "--threshold", "1.5" }, "out of range" },
         { { D, M, "--threshold", "auto", "--val-split", "0" }, "needs a validation part" },
-        { { D, M, "--arch", "cnn" }, "lstm, bag or transformer" },
+        { { D, M, "--arch", "cnn" }, "lstm, bag, nb or transformer" },
         { { D, M, "--pool", "min" }, "last, max or average" },
         { { D, M, "--arch", "bag", "--pool", "last" }, "no last state" },
         { { D, M, "--arch", "bag", "--bidirectional" }, "for --arch lstm" },

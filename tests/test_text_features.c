@@ -1,6 +1,7 @@
 /* Text features for bag-of-words models: header-aware tokens (the e-mail
  * reader's tag_headers, keep_headers "*") and hashed word bigrams (the
- * vectorizer's bigram_buckets), through a saved and loaded model too. */
+ * vectorizer's bigram_buckets), through a saved and loaded model too, and
+ * Naive-Bayes log-count ratios. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -151,12 +152,35 @@ START_TEST(features_survive_save_and_load) {
 }
 END_TEST
 
+/* Naive-Bayes ratios: presence counted once per row, smoothed by alpha. */
+START_TEST(nb_ratios_count_presence_per_class) {
+    /* ids 0..3; rows: spam {2,2,3}, spam {2,0,0}, ham {3,1,0} */
+    int32_t x[9] = { 2, 2, 3, 2, 0, 0, 3, 1, 0 }, y[3] = { 1, 1, 0 };
+    llm_dataset *ds;
+    ck_assert_ok(llm_dataset_from_host(&ds, LLM_DTYPE_I32, 2, (int64_t[]){ 3, 3 }, x, LLM_DTYPE_I32, 1,
+                                       (int64_t[]){ 3 }, y));
+    float r[4];
+    ck_assert_ok(llm_dataset_nb_ratios(ds, 3, 4, 1.0f, r));
+    /* spam counts (ids 1..3): 0, 2, 1 -> +alpha: 1, 3, 2 (total 6); ham: 1, 0, 1 -> 2, 1, 2 (total 5) */
+    ck_assert_float_eq(r[0], 0.0f);
+    ck_assert_float_eq_tol(r[1], (float)(log(1.0 / 6) - log(2.0 / 5)), 1e-6f);
+    ck_assert_float_eq_tol(r[2], (float)(log(3.0 / 6) - log(1.0 / 5)), 1e-6f);
+    ck_assert_float_eq_tol(r[3], (float)(log(2.0 / 6) - log(2.0 / 5)), 1e-6f);
+    ck_assert(r[2] > 0 && r[1] < 0);
+    ck_assert_fails(llm_dataset_nb_ratios(ds, 3, 3, 1.0f, r), LLM_ERR_INVALID_ARGUMENT); /* id 3 >= 3 */
+    ck_assert_fails(llm_dataset_nb_ratios(ds, 4, 4, 1.0f, r), LLM_ERR_INVALID_ARGUMENT); /* not its seq_len */
+    ck_assert_fails(llm_dataset_nb_ratios(ds, 3, 4, 0.0f, r), LLM_ERR_INVALID_ARGUMENT);
+    llm_dataset_free(ds);
+}
+END_TEST
+
 Suite *suite_text_features(void) {
     Suite *s = suite_create("text_features");
     TCase *c = tcase_create("core");
     tcase_add_test(c, tagged_headers_are_other_tokens);
     tcase_add_test(c, bigram_ids_follow_their_tokens);
     tcase_add_test(c, features_survive_save_and_load);
+    tcase_add_test(c, nb_ratios_count_presence_per_class);
     suite_add_tcase(s, c);
     return s;
 }

@@ -244,6 +244,20 @@ LLM_API llm_status llm_vectorize(const llm_vocab *vocab, const char *text, size_
                                  const llm_vectorize_options *opts, int32_t *ids,
                                  int64_t ids_count, int64_t *ntokens);
 
+/* Naive-Bayes log-count ratios (Wang & Manning's NBSVM features) of the ids
+ * in a dataset of int32 rows [n, seq_len] (e.g. llm_dataset_from_corpus) with
+ * int32 labels 0/1: for each id in [1, ids),
+ *     r[id] = log((alpha + p[id]) / |p|) - log((alpha + q[id]) / |q|)
+ * with p[id] (q[id]) the number of positive (negative) rows holding id, each
+ * row counting an id once, and |p| = sum over ids of (alpha + p[id]); r[0]
+ * (padding) = 0. r has ids entries. Positive r marks an id of class 1. An
+ * Embedding(ids, 1) initialised with r, pooled, under Dense(1, sigmoid) and
+ * trained is NBSVM's interpolation between Naive Bayes and a linear model.
+ * LLM_ERR_INVALID_ARGUMENT for an id outside [0, ids), a label not 0/1,
+ * alpha <= 0, or a seq_len that is not the dataset's. */
+LLM_API llm_status llm_dataset_nb_ratios(const llm_dataset *ds, int32_t seq_len, int32_t ids, float alpha,
+                                         float *r);
+
 /* ---------------------------------------------------------------- corpus */
 
 typedef enum llm_corpus_format {
