@@ -96,7 +96,8 @@ static void usage(FILE *f) {
         "  --keep-headers L   comma-separated headers kept as text, 'none' for none\n"
         "                     [" DEFAULT_HEADERS "]\n"
         "  --truncate SIDE    where long messages lose tokens: pre keeps the end (list\n"
-        "                     footers, signatures), post the start [pre]\n"
+        "                     footers, signatures), post the start, middle both halves\n"
+        "                     (headers and subject, and the end) [pre]\n"
         "  --padding SIDE     where short messages get padding ids [pre]\n"
         "  --fold             fold numbers, URLs and addresses into <num>, <url>, <email>\n"
         "  --tag-headers      header-aware tokens: words of the kept headers and the\n"
@@ -131,9 +132,11 @@ static void usage(FILE *f) {
         prog, prog);
 }
 
-/* 1 for "pre", 0 for "post"; anything else is a usage error. */
+/* 1 for "pre", 0 for "post", 2 for "middle" where allowed; anything else
+ * is a usage error. */
 static int parse_side(ex_args *a, const char *opt, const char *v) {
     if (strcmp(v, "pre") == 0) return 1;
+    if (strcmp(v, "middle") == 0 && strcmp(opt, "--truncate") == 0) return 2;
     if (strcmp(v, "post") != 0) {
         fprintf(stderr, "%s: %s takes pre or post, not '%s'\n", prog, opt, v);
         a->bad = 1;
@@ -647,7 +650,7 @@ static int train_model(const train_opts *o, const run_env *env, const llm_text_c
     llm_vectorize_options_init(&vec);
     vec.seq_len = seq;
     vec.bigram_buckets = use_vocab ? o->bigrams : 0;
-    vec.truncation = o->truncate_pre ? LLM_SEQ_PRE : LLM_SEQ_POST;
+    vec.truncation = o->truncate_pre == 2 && use_vocab ? LLM_SEQ_MIDDLE : o->truncate_pre ? LLM_SEQ_PRE : LLM_SEQ_POST;
     /* a Transformer's positions count from the first token: pad after it */
     vec.padding = o->padding_post || (use_bpe && !o->padding_set) ? LLM_SEQ_POST : LLM_SEQ_PRE;
 #define VECTORIZE(ds, part) (use_bpe ? llm_dataset_from_corpus_bpe(ds, part, use_bpe, &vec) : llm_dataset_from_corpus(ds, part, use_vocab, &vec))

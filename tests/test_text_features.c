@@ -88,6 +88,35 @@ START_TEST(bigram_ids_follow_their_tokens) {
 }
 END_TEST
 
+/* Middle truncation keeps the start (headers, subject) and the end. */
+START_TEST(middle_truncation_keeps_both_ends) {
+    llm_vocab *v;
+    const char *text = "a b c d e f g";
+    llm_vocab_builder *b;
+    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
+    ck_assert_ok(llm_vocab_builder_add(b, text, strlen(text)));
+    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
+    llm_vocab_builder_free(b);
+    llm_vectorize_options o;
+    llm_vectorize_options_init(&o);
+    o.truncation = LLM_SEQ_MIDDLE;
+    o.seq_len = 5;
+    int32_t ids[5], want[5];
+    const char *keep[5] = { "a", "b", "e", "f", "g" }; /* 2 from the start, 3 from the end */
+    for (int i = 0; i < 5; i++) ck_assert_ok(llm_vocab_lookup(v, keep[i], 1, &want[i]));
+    ck_assert_ok(llm_vectorize(v, text, strlen(text), &o, ids, 5, NULL));
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(ids[i], want[i]);
+    /* a short text is padded as usual */
+    o.seq_len = 9;
+    int32_t row[9];
+    ck_assert_ok(llm_vectorize(v, "a b", 3, &o, row, 9, NULL));
+    ck_assert_int_eq(row[6], LLM_VOCAB_PAD);
+    ck_assert_int_eq(row[7], want[0]);
+    ck_assert_int_eq(row[8], want[1]);
+    llm_vocab_free(v);
+}
+END_TEST
+
 /* A bag model over tagged, bigram-hashed text: the pipeline's settings are
  * saved and loaded, so a loaded model scores raw mail exactly as before, and
  * an embedding without room for the buckets is refused. */
@@ -108,6 +137,7 @@ START_TEST(features_survive_save_and_load) {
     llm_vectorize_options_init(&vo);
     vo.seq_len = 16;
     vo.bigram_buckets = 64;
+    vo.truncation = LLM_SEQ_MIDDLE; /* saved as "middle" */
     llm_email_options eo;
     llm_email_options_init(&eo);
     eo.keep_headers = "From";
@@ -181,6 +211,7 @@ Suite *suite_text_features(void) {
     tcase_add_test(c, bigram_ids_follow_their_tokens);
     tcase_add_test(c, features_survive_save_and_load);
     tcase_add_test(c, nb_ratios_count_presence_per_class);
+    tcase_add_test(c, middle_truncation_keeps_both_ends);
     suite_add_tcase(s, c);
     return s;
 }

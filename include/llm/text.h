@@ -211,8 +211,11 @@ LLM_API void llm_vocab_free(llm_vocab *vocab);
 /* ------------------------------------------------------------ vectorizer */
 
 typedef enum llm_seq_side {
-    LLM_SEQ_PRE = 0, /* at the start of the row */
-    LLM_SEQ_POST = 1 /* at the end of the row */
+    LLM_SEQ_PRE = 0,   /* at the start of the row */
+    LLM_SEQ_POST = 1,  /* at the end of the row */
+    LLM_SEQ_MIDDLE = 2 /* truncation only: a long text loses tokens in its middle; the
+                          row keeps its first seq_len / 2 ids (headers, subject) and
+                          its last ones (footer, signature). Word vocabularies only. */
 } llm_seq_side;
 
 typedef struct llm_vectorize_options {

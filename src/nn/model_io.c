@@ -100,7 +100,7 @@ static char *vectorize_json(const llm_model *m) {
     if (!o) return NULL;
     cJSON_AddNumberToObject(o, "seq_len", m->vectorize.seq_len);
     cJSON_AddStringToObject(o, "padding", m->vectorize.padding == LLM_SEQ_PRE ? "pre" : "post");
-    cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : "post");
+    cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : m->vectorize.truncation == LLM_SEQ_POST ? "post" : "middle");
     if (m->vectorize.bigram_buckets > 0) cJSON_AddNumberToObject(o, "bigram_buckets", m->vectorize.bigram_buckets);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -694,10 +694,13 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
     llm_vectorize_options vo;
     llm_vectorize_options_init(&vo);
     int64_t seq = 0;
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(vj, "truncation");
+    int middle = cJSON_IsString(tr) && strcmp(tr->valuestring, "middle") == 0;
     if (s == LLM_OK && (!get_int(vj, "seq_len", 1, 1 << 24, &seq) || !side_of(vj, "padding", &vo.padding) ||
-                        !side_of(vj, "truncation", &vo.truncation)))
+                        (!middle && !side_of(vj, "truncation", &vo.truncation))))
         s = BAD("llm_model_load: invalid vectorizer settings");
     if (s == LLM_OK) vo.seq_len = (int32_t)seq;
+    if (middle) vo.truncation = LLM_SEQ_MIDDLE;
     int64_t buckets = 0;
     if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "bigram_buckets") && !get_int(vj, "bigram_buckets", 1, 1 << 24, &buckets))
         s = BAD("llm_model_load: invalid vectorizer settings");

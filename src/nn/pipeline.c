@@ -100,8 +100,10 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
     if (vo.seq_len < 1 || vo.seq_len > (1 << 24))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: seq_len = %d must be in [1, 2^24]", fn, vo.seq_len);
-    if ((vo.padding != LLM_SEQ_PRE && vo.padding != LLM_SEQ_POST) || (vo.truncation != LLM_SEQ_PRE && vo.truncation != LLM_SEQ_POST))
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: padding and truncation must be LLM_SEQ_PRE or LLM_SEQ_POST", fn);
+    if ((vo.padding != LLM_SEQ_PRE && vo.padding != LLM_SEQ_POST) ||
+        (vo.truncation != LLM_SEQ_PRE && vo.truncation != LLM_SEQ_POST && (vo.truncation != LLM_SEQ_MIDDLE || !vocab)))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: padding must be LLM_SEQ_PRE or LLM_SEQ_POST, truncation too "
+                          "(or LLM_SEQ_MIDDLE with a word vocabulary)", fn);
     llm_email_options eo;
     llm_email_options_init(&eo);
     if (email) LLM__CHECK(LLM__OPTIONS_MERGE(&eo, email, fn));
