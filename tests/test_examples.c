@@ -689,6 +689,32 @@ START_TEST(train_cross_validation) {
 }
 END_TEST
 
+/* --recipe best saves one ensemble file (its members with their own text
+ * settings) that spam_eval and the library read like any model. */
+START_TEST(train_recipe_best) {
+    char model[512];
+    path_in(model, sizeof model, "best.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", model, "--recipe", "best", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "recipe member 1/4 (nb) trained") && strstr(r.out, "saved the 4-member ensemble"), "%s", r.out);
+    run_free(&r);
+    llm_backend *be = NULL;
+    llm_model *m = NULL;
+    int n = 0;
+    ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
+    ck_assert_int_eq(llm_model_load(&m, be, model), LLM_OK);
+    ck_assert_int_eq(llm_model_ensemble_size(m, &n), LLM_OK);
+    ck_assert_int_eq(n, 4);
+    llm_model_free(m);
+    llm_backend_free(be);
+    RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES, "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^accuracy=" NUM " precision=" NUM " recall=" NUM " f1=" NUM " auc=" NUM "$"), "%s", r.out);
+    run_free(&r);
+}
+END_TEST
+
 /* The probability spam_predict prints for one message. */
 static double predicted(const char *model, const char *message) {
     run_result r;
@@ -1231,6 +1257,7 @@ Suite *suite_examples(void) {
     tcase_add_test(data, train_architectures);
     tcase_add_test(data, ensemble_of_two_architectures);
     tcase_add_test(data, train_cross_validation);
+    tcase_add_test(data, train_recipe_best);
     suite_add_tcase(s, data);
 
     TCase *e2e = tcase_create("end_to_end");
