@@ -678,6 +678,16 @@ START_TEST(train_cross_validation) {
     ASSERT_EXIT(&r, 0);
     ck_assert_msg(strstr(r.out, "repeat 2/2 fold 2/2 ") && strstr(r.out, "(2 folds x 2,"), "%s", r.out);
     run_free(&r);
+    /* every architecture: each fold builds its own vocabulary or BPE tokenizer */
+    RUN(&r, "spam_train", "--data", FIXTURES, TINY, "--arch", "nb", "--tag-headers", "--bigrams", "64", "--cv", "2");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_train", "--data", FIXTURES, "--arch", "transformer", "--epochs", "1", "--seq", "32", "--embed", "16",
+        "--layers", "1", "--heads", "2", "--bpe-vocab", "300", "--quiet", "--cv", "2");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
+    run_free(&r);
     RUN(&r, "spam_train", "--data", FIXTURES, "--recipe", "best", "--epochs", "1", "--quiet", "--cv", "2");
     ASSERT_EXIT(&r, 0);
     ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
