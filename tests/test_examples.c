@@ -282,7 +282,7 @@ START_TEST(train_bad_options) {
         { { D, M, "--threshold", "best" }, "wants a number" },
         { { D, M, "--threshold", "1.5" }, "out of range" },
         { { D, M, "--threshold", "auto", "--val-split", "0" }, "needs a validation part" },
-        { { D, M, "--arch", "cnn" }, "lstm, bag, two-branch or transformer" },
+        { { D, M, "--arch", "cnn" }, "lstm, bag, nb, two-branch or transformer" },
         { { D, M, "--arch", "two-branch", "--gru" }, "for --arch lstm" },
         { { D, M, "--arch", "two-branch", "--pool", "max" }, "for --arch lstm or bag" },
         { { D, M, "--pool", "min" }, "last, max or average" },
@@ -290,6 +290,14 @@ START_TEST(train_bad_options) {
         { { D, M, "--arch", "bag", "--bidirectional" }, "for --arch lstm" },
         { { D, M, "--arch", "transformer", "--pool", "max" }, "for --arch lstm or bag" },
         { { D, M, "--hidden", "0" }, "for --arch bag" },
+        { { D, "--cv", "1" }, "out of range [2," },
+        { { D, "--cv", "5", "--resume", "x.ckpt" }, "cannot --resume" },
+        { { D, "--cv", "5", "--test-split", "0.2" }, "--test-split has no place" },
+        { { D, M, "--cv", "5" }, "saves no model" },
+        { { D, M, "--cv-repeats", "2" }, "need --cv K" },
+        { { D, "--cv", "3", "--cv-repeats", "0" }, "out of range" },
+        { { D, M, "--recipe", "fast" }, "--recipe takes best" },
+        { { D, M, "--recipe", "best", "--arch", "transformer" }, "--recipe best sets its own models" },
     };
     check_bad_cases("spam_train", cases, sizeof cases / sizeof cases[0]);
 }
@@ -669,6 +677,90 @@ START_TEST(two_branch_example) {
     ck_assert_msg(strstr(summary, "lstm_0, global_pool_0") != NULL, "%s", summary);
     llm_model_free(m);
     llm_backend_free(be);
+}
+END_TEST
+
+/* spam_train --cv K: one line per fold, the mean and sd line, every message
+ * once in the out-of-fold CSV; --arch bag and --recipe best too; too many
+ * folds for the smallest class is a clear error. */
+START_TEST(train_cross_validation) {
+    char csv[512];
+    path_in(csv, sizeof csv, "oof.csv");
+    run_result r;
+    RUN(&r, "spam_train", "--data", FIXTURES, TINY, "--cv", "3", "--cv-out", csv);
+    ASSERT_EXIT(&r, 0);
+    for (int k = 1; k <= 3; k++) {
+        char want[32];
+        snprintf(want, sizeof want, "\nfold %d/3 accuracy=", k);
+        ck_assert_msg(strstr(r.out, want), "no line for fold %d: %s", k, r.out);
+    }
+    ck_assert_msg(matches(r.out, "^cv mean accuracy=" NUM " precision=" NUM " recall=" NUM " f1=" NUM " auc=" NUM
+                          " sd accuracy=" NUM " precision=" NUM " recall=" NUM " f1=" NUM " auc=" NUM " .*$"),
+                  "%s", r.out);
+    run_free(&r);
+    char *text = tu_read_text(csv);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strncmp(text, "repeat,fold,path,label,probability\n", 35) == 0, "%s", text);
+    int rows = 0, folds[3] = { 0 };
+    for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int rep = -1, fold = -1;
+        ck_assert_int_eq(sscanf(line + 1, "%d,%d,", &rep, &fold), 2);
+        ck_assert_int_eq(rep, 0);
+        ck_assert(fold >= 0 && fold < 3);
+        folds[fold]++;
+        rows++;
+    }
+    ck_assert_int_eq(rows, 37); /* every message of the fixtures, once */
+    ck_assert(folds[0] >= 12 && folds[1] >= 12 && folds[2] >= 12);
+    free(text);
+    RUN(&r, "spam_train", "--data", FIXTURES, TINY, "--arch", "bag", "--cv", "2", "--cv-repeats", "2");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "repeat 2/2 fold 2/2 ") && strstr(r.out, "(2 folds x 2,"), "%s", r.out);
+    run_free(&r);
+    /* every architecture: each fold builds its own vocabulary or BPE tokenizer */
+    RUN(&r, "spam_train", "--data", FIXTURES, TINY, "--arch", "nb", "--tag-headers", "--bigrams", "64", "--cv", "2");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_train", "--data", FIXTURES, "--arch", "transformer", "--epochs", "1", "--seq", "32", "--embed", "16",
+        "--layers", "1", "--heads", "2", "--bpe-vocab", "300", "--quiet", "--cv", "2");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_train", "--data", FIXTURES, "--recipe", "best", "--epochs", "1", "--quiet", "--cv", "2");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
+    run_free(&r);
+    RUN(&r, "spam_train", "--data", FIXTURES, TINY, "--cv", "19");
+    ASSERT_FAILS_CLEANLY(&r);
+    ck_assert_msg(strstr(r.err, "class 'spam' has 18 texts, fewer than the 19 folds"), "%s", r.err);
+    run_free(&r);
+}
+END_TEST
+
+/* --recipe best saves one ensemble file (its members with their own text
+ * settings) that spam_eval and the library read like any model. */
+START_TEST(train_recipe_best) {
+    char model[512];
+    path_in(model, sizeof model, "best.safetensors");
+    run_result r;
+    RUN(&r, "spam_train", "--data", FIXTURES, "--model", model, "--recipe", "best", "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "recipe member 1/4 (nb) trained") && strstr(r.out, "saved the 4-member ensemble"), "%s", r.out);
+    run_free(&r);
+    llm_backend *be = NULL;
+    llm_model *m = NULL;
+    int n = 0;
+    ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
+    ck_assert_int_eq(llm_model_load(&m, be, model), LLM_OK);
+    ck_assert_int_eq(llm_model_ensemble_size(m, &n), LLM_OK);
+    ck_assert_int_eq(n, 4);
+    llm_model_free(m);
+    llm_backend_free(be);
+    RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES, "--quiet");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(matches(r.out, "^accuracy=" NUM " precision=" NUM " recall=" NUM " f1=" NUM " auc=" NUM "$"), "%s", r.out);
+    run_free(&r);
 }
 END_TEST
 
@@ -1214,6 +1306,8 @@ Suite *suite_examples(void) {
     tcase_add_test(data, train_architectures);
     tcase_add_test(data, two_branch_example);
     tcase_add_test(data, ensemble_of_two_architectures);
+    tcase_add_test(data, train_cross_validation);
+    tcase_add_test(data, train_recipe_best);
     suite_add_tcase(s, data);
 
     TCase *e2e = tcase_create("end_to_end");

@@ -37,6 +37,8 @@ Suite *suite_onnx(void);
 Suite *suite_seed(void);
 Suite *suite_layout(void);
 Suite *suite_gpt2(void);
+Suite *suite_crossval(void);
+Suite *suite_text_features(void);
 
 /* tests/testutil.c: a monotonic clock in seconds, and the folder of the
  * example programs ($LLM_BIN_DIR, else beside this runner's build, else

@@ -18,5 +18,6 @@
 #include "gpt2.h"
 #include "dist.h"
 #include "onnx.h"
+#include "crossval.h"
 
 #endif /* LLM_LLM_H */

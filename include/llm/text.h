@@ -47,12 +47,19 @@ typedef struct llm_email_options {
     const char *keep_headers; /* NULL (default) or a comma-separated list of other header
                            names (case-insensitive, e.g. "From,To,Reply-To") whose
                            decoded values are kept as "Name: value" lines before the
-                           subject; the string is read during the call only */
+                           subject, or "*" for every header but the subject; the
+                           string is read during the call only */
     int decode_mime;    /* 1 (default): walk multipart parts, decode base64 and quoted-
                            printable, reduce HTML to text, skip non-text parts.
                            0: the body is taken verbatim (a baseline without MIME) */
     int text_attachments; /* 1 (default): text parts marked as attachments are kept;
                            0: every part with Content-Disposition: attachment is skipped */
+    int tag_headers;    /* 0 (default); 1: the kept headers and the subject are written
+                           as tagged words, "name\xc2\xb7word" (the header's lower-case
+                           name, U+00B7 MIDDLE DOT, each run of ASCII letters, digits
+                           and bytes >= 0x80 of its decoded value), so that with the
+                           default tokenizer `subject·free` is another token than the
+                           body's `free` (header-aware tokens) */
 } llm_email_options;
 
 /* Fills *opts with the defaults above and sets opts->size. */
@@ -204,8 +211,11 @@ LLM_API void llm_vocab_free(llm_vocab *vocab);
 /* ------------------------------------------------------------ vectorizer */
 
 typedef enum llm_seq_side {
-    LLM_SEQ_PRE = 0, /* at the start of the row */
-    LLM_SEQ_POST = 1 /* at the end of the row */
+    LLM_SEQ_PRE = 0,   /* at the start of the row */
+    LLM_SEQ_POST = 1,  /* at the end of the row */
+    LLM_SEQ_MIDDLE = 2 /* truncation only: a long text loses tokens in its middle; the
+                          row keeps its first seq_len / 2 ids (headers, subject) and
+                          its last ones (footer, signature). Word vocabularies only. */
 } llm_seq_side;
 
 typedef struct llm_vectorize_options {
@@ -216,6 +226,14 @@ typedef struct llm_vectorize_options {
                                 instead of running through padding. */
     llm_seq_side truncation; /* where long texts lose tokens. Default POST: the row keeps
                                 the start of the text, which holds the subject. */
+    int32_t bigram_buckets;  /* 0 (default): one id per token. > 0 (word vocabularies
+                                only): after each token's id (from the second token
+                                on) comes the id of the word pair it ends, hashed from
+                                both tokens' bytes into [vocab size, vocab size +
+                                bigram_buckets) (fastText's hashing trick), so a
+                                bag-of-embeddings model sees word order locally. The
+                                model's embedding needs vocab size + bigram_buckets
+                                rows; a row holds up to seq_len ids of both kinds. */
 } llm_vectorize_options;
 
 /* Fills *opts with the defaults above and sets opts->size. */
@@ -228,6 +246,20 @@ LLM_API void llm_vectorize_options_init(llm_vectorize_options *opts);
 LLM_API llm_status llm_vectorize(const llm_vocab *vocab, const char *text, size_t len,
                                  const llm_vectorize_options *opts, int32_t *ids,
                                  int64_t ids_count, int64_t *ntokens);
+
+/* Naive-Bayes log-count ratios (Wang & Manning's NBSVM features) of the ids
+ * in a dataset of int32 rows [n, seq_len] (e.g. llm_dataset_from_corpus) with
+ * int32 labels 0/1: for each id in [1, ids),
+ *     r[id] = log((alpha + p[id]) / |p|) - log((alpha + q[id]) / |q|)
+ * with p[id] (q[id]) the number of positive (negative) rows holding id, each
+ * row counting an id once, and |p| = sum over ids of (alpha + p[id]); r[0]
+ * (padding) = 0. r has ids entries. Positive r marks an id of class 1. An
+ * Embedding(ids, 1) initialised with r, pooled, under Dense(1, sigmoid) and
+ * trained is NBSVM's interpolation between Naive Bayes and a linear model.
+ * LLM_ERR_INVALID_ARGUMENT for an id outside [0, ids), a label not 0/1,
+ * alpha <= 0, or a seq_len that is not the dataset's. */
+LLM_API llm_status llm_dataset_nb_ratios(const llm_dataset *ds, int32_t seq_len, int32_t ids, float alpha,
+                                         float *r);
 
 /* ---------------------------------------------------------------- corpus */
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include "core/internal.h"
 #include "llm/metrics.h"
+#include "llm/crossval.h"
 
 void llm_metrics_init(llm_metrics *m) {
     if (!m) return;
@@ -242,5 +243,52 @@ llm_status llm_metrics_format(const llm_metrics *m, const char *negative_name,
     out_printf(&o, "%-*s  %*s  %*s\n", w0, negative_name, w1, cells[0], w2, cells[1]);
     out_printf(&o, "%-*s  %*s  %*s\n", w0, positive_name, w1, cells[2], w2, cells[3]);
     if (needed) *needed = o.total;
+    return LLM_OK;
+}
+
+/* ------------------------------------------------ over several runs */
+
+#include <stddef.h>
+
+/* Mean and sample sd of one double field over n metrics, two passes (one
+ * pass loses the sd of near-equal values to rounding); NAN if any is NAN. */
+static void field_mean_sd(const llm_metrics *per, int64_t n, size_t off, double *mean, double *sd) {
+    double sum = 0, dev = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = *(const double *)((const char *)&per[i] + off);
+        if (isnan(v)) { *mean = *sd = NAN; return; }
+        sum += v;
+    }
+    double m = sum / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        double d = *(const double *)((const char *)&per[i] + off) - m;
+        dev += d * d;
+    }
+    *mean = m;
+    *sd = n > 1 ? sqrt(dev / (double)(n - 1)) : 0.0;
+}
+
+llm_status llm_metrics_mean_sd(const llm_metrics *per, int64_t n, llm_metrics *mean, llm_metrics *sd) {
+    static const char fn[] = "llm_metrics_mean_sd";
+    if (!per) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: per is NULL", fn);
+    if (n < 1) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: n is %lld; it must be >= 1", fn, (long long)n);
+    LLM__CHECK(check_metrics(mean, fn));
+    LLM__CHECK(check_metrics(sd, fn));
+    static const size_t fields[] = {
+        offsetof(llm_metrics, loss), offsetof(llm_metrics, accuracy), offsetof(llm_metrics, precision),
+        offsetof(llm_metrics, recall), offsetof(llm_metrics, f1), offsetof(llm_metrics, auc),
+        offsetof(llm_metrics, threshold),
+    };
+    llm_metrics_init(mean);
+    llm_metrics_init(sd);
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+        field_mean_sd(per, n, fields[k], (double *)((char *)mean + fields[k]), (double *)((char *)sd + fields[k]));
+    for (int64_t i = 0; i < n; i++) {
+        mean->count += per[i].count;
+        mean->tp += per[i].tp;
+        mean->fp += per[i].fp;
+        mean->tn += per[i].tn;
+        mean->fn += per[i].fn;
+    }
     return LLM_OK;
 }

@@ -45,7 +45,8 @@ static char *vectorize_json(const llm_model *m) {
     if (!o) return NULL;
     cJSON_AddNumberToObject(o, "seq_len", m->vectorize.seq_len);
     cJSON_AddStringToObject(o, "padding", m->vectorize.padding == LLM_SEQ_PRE ? "pre" : "post");
-    cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : "post");
+    cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : m->vectorize.truncation == LLM_SEQ_POST ? "post" : "middle");
+    if (m->vectorize.bigram_buckets > 0) cJSON_AddNumberToObject(o, "bigram_buckets", m->vectorize.bigram_buckets);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -59,6 +60,8 @@ static char *email_json(const llm_model *m) {
     if (m->email.keep_headers) cJSON_AddStringToObject(o, "keep_headers", m->email.keep_headers);
     cJSON_AddBoolToObject(o, "decode_mime", m->email.decode_mime != 0);
     cJSON_AddBoolToObject(o, "text_attachments", m->email.text_attachments != 0);
+    /* written only when on, so files without it read the same in older builds */
+    if (m->email.tag_headers) cJSON_AddBoolToObject(o, "tag_headers", 1);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -545,10 +548,17 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
     llm_vectorize_options vo;
     llm_vectorize_options_init(&vo);
     int64_t seq = 0;
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(vj, "truncation");
+    int middle = cJSON_IsString(tr) && strcmp(tr->valuestring, "middle") == 0;
     if (s == LLM_OK && (!get_int(vj, "seq_len", 1, 1 << 24, &seq) || !side_of(vj, "padding", &vo.padding) ||
-                        !side_of(vj, "truncation", &vo.truncation)))
+                        (!middle && !side_of(vj, "truncation", &vo.truncation))))
         s = BAD("llm_model_load: invalid vectorizer settings");
     if (s == LLM_OK) vo.seq_len = (int32_t)seq;
+    if (middle) vo.truncation = LLM_SEQ_MIDDLE;
+    int64_t buckets = 0;
+    if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "bigram_buckets") && !get_int(vj, "bigram_buckets", 1, 1 << 24, &buckets))
+        s = BAD("llm_model_load: invalid vectorizer settings");
+    vo.bigram_buckets = (int32_t)buckets;
     llm_email_options eo;
     llm_email_options_init(&eo);
     const char *email = view_meta(v, "libllm.email");
@@ -567,6 +577,10 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
             const cJSON *h = cJSON_GetObjectItemCaseSensitive(ej, "keep_headers");
             if (cJSON_IsString(h)) eo.keep_headers = h->valuestring;
             else if (h) s = BAD("llm_model_load: invalid e-mail settings");
+            int tag = 0;
+            if (cJSON_GetObjectItemCaseSensitive(ej, "tag_headers") && !get_bool(ej, "tag_headers", &tag))
+                s = BAD("llm_model_load: invalid e-mail settings");
+            eo.tag_headers = tag;
         }
     }
     if (s == LLM_OK) {

@@ -100,8 +100,10 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
     if (vo.seq_len < 1 || vo.seq_len > (1 << 24))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: seq_len = %d must be in [1, 2^24]", fn, vo.seq_len);
-    if ((vo.padding != LLM_SEQ_PRE && vo.padding != LLM_SEQ_POST) || (vo.truncation != LLM_SEQ_PRE && vo.truncation != LLM_SEQ_POST))
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: padding and truncation must be LLM_SEQ_PRE or LLM_SEQ_POST", fn);
+    if ((vo.padding != LLM_SEQ_PRE && vo.padding != LLM_SEQ_POST) ||
+        (vo.truncation != LLM_SEQ_PRE && vo.truncation != LLM_SEQ_POST && (vo.truncation != LLM_SEQ_MIDDLE || !vocab)))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: padding must be LLM_SEQ_PRE or LLM_SEQ_POST, truncation too "
+                          "(or LLM_SEQ_MIDDLE with a word vocabulary)", fn);
     llm_email_options eo;
     llm_email_options_init(&eo);
     if (email) LLM__CHECK(LLM__OPTIONS_MERGE(&eo, email, fn));
@@ -115,9 +117,12 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     }
     if (m->built && (m->in_shape.dtype != LLM_DTYPE_I32 || m->in_shape.ndim != 1 || m->in_shape.d[0] != vo.seq_len))
         return llm__error(LLM_ERR_SHAPE, "%s: the model takes other input than int32 ids [%d]", fn, vo.seq_len);
+    if (vo.bigram_buckets < 0 || vo.bigram_buckets > (1 << 24) || (vo.bigram_buckets > 0 && !vocab))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: bigram_buckets = %d must be in [0, 2^24], and 0 with a BPE tokenizer",
+                          fn, vo.bigram_buckets);
     int32_t vsize;
     LLM__CHECK(vocab ? llm_vocab_size(vocab, &vsize) : llm_bpe_vocab_size(m->bpe, &vsize));
-    LLM__CHECK(check_vocab_fits(m, vsize, vocab ? "vocabulary" : "tokenizer", fn));
+    LLM__CHECK(check_vocab_fits(m, vsize + vo.bigram_buckets, vocab ? "vocabulary (with bigram buckets)" : "tokenizer", fn));
     llm_vocab *copy = NULL;
     if (vocab) LLM__CHECK(copy_vocab(vocab, &copy));
     char *headers = NULL;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include "core/rng.h"
 #include "text/text_internal.h"
+#include "llm/crossval.h"
 
 typedef struct corpus_item {
     char *text;
@@ -493,6 +494,105 @@ llm_status llm_text_corpus_split(const llm_text_corpus *c, double val_fraction, 
     shuffle_items(va->items, va->count, llm__rng_derive(seed, 0x7a1a0002ULL));
     *train = tr;
     *val = va;
+    return LLM_OK;
+}
+
+/* ------------------------------------------------------------ k folds */
+
+llm_status llm_text_corpus_folds(const llm_text_corpus *c, int32_t folds, uint64_t seed,
+                                 int32_t *fold_of, int64_t count) {
+    CHECK_CORPUS(c);
+    CHECK_OUT(fold_of);
+    if (folds < 2)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %d folds; cross-validation needs at least 2",
+                          __func__, (int)folds);
+    if (count != c->count)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: count is %lld but the corpus holds %lld texts",
+                          __func__, (long long)count, (long long)c->count);
+    /* the smallest class bounds the folds: every fold needs each class */
+    int32_t small = 0;
+    int64_t n_small = INT64_MAX;
+    for (int32_t k = 0; k < c->num_classes; k++) {
+        int64_t n = 0;
+        for (int64_t i = 0; i < c->count; i++) n += c->items[i].label == k;
+        if (n < n_small) { n_small = n; small = k; }
+    }
+    if (n_small < folds)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: class '%s' has %lld text%s, fewer than the %d folds (every fold "
+                          "needs each class); use at most %lld folds",
+                          __func__, c->class_names[small], (long long)n_small, n_small == 1 ? "" : "s",
+                          (int)folds, (long long)n_small);
+    int64_t *idx = llm__malloc((size_t)(c->count ? c->count : 1) * sizeof *idx);
+    if (!idx) return llm__oom(__func__);
+    /* the deal goes on from class to class, so the folds' sizes stay within
+       one of each other even when every class leaves a remainder */
+    int64_t dealt = 0;
+    for (int32_t k = 0; k < c->num_classes; k++) {
+        int64_t n = 0;
+        for (int64_t i = 0; i < c->count; i++)
+            if (c->items[i].label == k) idx[n++] = i;
+        shuffle_idx(idx, n, llm__rng_derive(seed, 0xf01d0000ULL + (uint64_t)k));
+        for (int64_t j = 0; j < n; j++, dealt++) fold_of[idx[j]] = (int32_t)(dealt % folds);
+    }
+    llm__free(idx);
+    return LLM_OK;
+}
+
+llm_status llm_text_corpus_fold_split(const llm_text_corpus *c, const int32_t *fold_of, int32_t fold,
+                                      llm_text_corpus **train, llm_text_corpus **test) {
+    CHECK_OUT(train);
+    CHECK_OUT(test);
+    *train = NULL;
+    *test = NULL;
+    CHECK_CORPUS(c);
+    CHECK_OUT(fold_of);
+    llm_text_corpus *tr = corpus_new(c->num_classes, (const char *const *)c->class_names);
+    llm_text_corpus *te = corpus_new(c->num_classes, (const char *const *)c->class_names);
+    llm_status s = tr && te ? LLM_OK : llm__oom(__func__);
+    for (int64_t i = 0; i < c->count && s == LLM_OK; i++)
+        s = copy_item(fold_of[i] == fold ? te : tr, &c->items[i], __func__);
+    if (s != LLM_OK) {
+        llm_text_corpus_free(tr);
+        llm_text_corpus_free(te);
+        return s;
+    }
+    *train = tr;
+    *test = te;
+    return LLM_OK;
+}
+
+llm_status llm_text_corpus_read_email(llm_text_corpus **out, const llm_text_corpus *raw,
+                                      const llm_email_options *opts) {
+    CHECK_OUT(out);
+    *out = NULL;
+    if (!raw) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: raw is NULL", __func__);
+    llm_email_options eo;
+    LLM__CHECK(llm__email_options_resolve(&eo, opts, __func__));
+    llm_text_corpus *c = corpus_new(raw->num_classes, (const char *const *)raw->class_names);
+    llm_status s = c ? LLM_OK : llm__oom(__func__);
+    for (int64_t i = 0; i < raw->count && s == LLM_OK; i++) {
+        const corpus_item *it = &raw->items[i];
+        llm__buf text = {0};
+        s = llm__email_parse(it->text, it->len, &eo, &text, __func__);
+        size_t len = 0;
+        char *t = s == LLM_OK ? llm__buf_take(&text, &len) : NULL;
+        char *src = it->source ? llm__strdup(it->source) : NULL;
+        llm__buf_free(&text);
+        if (s == LLM_OK && (!t || (it->source && !src))) {
+            llm__free(t);
+            llm__free(src);
+            s = llm__oom(__func__);
+        } else if (s == LLM_OK && !corpus_push(c, t, len, it->label, src)) {
+            s = llm__oom(__func__);
+        }
+    }
+    if (s != LLM_OK) {
+        llm_text_corpus_free(c);
+        return s;
+    }
+    c->skipped = raw->skipped;
+    *out = c;
     return LLM_OK;
 }
 

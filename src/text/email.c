@@ -25,6 +25,7 @@ void llm_email_options_init(llm_email_options *opts) {
     opts->keep_headers = NULL;
     opts->decode_mime = 1;
     opts->text_attachments = 1;
+    opts->tag_headers = 0;
 }
 
 llm_status llm__email_options_resolve(llm_email_options *dst, const llm_email_options *src,
@@ -40,6 +41,9 @@ llm_status llm__email_options_resolve(llm_email_options *dst, const llm_email_op
     if (dst->decode_mime != 0 && dst->decode_mime != 1)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: email options decode_mime is %d; use 0 or 1",
                           fn, dst->decode_mime);
+    if (dst->tag_headers != 0 && dst->tag_headers != 1)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: email options tag_headers is %d; use 0 or 1",
+                          fn, dst->tag_headers);
     if (dst->text_attachments != 0 && dst->text_attachments != 1)
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
                           "%s: email options text_attachments is %d; use 0 or 1", fn,
@@ -454,6 +458,7 @@ static int render_entity(const email_ctx *c, span hdr, span body, int depth,
 
 /* Is `name` in the comma-separated list (case-insensitive)? */
 static int in_list(const char *list, span name) {
+    if (strcmp(list, "*") == 0) return !name_is(name, "subject"); /* the subject has its own line */
     const char *p = list;
     while (*p) {
         while (*p == ',' || *p == ' ' || *p == '\t') p++;
@@ -470,14 +475,43 @@ static int in_list(const char *list, span name) {
     return 0;
 }
 
+/* tag_headers: the words of a header's value as "name\xc2\xb7word" (the
+ * lower-case name, U+00B7 MIDDLE DOT), one piece. Words are what the default
+ * tokenizer keeps whole: runs of ASCII letters and digits and bytes >= 0x80,
+ * so a tagged word stays one token and `subject·free` is not the body's `free`. */
+static int word_byte(unsigned char b) {
+    return b >= 0x80 || (b >= '0' && b <= '9') || ((b | 0x20) >= 'a' && (b | 0x20) <= 'z');
+}
+
+static int tagged_piece(llm__buf *dst, span name, const char *v, size_t n) {
+    llm__buf t = {0};
+    int ok = 1;
+    for (size_t i = 0; i < n && ok;) {
+        if (!word_byte((unsigned char)v[i])) { i++; continue; }
+        size_t j = i;
+        while (j < n && word_byte((unsigned char)v[j])) j++;
+        if (t.len > 0) ok = llm__buf_putc(&t, ' ');
+        for (size_t k = 0; k < name.n && ok; k++) ok = llm__buf_putc(&t, (char)llm__lower((unsigned char)name.p[k]));
+        ok = ok && llm__buf_append(&t, "\xc2\xb7", 2) && llm__buf_append(&t, v + i, j - i);
+        i = j;
+    }
+    ok = ok && piece_add(dst, t.data ? t.data : "", t.len);
+    llm__buf_free(&t);
+    return ok;
+}
+
 static int kept_headers(const email_ctx *c, span hdr, llm__buf *dst) {
     field_iter it = {hdr, 0};
     span name, value;
     while (field_next(&it, &name, &value)) {
         if (!in_list(c->o->keep_headers, name)) continue;
         llm__buf raw = {0}, line = {0};
-        int ok = unfold(&raw, value) && llm__buf_append(&line, name.p, name.n) &&
-                 llm__buf_append(&line, ": ", 2) &&
+        int ok = unfold(&raw, value);
+        if (ok && c->o->tag_headers)
+            ok = llm__rfc2047_decode(&line, raw.data ? raw.data : "", raw.len) &&
+                 tagged_piece(dst, name, line.data ? line.data : "", line.len);
+        else if (ok)
+            ok = llm__buf_append(&line, name.p, name.n) && llm__buf_append(&line, ": ", 2) &&
                  llm__rfc2047_decode(&line, raw.data ? raw.data : "", raw.len) &&
                  piece_add(dst, line.data, line.len);
         llm__buf_free(&raw);
@@ -506,7 +540,8 @@ llm_status llm__email_parse(const char *data, size_t len, const llm_email_option
         llm__buf subj = {0}, dec = {0};
         ok = header_get(hdr, "subject", &subj, &found);
         if (ok && found) ok = llm__rfc2047_decode(&dec, subj.data ? subj.data : "", subj.len);
-        if (ok && found) ok = piece_add(out, dec.data, dec.len);
+        if (ok && found && opts->tag_headers) ok = tagged_piece(out, (span){"subject", 7}, dec.data ? dec.data : "", dec.len);
+        else if (ok && found) ok = piece_add(out, dec.data, dec.len);
         llm__buf_free(&subj);
         llm__buf_free(&dec);
     }

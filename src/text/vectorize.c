@@ -8,6 +8,7 @@ void llm_vectorize_options_init(llm_vectorize_options *opts) {
     opts->seq_len = 200;
     opts->padding = LLM_SEQ_PRE;
     opts->truncation = LLM_SEQ_POST;
+    opts->bigram_buckets = 0;
 }
 
 llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
@@ -21,10 +22,14 @@ llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
                           "%s: vectorize options padding is %d; use LLM_SEQ_PRE or LLM_SEQ_POST", fn,
                           (int)dst->padding);
-    if (dst->truncation != LLM_SEQ_PRE && dst->truncation != LLM_SEQ_POST)
+    if (dst->truncation != LLM_SEQ_PRE && dst->truncation != LLM_SEQ_POST && dst->truncation != LLM_SEQ_MIDDLE)
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
-                          "%s: vectorize options truncation is %d; use LLM_SEQ_PRE or LLM_SEQ_POST",
+                          "%s: vectorize options truncation is %d; use LLM_SEQ_PRE, LLM_SEQ_POST or LLM_SEQ_MIDDLE",
                           fn, (int)dst->truncation);
+    if (dst->bigram_buckets < 0 || dst->bigram_buckets > (1 << 24))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: vectorize options bigram_buckets is %d; it must be in [0, 2^24]", fn,
+                          (int)dst->bigram_buckets);
     return LLM_OK;
 }
 
@@ -32,18 +37,42 @@ typedef struct vec_state {
     const llm_vocab *v;
     int32_t *ids;
     int64_t seq;
-    int keep_last; /* truncation PRE: ids is a ring of the last seq ids */
+    int64_t head;  /* ids kept from the start; the rest of the row is a ring of the last
+                      seq - head ids (truncation PRE: head 0; POST: head seq) */
     int64_t total;
+    int32_t buckets, first_bucket; /* bigram ids: first_bucket + [0, buckets) */
+    uint64_t prev;                 /* hash of the previous token; 0 before the first */
 } vec_state;
+
+static void vec_emit(vec_state *s, int32_t id) {
+    if (s->total < s->head)
+        s->ids[s->total] = id;
+    else if (s->head < s->seq)
+        s->ids[s->head + (s->total - s->head) % (s->seq - s->head)] = id;
+    s->total++;
+}
+
+/* FNV-1a, then a finaliser so that the pair hash mixes all bits */
+static uint64_t token_hash(const char *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h | 1; /* never 0, the "no previous token" mark */
+}
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 
 static int vec_token(const char *token, size_t len, void *user) {
     vec_state *s = user;
-    int32_t id = llm__vocab_find(s->v, token, len);
-    if (s->keep_last)
-        s->ids[s->total % s->seq] = id;
-    else if (s->total < s->seq)
-        s->ids[s->total] = id;
-    s->total++;
+    vec_emit(s, llm__vocab_find(s->v, token, len));
+    if (s->buckets > 0) {
+        uint64_t h = token_hash(token, len);
+        if (s->prev)
+            vec_emit(s, s->first_bucket + (int32_t)(mix64(s->prev * 0x9e3779b97f4a7c15ULL ^ h) % (uint64_t)s->buckets));
+        s->prev = h;
+    }
     return 0;
 }
 
@@ -57,16 +86,19 @@ static void reverse(int32_t *a, int64_t n) {
 
 llm_status llm__vectorize(const llm_vocab *v, const char *text, size_t len,
                           const llm_vectorize_options *o, int32_t *out, int64_t *ntokens) {
-    vec_state s = {v, out, o->seq_len, o->truncation == LLM_SEQ_PRE, 0};
+    int64_t head = o->truncation == LLM_SEQ_PRE ? 0 : o->truncation == LLM_SEQ_POST ? o->seq_len : o->seq_len / 2;
+    vec_state s = {v, out, o->seq_len, head, 0, o->bigram_buckets, 0, 0};
+    if (s.buckets > 0) LLM__CHECK(llm_vocab_size(v, &s.first_bucket));
     (void)llm__tokenize(text, len, llm__vocab_tokopts(v), vec_token, &s);
     int64_t seq = o->seq_len;
     int64_t m = s.total < seq ? s.total : seq;
-    if (s.keep_last && s.total > seq) {
-        /* the ring's oldest id sits at total % seq: rotate it to the front */
-        int64_t r = s.total % seq;
-        reverse(out, r);
-        reverse(out + r, seq - r);
-        reverse(out, seq);
+    if (head < seq && s.total > seq) {
+        /* the ring's oldest id sits at (total - head) % ring: rotate it to the ring's front */
+        int64_t ring = seq - head, r = (s.total - head) % ring;
+        int32_t *a = out + head;
+        reverse(a, r);
+        reverse(a + r, ring - r);
+        reverse(a, ring);
     }
     if (o->padding == LLM_SEQ_PRE && m < seq) {
         memmove(out + (seq - m), out, (size_t)m * sizeof *out);
