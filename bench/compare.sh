@@ -22,7 +22,9 @@ PY=${PY:-/usr/bin/python3}
 BIN=${BIN:-build/bench}
 ORT_NODE_PATH=${ORT_NODE_PATH:-/tmp/ortnode/node_modules}
 KANN=${KANN:-/tmp/kann}
-STEPS=30; STEPS1=300; [ "${QUICK:-0}" = 1 ] && STEPS=3 && STEPS1=20
+# steps per measurement: an inference batch takes ~5 ms, so 100 of them (and
+# 1000 messages) make a window long enough to average this host's load
+STEPS=30; STEPSI=100; STEPS1=1000; [ "${QUICK:-0}" = 1 ] && STEPS=3 && STEPSI=3 && STEPS1=20
 [ -x "$BIN/lstm_bench" ] && [ -x "$BIN/gpt_bench" ] || { echo "compare.sh: run 'make bench' first" >&2; exit 2; }
 [ -d "$PEERS" ] || { echo "compare.sh: no peer scripts in $PEERS (set PEERS=)" >&2; exit 2; }
 PEERS=$(cd "$PEERS" && pwd)
@@ -57,10 +59,10 @@ rec() { [ -n "$2" ] && echo "$2" >> "$TMP/$1"; return 0; }
 T2="--threads 2 --steps $STEPS --warmup 3"
 TP="--threads 1 --blas-threads 2 --steps $STEPS --warmup 3" # PyTorch's best setting on 2 cores
 for r in $(seq "$ROUNDS"); do
-    rec infer32_2t.ours "$(ours --mode infer $T2)"
-    [ $have_ort = 1 ] && rec infer32_2t.peer "$(ort 32 2 $STEPS)"
-    rec infer32_1t.ours "$(ours --mode infer --threads 1 --steps $STEPS --warmup 3)"
-    [ $have_ort = 1 ] && rec infer32_1t.peer "$(ort 32 1 $STEPS)"
+    rec infer32_2t.ours "$(ours --mode infer --threads 2 --steps $STEPSI --warmup 3)"
+    [ $have_ort = 1 ] && rec infer32_2t.peer "$(ort 32 2 $STEPSI)"
+    rec infer32_1t.ours "$(ours --mode infer --threads 1 --steps $STEPSI --warmup 3)"
+    [ $have_ort = 1 ] && rec infer32_1t.peer "$(ort 32 1 $STEPSI)"
     rec infer1.ours "$(best "$(ours --mode infer --batch 1 --threads 1 --steps $STEPS1 --warmup 20)" \
                             "$(ours --mode infer --batch 1 --threads 2 --steps $STEPS1 --warmup 20)")"
     [ $have_ort = 1 ] && rec infer1.peer "$(best "$(ort 1 1 $STEPS1)" "$(ort 1 2 $STEPS1)")"
