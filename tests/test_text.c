@@ -314,12 +314,12 @@ START_TEST(email_hostile_input_stays_linear) {
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         size_t len;
         char *m = repeat_msg(cases[k].head, cases[k].unit, cases[k].tail, (size_t)1 << 20, &len);
-        double t0 = tu_now();
+        /* 1 MiB: a quadratic parser would need ~10^12 steps, far past the
+         * test case's timeout (no wall-clock assertion: the machine may be
+         * loaded) */
         char *t;
         size_t n;
         ck_assert_ok(llm_email_parse(m, len, NULL, &t, &n));
-        double dt = tu_now() - t0;
-        ck_assert_msg(dt < 2.0, "case %zu took %.2f s", k, dt);
         llm_text_free(t);
         free(m);
     }
@@ -415,7 +415,8 @@ START_TEST(tokenizer_callback_and_join_limits) {
     ck_assert_str_eq(small, "hell");
     ck_assert_ok(llm_tokenize_join("hello world", 11, NULL, NULL, 0, &need));
     ck_assert_uint_eq(need, 11);
-    /* pathological input for address detection stays linear */
+    /* pathological input for address detection stays linear: quadratic
+     * work on 400 KB would run past the test case's timeout */
     size_t n = 400000;
     char *junk = malloc(n);
     for (size_t i = 0; i < n; i++) junk[i] = (i % 2) ? '.' : 'a';
@@ -424,10 +425,8 @@ START_TEST(tokenizer_callback_and_join_limits) {
     o.fold_emails = 1;
     o.fold_urls = 1;
     collect all = {0, 0};
-    double t0 = tu_now();
     ck_assert_ok(llm_tokenize(junk, n, &o, count_tokens, &all));
     ck_assert_int_eq(all.count, (int)(n / 2));
-    ck_assert(tu_now() - t0 < 2.0);
     free(junk);
 }
 END_TEST
