@@ -555,11 +555,10 @@ llm_status llm_model_train_on_batch(llm_model *m, const llm_tensor *x, const llm
 
 /* ---- summary ---- */
 
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) LLM__PRINTF(4, 5);
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
+void llm__summary_append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char tmp[256];
+    char tmp[512];
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0) return;
@@ -567,7 +566,7 @@ static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
     *off += (size_t)n;
 }
 
-static void thousands(int64_t v, char *out, size_t len) {
+void llm__summary_thousands(int64_t v, char *out, size_t len) {
     char digits[32];
     snprintf(digits, sizeof digits, "%lld", (long long)v);
     size_t n = strlen(digits), o = 0;
@@ -578,10 +577,10 @@ static void thousands(int64_t v, char *out, size_t len) {
     out[o] = '\0';
 }
 
-static int64_t layer_params(const llm_layer *l) {
+int64_t llm__layer_param_count(const llm_layer *l) {
     int64_t n = 0;
     for (int k = 0; k < l->n_params; k++) n += l->params[k].numel;
-    for (int i = 0; i < 2; i++) if (l->inner[i]) n += layer_params(l->inner[i]);
+    for (int i = 0; i < 2; i++) if (l->inner[i]) n += llm__layer_param_count(l->inner[i]);
     return n;
 }
 
@@ -590,16 +589,16 @@ static llm_status ensemble_summary(const llm_model *m, char *buf, size_t len, si
     size_t off = 0;
     int64_t total;
     LLM__CHECK(llm__ensemble_param_count(m, &total));
-    append(buf, len, &off, "Ensemble: the mean of %d model(s)' outputs\n", m->n_members);
+    llm__summary_append(buf, len, &off, "Ensemble: the mean of %d model(s)' outputs\n", m->n_members);
     for (int i = 0; i < m->n_members; i++) {
-        append(buf, len, &off, "Member %d (seq_len %d):\n", i, m->members[i]->vectorize.seq_len);
+        llm__summary_append(buf, len, &off, "Member %d (seq_len %d):\n", i, m->members[i]->vectorize.seq_len);
         size_t n = 0;
         LLM__CHECK(llm_model_summary(m->members[i], off < len ? buf + off : NULL, off < len ? len - off : 0, &n));
         off += n;
     }
     char t[32];
-    thousands(total, t, sizeof t);
-    append(buf, len, &off, "Ensemble params: %s\n", t);
+    llm__summary_thousands(total, t, sizeof t);
+    llm__summary_append(buf, len, &off, "Ensemble params: %s\n", t);
     if (needed) *needed = off;
     return LLM_OK;
 }
@@ -614,7 +613,7 @@ llm_status llm_model_summary(const llm_model *m, char *buf, size_t len, size_t *
     size_t off = 0;
     const char *rule = "_________________________________________________________________";
     const char *dbl = "=================================================================";
-    append(buf, len, &off, "Model: \"sequential\"\n%s\n %-28s%-26s%s\n%s\n", rule, "Layer (type)", "Output Shape", "Param #", dbl);
+    llm__summary_append(buf, len, &off, "Model: \"sequential\"\n%s\n %-28s%-26s%s\n%s\n", rule, "Layer (type)", "Output Shape", "Param #", dbl);
     int64_t total = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const llm_layer *l = m->layers[i];
@@ -625,14 +624,14 @@ llm_status llm_model_summary(const llm_model *m, char *buf, size_t len, size_t *
         for (int d = 0; d < s.ndim && o < sizeof shape; d++)
             o += (size_t)snprintf(shape + o, sizeof shape - o, ", %lld", (long long)s.d[d]);
         if (o < sizeof shape) snprintf(shape + o, sizeof shape - o, ")");
-        int64_t p = layer_params(l);
+        int64_t p = llm__layer_param_count(l);
         total += p;
-        thousands(p, count, sizeof count);
-        append(buf, len, &off, " %-28s%-26s%s\n", label, shape, count);
+        llm__summary_thousands(p, count, sizeof count);
+        llm__summary_append(buf, len, &off, " %-28s%-26s%s\n", label, shape, count);
     }
     char t[32];
-    thousands(total, t, sizeof t);
-    append(buf, len, &off, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", dbl, t, t, rule);
+    llm__summary_thousands(total, t, sizeof t);
+    llm__summary_append(buf, len, &off, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", dbl, t, t, rule);
     if (needed) *needed = off;
     return LLM_OK;
 }

@@ -597,36 +597,6 @@ llm_status llm_model_train_on_batch_inputs(llm_model *m, int n, const llm_tensor
 
 /* ---- summary ---- */
 
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) LLM__PRINTF(4, 5);
-static void append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[512];
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if (*off < len) snprintf(buf + *off, len - *off, "%s", tmp);
-    *off += (size_t)n;
-}
-
-static void thousands(int64_t v, char *out, size_t len) {
-    char digits[32];
-    snprintf(digits, sizeof digits, "%lld", (long long)v);
-    size_t n = strlen(digits), o = 0;
-    for (size_t i = 0; i < n && o + 1 < len; i++) {
-        out[o++] = digits[i];
-        if ((n - 1 - i) % 3 == 0 && i + 1 < n && o + 1 < len) out[o++] = ',';
-    }
-    out[o] = '\0';
-}
-
-static int64_t layer_params(const llm_layer *l) {
-    int64_t n = 0;
-    for (int k = 0; k < l->n_params; k++) n += l->params[k].numel;
-    for (int i = 0; i < 2; i++) if (l->inner[i]) n += layer_params(l->inner[i]);
-    return n;
-}
-
 static void node_label(const llm_node *nd, char *buf, size_t len) {
     if (nd->layer) snprintf(buf, len, "%s", nd->layer->name);
     else snprintf(buf, len, "input_%d", nd->input_index);
@@ -637,7 +607,7 @@ llm_status llm__topo_summary(const llm_model *m, char *buf, size_t len, size_t *
     size_t off = 0;
     const char *rule = "____________________________________________________________________________________";
     const char *dbl = "====================================================================================";
-    append(buf, len, &off, "Model: \"functional\"\n%s\n %-28s%-22s%-12s%s\n%s\n", rule, "Layer (type)", "Output Shape", "Param #",
+    llm__summary_append(buf, len, &off, "Model: \"functional\"\n%s\n %-28s%-22s%-12s%s\n%s\n", rule, "Layer (type)", "Output Shape", "Param #",
            "Connected to", dbl);
     int64_t total = 0;
     unsigned char *seen = llm__calloc((size_t)m->n_layers + 1, 1);
@@ -653,7 +623,7 @@ llm_status llm__topo_summary(const llm_model *m, char *buf, size_t len, size_t *
         if (o < sizeof shape) snprintf(shape + o, sizeof shape - o, ")");
         int64_t p = 0;
         int pos = nd->layer ? layer_position(m, nd->layer) : -1;
-        if (pos >= 0 && !seen[pos]) { seen[pos] = 1; p = layer_params(nd->layer); }
+        if (pos >= 0 && !seen[pos]) { seen[pos] = 1; p = llm__layer_param_count(nd->layer); }
         total += p;
         size_t fo = 0;
         for (int k = 0; k < nd->n_in && fo < sizeof from; k++) {
@@ -662,14 +632,14 @@ llm_status llm__topo_summary(const llm_model *m, char *buf, size_t len, size_t *
             fo += (size_t)snprintf(from + fo, sizeof from - fo, "%s%s", k ? ", " : "", in);
         }
         char count[32];
-        thousands(p, count, sizeof count);
-        if (from[0]) append(buf, len, &off, " %-28s%-22s%-12s%s\n", label, shape, count, from);
-        else append(buf, len, &off, " %-28s%-22s%s\n", label, shape, count);
+        llm__summary_thousands(p, count, sizeof count);
+        if (from[0]) llm__summary_append(buf, len, &off, " %-28s%-22s%-12s%s\n", label, shape, count, from);
+        else llm__summary_append(buf, len, &off, " %-28s%-22s%s\n", label, shape, count);
     }
     llm__free(seen);
     char t[32];
-    thousands(total, t, sizeof t);
-    append(buf, len, &off, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", dbl, t, t, rule);
+    llm__summary_thousands(total, t, sizeof t);
+    llm__summary_append(buf, len, &off, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", dbl, t, t, rule);
     if (needed) *needed = off;
     return LLM_OK;
 }

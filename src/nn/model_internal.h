@@ -158,4 +158,12 @@ llm_status llm__model_upload_targets(llm_model *m, const void *y, int64_t B, voi
  * when y is a sigmoid or softmax of them and the loss works on those). */
 llm_status llm__model_loss(llm_model *m, llm__val *y, const void *t, int grad);
 
+/* The text summaries' pieces (model.c; the graph's summary in model_graph.c
+ * uses them too): snprintf-style appending that counts what would not fit,
+ * a count with thousands separators, a layer's parameters with its wrapped
+ * layers'. */
+void llm__summary_append(char *buf, size_t len, size_t *off, const char *fmt, ...) LLM__PRINTF(4, 5);
+void llm__summary_thousands(int64_t v, char *out, size_t len);
+int64_t llm__layer_param_count(const llm_layer *l);
+
 #endif

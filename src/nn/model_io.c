@@ -13,6 +13,7 @@
 #include "model_internal.h"
 #include "../io/safetensors.h"
 #include "model_contents.h"
+#include "layers/kinds.h" /* llm__json_int and friends, shared with the kinds */
 
 #define FORMAT_NAME "libllm"
 #define FORMAT_VERSION "1"       /* Sequential models; functional ones write 2 (graph_io.c) */
@@ -337,22 +338,6 @@ void llm__model_contents_free(llm__model_contents *c) {
 
 #define BAD(...) llm__error(LLM_ERR_FORMAT, __VA_ARGS__)
 
-static int get_int(const cJSON *o, const char *key, int64_t lo, int64_t hi, int64_t *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v)) return 0;
-    double d = v->valuedouble;
-    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d)) return 0;
-    *out = (int64_t)d;
-    return 1;
-}
-
-static int get_bool(const cJSON *o, const char *key, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsBool(v)) return 0;
-    *out = cJSON_IsTrue(v);
-    return 1;
-}
-
 static llm_status parse_json(const char *text, const char *what, cJSON **out) {
     if (!text) return BAD("llm_model_load: the file has no %s", what);
     size_t n = strlen(text);
@@ -550,13 +535,13 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
     int64_t seq = 0;
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(vj, "truncation");
     int middle = cJSON_IsString(tr) && strcmp(tr->valuestring, "middle") == 0;
-    if (s == LLM_OK && (!get_int(vj, "seq_len", 1, 1 << 24, &seq) || !side_of(vj, "padding", &vo.padding) ||
+    if (s == LLM_OK && (!llm__json_int(vj, "seq_len", 1, 1 << 24, &seq) || !side_of(vj, "padding", &vo.padding) ||
                         (!middle && !side_of(vj, "truncation", &vo.truncation))))
         s = BAD("llm_model_load: invalid vectorizer settings");
     if (s == LLM_OK) vo.seq_len = (int32_t)seq;
     if (middle) vo.truncation = LLM_SEQ_MIDDLE;
     int64_t buckets = 0;
-    if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "bigram_buckets") && !get_int(vj, "bigram_buckets", 1, 1 << 24, &buckets))
+    if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "bigram_buckets") && !llm__json_int(vj, "bigram_buckets", 1, 1 << 24, &buckets))
         s = BAD("llm_model_load: invalid vectorizer settings");
     vo.bigram_buckets = (int32_t)buckets;
     llm_email_options eo;
@@ -566,8 +551,8 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
         s = parse_json(email, "e-mail settings", &ej);
         int64_t max_bytes = 0;
         int a = 0, b = 0, c = 0;
-        if (s == LLM_OK && (!get_int(ej, "max_bytes", 1, (int64_t)1 << 40, &max_bytes) || !get_bool(ej, "keep_subject", &a) ||
-                            !get_bool(ej, "decode_mime", &b) || !get_bool(ej, "text_attachments", &c)))
+        if (s == LLM_OK && (!llm__json_int(ej, "max_bytes", 1, (int64_t)1 << 40, &max_bytes) || !llm__json_bool(ej, "keep_subject", &a) ||
+                            !llm__json_bool(ej, "decode_mime", &b) || !llm__json_bool(ej, "text_attachments", &c)))
             s = BAD("llm_model_load: invalid e-mail settings");
         if (s == LLM_OK) {
             eo.max_bytes = (size_t)max_bytes;
@@ -578,7 +563,7 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
             if (cJSON_IsString(h)) eo.keep_headers = h->valuestring;
             else if (h) s = BAD("llm_model_load: invalid e-mail settings");
             int tag = 0;
-            if (cJSON_GetObjectItemCaseSensitive(ej, "tag_headers") && !get_bool(ej, "tag_headers", &tag))
+            if (cJSON_GetObjectItemCaseSensitive(ej, "tag_headers") && !llm__json_bool(ej, "tag_headers", &tag))
                 s = BAD("llm_model_load: invalid e-mail settings");
             eo.tag_headers = tag;
         }
@@ -599,13 +584,6 @@ static int name_index(const cJSON *o, const char *key, const char *const *names,
     if (!cJSON_IsString(v)) return -1;
     for (int i = 0; i < n; i++) if (strcmp(v->valuestring, names[i]) == 0) return i;
     return -1;
-}
-
-static int get_float(const cJSON *o, const char *key, float *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return 0;
-    *out = (float)v->valuedouble;
-    return 1;
 }
 
 static llm_status upload_state(llm_model *m, const llm__safetensors *f, const char *name, float **dst, int required) {
@@ -638,15 +616,15 @@ static llm_status load_training_state(llm_model *m, const llm__safetensors *f) {
     if (s == LLM_OK) {
         llm_optimizer_options_init(&o, (llm_optimizer_kind)kind);
         o.schedule = (llm_schedule_kind)sched;
-        if (!get_float(opt, "learning_rate", &o.learning_rate) || !get_float(opt, "beta1", &o.beta1) ||
-            !get_float(opt, "beta2", &o.beta2) || !get_float(opt, "epsilon", &o.epsilon) ||
-            !get_float(opt, "momentum", &o.momentum) || !get_bool(opt, "nesterov", &nesterov) ||
-            !get_float(opt, "weight_decay", &o.weight_decay) || !get_float(opt, "clip_norm", &o.clip_norm) ||
-            !get_int(opt, "warmup_steps", 0, INT64_C(1) << 52, &warm) || !get_int(opt, "decay_steps", 0, INT64_C(1) << 52, &decay) ||
-            !get_float(opt, "decay_rate", &o.decay_rate) || !get_float(opt, "min_learning_rate", &o.min_learning_rate) ||
-            !get_int(root, "metrics", 0, LLM_METRIC_ACCURACY, &metrics) || !get_int(root, "step", 0, INT64_C(1) << 52, &step) ||
-            !get_int(root, "epochs_done", 0, INT32_MAX, &epochs) || !get_int(es, "best_epoch", -1, INT32_MAX, &best_epoch) ||
-            !get_int(es, "wait", 0, INT32_MAX, &wait))
+        if (!llm__json_float(opt, "learning_rate", &o.learning_rate) || !llm__json_float(opt, "beta1", &o.beta1) ||
+            !llm__json_float(opt, "beta2", &o.beta2) || !llm__json_float(opt, "epsilon", &o.epsilon) ||
+            !llm__json_float(opt, "momentum", &o.momentum) || !llm__json_bool(opt, "nesterov", &nesterov) ||
+            !llm__json_float(opt, "weight_decay", &o.weight_decay) || !llm__json_float(opt, "clip_norm", &o.clip_norm) ||
+            !llm__json_int(opt, "warmup_steps", 0, INT64_C(1) << 52, &warm) || !llm__json_int(opt, "decay_steps", 0, INT64_C(1) << 52, &decay) ||
+            !llm__json_float(opt, "decay_rate", &o.decay_rate) || !llm__json_float(opt, "min_learning_rate", &o.min_learning_rate) ||
+            !llm__json_int(root, "metrics", 0, LLM_METRIC_ACCURACY, &metrics) || !llm__json_int(root, "step", 0, INT64_C(1) << 52, &step) ||
+            !llm__json_int(root, "epochs_done", 0, INT32_MAX, &epochs) || !llm__json_int(es, "best_epoch", -1, INT32_MAX, &best_epoch) ||
+            !llm__json_int(es, "wait", 0, INT32_MAX, &wait))
             s = BAD("llm_model_load_checkpoint: invalid training state");
         o.nesterov = nesterov;
         o.warmup_steps = warm;
@@ -722,7 +700,7 @@ static llm_status load_ensemble(llm_model *m, const llm__safetensors *f, const c
     int64_t n = 0;
     const cJSON *combine = cJSON_GetObjectItemCaseSensitive(root, "combine");
     llm_status s = LLM_OK;
-    if (!get_int(root, "members", 1, LLM_ENSEMBLE_MAX_MEMBERS, &n) || !cJSON_IsString(combine) ||
+    if (!llm__json_int(root, "members", 1, LLM_ENSEMBLE_MAX_MEMBERS, &n) || !cJSON_IsString(combine) ||
         strcmp(combine->valuestring, "mean") != 0)
         s = BAD("%s: %s: invalid ensemble description", fn, path);
     cJSON_Delete(root);
