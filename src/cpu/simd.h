@@ -11,7 +11,7 @@
 
 #if defined(__x86_64__) && defined(__has_attribute) && !defined(LLM_NO_SIMD_CLONES)
 #  if __has_attribute(target_clones)
-#    define LLM__SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#    define LLM__SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #  endif
 #endif
 #ifndef LLM__SIMD_CLONES
@@ -27,6 +27,11 @@
 typedef float v8 __attribute__((vector_size(32)));
 #define V8_LD(dst, p) __builtin_memcpy(&(dst), (p), sizeof(v8))
 #define V8_ST(p, src) __builtin_memcpy((p), &(src), sizeof(v8))
+/* Sixteen floats: one AVX-512 instruction in the avx512f clone, two AVX2
+ * ones or four SSE ones in the others, lane by lane (the same bits). */
+typedef float v16 __attribute__((vector_size(64)));
+#define V16_LD(dst, p) __builtin_memcpy(&(dst), (p), sizeof(v16))
+#define V16_ST(p, src) __builtin_memcpy((p), &(src), sizeof(v16))
 /* The eight lanes of s (a v8 or an array) summed in a fixed tree, the same
  * order on every thread and in both builds. */
 #define SUM8(s) ((((s)[0] + (s)[4]) + ((s)[1] + (s)[5])) + (((s)[2] + (s)[6]) + ((s)[3] + (s)[7])))
