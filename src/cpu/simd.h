@@ -1,10 +1,12 @@
-/* libllm private: run the hot element-wise loops with AVX2 where the CPU has it.
+/* libllm private: run the hot element-wise loops with AVX-512 or AVX2 where
+ * the CPU has it.
  *
  * The library is built for baseline x86-64 (SSE2), so it runs on any x86-64
- * CPU. LLM__SIMD_CLONES on a function makes GCC/Clang compile it twice, for
- * AVX2 and for the baseline, and pick one at load time (an ifunc), so the
- * vectorised loops in it run 8 floats wide on AVX2 machines and 4 wide
- * elsewhere. Both versions do the same IEEE operations in the same order (no
+ * CPU. LLM__SIMD_CLONES on a function makes GCC/Clang compile it three
+ * times, for AVX-512 (avx512f), AVX2 and the baseline, and pick one at load
+ * time (an ifunc), so the vectorised loops in it run 16 floats wide on
+ * AVX-512 machines (v16 values; v8 ones stay 8 wide), 8 on AVX2 and 4
+ * elsewhere. All versions do the same IEEE operations in the same order (no
  * FMA contraction under -std=c11), so they give the same bits. */
 #ifndef LLM_PRIVATE_CPU_SIMD_H
 #define LLM_PRIVATE_CPU_SIMD_H
