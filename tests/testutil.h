@@ -21,6 +21,7 @@ Suite *suite_graph(void);
 Suite *suite_ensemble(void);
 Suite *suite_torch_parity(void);
 Suite *suite_lstm_bits(void);
+Suite *suite_gpt_bits(void);
 Suite *suite_transformer(void);
 Suite *suite_text(void);
 Suite *suite_bpe(void);

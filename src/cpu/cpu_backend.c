@@ -118,6 +118,10 @@ static llm_status cpu_sgemm(llm_backend *be, int ta, int tb, int m, int n, int k
         return LLM_OK;
     }
     j.own = llm__cpu_gemm_own_ok(n, alpha, beta);
+    /* weight gradients (A transposed, long k): gemm_avx512.c packs all of
+     * its block's B, so halving B (split n) rather than A's rows halves each
+     * thread's packing; measured 10-20% faster for 128..512 x 128 x 2048 */
+    if (j.own && ta && !tb && n >= 64 * threads) j.split_m = 0;
     int len = j.split_m ? m : n;
     if (threads > 1 && (double)m * n * k >= LLM_CPU_GEMM_MT_MIN && len >= 32 * threads) {
         j.parts = threads;

@@ -73,18 +73,54 @@ TARGET static void tile1(int kb, const float *a, int64_t acs, const float *bp, f
     STORE_ROW(0)
 }
 
+/* dst[r * ldd + c] = src[c * lds + r] for a 16 x 16 block, in registers */
+TARGET static void transpose16(const float *src, int64_t lds, float *dst, int64_t ldd) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, r[i]); /* r[i]: source column i */
+}
+
 /* op(B)'s rows p0 .. p0 + kb - 1, columns j0 .. j0 + nb - 1 into bp [kb][64],
  * zeros in the columns past nb */
-static void pack_b(int tb, const float *b, int ldb, int p0, int kb, int j0, int nb, float *bp) {
+TARGET static void pack_b(int tb, const float *b, int ldb, int p0, int kb, int j0, int nb, float *bp) {
     if (!tb) {
         for (int p = 0; p < kb; p++) {
             memcpy(bp + p * NC, b + (int64_t)(p0 + p) * ldb + j0, (size_t)nb * sizeof *bp);
             if (nb < NC) memset(bp + p * NC + nb, 0, (size_t)(NC - nb) * sizeof *bp);
         }
     } else {
+        /* B is W^T: 16 x 16 blocks of W transposed in registers (a
+         * float-at-a-time transpose cost as much as the products of a
+         * 64-row block), the rows of kb past a multiple of 16 one by one */
+        const int kb16 = kb & ~15;
+        for (int j = 0; j + 16 <= nb; j += 16)
+            for (int p = 0; p < kb16; p += 16)
+                transpose16(b + (int64_t)(j0 + j) * ldb + p0 + p, ldb, bp + p * NC + j, NC);
         for (int j = 0; j < nb; j++) {
             const float *col = b + (int64_t)(j0 + j) * ldb + p0;
-            for (int p = 0; p < kb; p++) bp[p * NC + j] = col[p];
+            for (int p = kb16; p < kb; p++) bp[p * NC + j] = col[p];
         }
         for (int p = 0; p < kb && nb < NC; p++) memset(bp + p * NC + nb, 0, (size_t)(NC - nb) * sizeof *bp);
     }

@@ -32,7 +32,7 @@
 
 typedef struct llm__pool_worker {
     llm__pool *pool;
-    int index;          /* chunk index this worker runs: 1 .. threads-1 */
+    int index;          /* 1 .. threads-1 (chunks are claimed, not assigned) */
     pthread_t thread;
 } llm__pool_worker;
 
@@ -49,7 +49,9 @@ struct llm__pool {
     uint64_t pending;   /* workers with a chunk in the current job still running */
     int shutdown;
 
-    /* the current job */
+    /* the current job; claim is (job number << 32) | next chunk to run, so
+     * a worker late for one job can never take a chunk of the next */
+    uint64_t claim;
     llm__pool_fn fn;
     void *ctx;
     int64_t n;
@@ -101,6 +103,24 @@ static void chunk_bounds(int64_t n, int chunks, int c, int64_t *begin, int64_t *
     *end = *begin + q + (c < r ? 1 : 0);
 }
 
+/* Runs chunks of job `job` while any is unclaimed; returns how many. A chunk
+ * computes the same whichever thread runs it, so who takes which does not
+ * change a bit; what it changes is that a descheduled or sleeping worker
+ * (this host is often shared) no longer holds up the others: whoever is
+ * free takes its chunk. */
+static int run_claimed(llm__pool *pool, uint32_t job, int chunks, int64_t n, llm__pool_fn fn, void *ctx) {
+    int ran = 0;
+    for (;;) {
+        uint64_t w = LOAD(pool->claim);
+        if ((uint32_t)(w >> 32) != job || (int)(uint32_t)w >= chunks) return ran;
+        if (!__atomic_compare_exchange_n(&pool->claim, &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+        int64_t begin, end;
+        chunk_bounds(n, chunks, (int)(uint32_t)w, &begin, &end);
+        fn(ctx, begin, end);
+        ran++;
+    }
+}
+
 #if defined(__SSE2__)
 static unsigned set_ftz_daz(void) {
     unsigned old = _mm_getcsr();
@@ -133,19 +153,21 @@ static void *worker_main(void *arg) {
             pthread_cond_wait(&pool->work_cv, &pool->mu);
         if (LOAD(pool->shutdown)) break;
         seen = LOAD(pool->generation);
-        if (w->index >= pool->chunks) continue; /* no chunk for us in this job */
         llm__pool_fn fn = pool->fn;
         void *ctx = pool->ctx;
-        int64_t begin, end;
-        chunk_bounds(pool->n, pool->chunks, w->index, &begin, &end);
+        const int64_t n = pool->n;
+        const int chunks = pool->chunks;
+        const uint32_t job = (uint32_t)(LOAD(pool->claim) >> 32);
         pthread_mutex_unlock(&pool->mu);
 
-        fn(ctx, begin, end);
+        int ran = run_claimed(pool, job, chunks, n, fn, ctx);
 
         pthread_mutex_lock(&pool->mu);
-        uint64_t left = LOAD(pool->pending) - 1;
-        STORE(pool->pending, left);
-        if (left == 0) pthread_cond_signal(&pool->done_cv);
+        if (ran) {
+            uint64_t left = LOAD(pool->pending) - (uint64_t)ran;
+            STORE(pool->pending, left);
+            if (left == 0) pthread_cond_signal(&pool->done_cv);
+        }
     }
     pthread_mutex_unlock(&pool->mu);
     return NULL;
@@ -247,6 +269,8 @@ void llm__pool_for(llm__pool *pool, int64_t n, int64_t grain, llm__pool_fn fn, v
     pool->n = n;
     pool->chunks = (int)chunks;
     STORE(pool->pending, (uint64_t)chunks - 1);
+    const uint32_t job = (uint32_t)(LOAD(pool->claim) >> 32) + 1;
+    STORE(pool->claim, (uint64_t)job << 32 | 1); /* chunk 0 is the caller's */
     STORE(pool->generation, LOAD(pool->generation) + 1);
     pthread_cond_broadcast(&pool->work_cv);
     pthread_mutex_unlock(&pool->mu);
@@ -254,6 +278,13 @@ void llm__pool_for(llm__pool *pool, int64_t n, int64_t grain, llm__pool_fn fn, v
     int64_t begin, end;
     chunk_bounds(n, (int)chunks, 0, &begin, &end);
     fn(ctx, begin, end);
+    /* then any chunk no worker has taken yet */
+    int ran = run_claimed(pool, job, (int)chunks, n, fn, ctx);
+    if (ran) {
+        pthread_mutex_lock(&pool->mu);
+        STORE(pool->pending, LOAD(pool->pending) - (uint64_t)ran);
+        pthread_mutex_unlock(&pool->mu);
+    }
 
     spin(&pool->pending, 0, 1, NULL);
     pthread_mutex_lock(&pool->mu);

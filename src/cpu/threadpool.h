@@ -3,7 +3,9 @@
  * Workers sleep on a condition variable between jobs (no spinning), so they
  * never compete with OpenBLAS's own threads: a kernel and a GEMM never run
  * at the same time. Work is split into contiguous chunks, one per thread,
- * deterministically, so results do not depend on timing. */
+ * deterministically, so results do not depend on timing; which thread runs
+ * a chunk does (the caller takes the first, then whichever thread is free
+ * the rest), which does not change a chunk's result. */
 #ifndef LLM_PRIVATE_THREADPOOL_H
 #define LLM_PRIVATE_THREADPOOL_H
 

@@ -1,6 +1,7 @@
 /* libllm private: the register-blocked tile product of the CPU kernels
  * (attention tiles, the LSTM's recurrent products), inlined into each
- * caller's LLM__SIMD_CLONES function so it runs 8 floats wide on AVX2. */
+ * caller's LLM__SIMD_CLONES function so it runs 16 floats wide on AVX-512
+ * (4 rows x 16 columns of accumulators, one register each) and 8 on AVX2. */
 #ifndef LLM_PRIVATE_CPU_TILE_MM_H
 #define LLM_PRIVATE_CPU_TILE_MM_H
 
@@ -16,35 +17,25 @@ static inline __attribute__((always_inline)) void llm__tile_mm(int m, int n, int
                                                               int64_t acs, const float *b, int64_t ldb, float *c,
                                                               int64_t ldc, int acc) {
     const v8 zero = { 0 };
+    const v16 zero16 = { 0 };
     int i = 0;
     for (; i + 4 <= m; i += 4) {
         const float *a0 = a + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
         float *c0 = c + i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
         int j = 0;
         for (; j + 16 <= n; j += 16) {
-            v8 x00 = zero, x01 = zero, x10 = zero, x11 = zero;
-            v8 x20 = zero, x21 = zero, x30 = zero, x31 = zero;
-            if (acc) {
-                V8_LD(x00, c0 + j); V8_LD(x01, c0 + j + 8);
-                V8_LD(x10, c1 + j); V8_LD(x11, c1 + j + 8);
-                V8_LD(x20, c2 + j); V8_LD(x21, c2 + j + 8);
-                V8_LD(x30, c3 + j); V8_LD(x31, c3 + j + 8);
-            }
+            v16 x0 = zero16, x1 = zero16, x2 = zero16, x3 = zero16;
+            if (acc) { V16_LD(x0, c0 + j); V16_LD(x1, c1 + j); V16_LD(x2, c2 + j); V16_LD(x3, c3 + j); }
             const float *bp = b + j;
             for (int p = 0; p < k; p++, bp += ldb) {
-                v8 b0, b1;
-                V8_LD(b0, bp);
-                V8_LD(b1, bp + 8);
-                float s0 = a0[p * acs], s1 = a1[p * acs], s2 = a2[p * acs], s3 = a3[p * acs];
-                x00 += s0 * b0; x01 += s0 * b1;
-                x10 += s1 * b0; x11 += s1 * b1;
-                x20 += s2 * b0; x21 += s2 * b1;
-                x30 += s3 * b0; x31 += s3 * b1;
+                v16 b0;
+                V16_LD(b0, bp);
+                x0 += a0[p * acs] * b0;
+                x1 += a1[p * acs] * b0;
+                x2 += a2[p * acs] * b0;
+                x3 += a3[p * acs] * b0;
             }
-            V8_ST(c0 + j, x00); V8_ST(c0 + j + 8, x01);
-            V8_ST(c1 + j, x10); V8_ST(c1 + j + 8, x11);
-            V8_ST(c2 + j, x20); V8_ST(c2 + j + 8, x21);
-            V8_ST(c3 + j, x30); V8_ST(c3 + j + 8, x31);
+            V16_ST(c0 + j, x0); V16_ST(c1 + j, x1); V16_ST(c2 + j, x2); V16_ST(c3 + j, x3);
         }
         if (j < n) {
             v8 x0 = zero, x1 = zero, x2 = zero, x3 = zero;
@@ -68,18 +59,15 @@ static inline __attribute__((always_inline)) void llm__tile_mm(int m, int n, int
         float *c0 = c + i * ldc;
         int j = 0;
         for (; j + 16 <= n; j += 16) {
-            v8 x0 = zero, x1 = zero;
-            if (acc) { V8_LD(x0, c0 + j); V8_LD(x1, c0 + j + 8); }
+            v16 x0 = zero16;
+            if (acc) V16_LD(x0, c0 + j);
             const float *bp = b + j;
             for (int p = 0; p < k; p++, bp += ldb) {
-                v8 b0, b1;
-                V8_LD(b0, bp);
-                V8_LD(b1, bp + 8);
-                float s0 = a0[p * acs];
-                x0 += s0 * b0;
-                x1 += s0 * b1;
+                v16 b0;
+                V16_LD(b0, bp);
+                x0 += a0[p * acs] * b0;
             }
-            V8_ST(c0 + j, x0); V8_ST(c0 + j + 8, x1);
+            V16_ST(c0 + j, x0);
         }
         if (j < n) {
             v8 x0 = zero;
