@@ -100,7 +100,8 @@ LLM_API llm_layer *llm_layer_add(void);
 /* Element-wise product of inputs of one shape (a gate). */
 LLM_API llm_layer *llm_layer_multiply(void);
 
-/* ---- queries (any model: a Sequential one has one input and one output) ---- */
+/* ---- queries (any model: a Sequential one with layers has one input and one
+ * output; before its first llm_model_add it has none) ---- */
 LLM_API llm_status llm_model_num_inputs(const llm_model *model, int *count);
 LLM_API llm_status llm_model_num_outputs(const llm_model *model, int *count);
 /* dtype, ndim and shape (room for LLM_MAX_DIMS) of input i; for a
