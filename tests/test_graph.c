@@ -534,6 +534,11 @@ START_TEST(several_outputs) {
     llm_node *o[2] = { apply(m, llm_layer_dense(1, LLM_ACT_SIGMOID), h), apply(m, llm_layer_dense(2, LLM_ACT_SOFTMAX), h) };
     ck_assert_fails(llm_model_set_outputs(m, 2, (llm_node *[]){ o[0], o[0] }), LLM_ERR_INVALID_ARGUMENT);
     ck_assert_fails(llm_model_set_outputs(m, 1, &x), LLM_ERR_INVALID_ARGUMENT);
+    /* more outputs than a model file's graph record reads back are refused here */
+    llm_node *many[65];
+    for (int i = 0; i < 65; i++) many[i] = o[0];
+    ck_assert_fails(llm_model_set_outputs(m, 65, many), LLM_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(llm_last_error(), "1 to 64 output nodes"), "%s", llm_last_error());
     ck_assert_ok(llm_model_set_outputs(m, 2, o));
     llm_tensor *xt = floats(2, (int64_t[]){ 5, 3 }, 4), *p = NULL;
     ck_assert_ok(llm_model_predict(m, xt, &p));

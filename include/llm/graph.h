@@ -50,7 +50,22 @@
  * [N, total] where each row is the outputs of one example, flattened and
  * side by side in the order given to llm_model_set_outputs. Training needs
  * exactly one output (compile gives LLM_ERR_STATE otherwise): merge the
- * heads with llm_layer_concatenate to train them together. */
+ * heads with llm_layer_concatenate to train them together.
+ *
+ * Status codes (the message, llm_last_error, names the call and the cause):
+ * LLM_ERR_INVALID_ARGUMENT for a NULL argument, a count or index out of
+ * range, a node or layer of another model, a merge layer given to
+ * llm_model_apply or a one-input layer to llm_model_merge, an input given as
+ * an output or an output named twice; LLM_ERR_DTYPE for an input that is
+ * neither int32 nor float32 (and, at build, a merge of int32 nodes);
+ * LLM_ERR_SHAPE at build for shapes that do not fit; LLM_ERR_STATE for the
+ * graph calls on a Sequential or already-built model, for
+ * llm_model_input_info on a Sequential model not yet built, and for an
+ * ensemble (which has no graph of its own); LLM_ERR_OUT_OF_MEMORY.
+ *
+ * Limits: up to 64 inputs and 64 outputs; a merge reads 2 to 8 nodes.
+ * Tensors from llm_model_predict_inputs are freed with llm_tensor_free,
+ * datasets from llm_dataset_from_inputs with llm_dataset_free. */
 #ifndef LLM_GRAPH_H
 #define LLM_GRAPH_H
 

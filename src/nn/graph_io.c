@@ -133,13 +133,13 @@ static llm_status load_record(llm_model *m, const cJSON *root, llm_layer **layer
         i++;
     }
     if (s == LLM_OK && next_fresh != n) s = BAD("llm_model_load: layer %d of the architecture is never applied", next_fresh);
-    llm_node *out[MAX_RECORD_NODES > 64 ? 64 : MAX_RECORD_NODES];
+    llm_node *out[MAX_RECORD_NODES > LLM__GRAPH_MAX_OUTPUTS ? LLM__GRAPH_MAX_OUTPUTS : MAX_RECORD_NODES];
     int k = 0;
     const cJSON *v;
     cJSON_ArrayForEach(v, outs) {
         if (s != LLM_OK) break;
         int64_t j = index_of(v, 0, count - 1);
-        if (k == 64 || j < 0) { s = BAD("llm_model_load: invalid graph outputs"); break; }
+        if (k == LLM__GRAPH_MAX_OUTPUTS || j < 0) { s = BAD("llm_model_load: invalid graph outputs"); break; }
         out[k++] = made[j];
     }
     if (s == LLM_OK) {

@@ -7,7 +7,7 @@
 #include "model_graph.h"
 #include "../core/tensor_internal.h"
 
-#define MAX_INPUTS 64
+#define MAX_INPUTS LLM__GRAPH_MAX_INPUTS
 
 /* ---- nodes ---- */
 
@@ -221,7 +221,8 @@ llm_status llm_model_merge(llm_model *m, llm_layer *l, int n, llm_node *const *i
 llm_status llm_model_set_outputs(llm_model *m, int n, llm_node *const *outputs) {
     static const char fn[] = "llm_model_set_outputs";
     LLM__CHECK(check_building(m, fn));
-    if (n < 1 || !outputs) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: give at least one output node", fn);
+    if (n < 1 || n > LLM__GRAPH_MAX_OUTPUTS || !outputs)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: give 1 to %d output nodes", fn, LLM__GRAPH_MAX_OUTPUTS);
     for (int k = 0; k < n; k++) {
         char what[32];
         snprintf(what, sizeof what, "output %d", k);

@@ -56,6 +56,10 @@ llm_status llm__topo_check_inputs(const llm_model *m, const void *x, int64_t B, 
 
 /* Merge layers (src/nn/merge.c); a tape node keeps their inputs in its saved slots. */
 #define LLM__MERGE_MAX_INPUTS 8
+/* a model's inputs and outputs at most (graph.h says so; the file's graph
+ * record is read with the same limits) */
+#define LLM__GRAPH_MAX_INPUTS 64
+#define LLM__GRAPH_MAX_OUTPUTS 64
 int llm__layer_is_merge(const llm_layer *l);
 llm_status llm__merge_build(llm_layer *l, int n, const llm__shape *const *in, llm__shape *out);
 llm_status llm__merge_forward(llm_layer *l, llm__graph *g, int n, llm__val *const *in, llm__val **out);
