@@ -1,5 +1,6 @@
 /* The vectorizer: text -> a fixed-length row of token ids. */
 #include "text/text_internal.h"
+#include "core/rng.h"
 
 void llm_vectorize_options_init(llm_vectorize_options *opts) {
     if (!opts) return;
@@ -52,17 +53,8 @@ static void vec_emit(vec_state *s, int32_t id) {
     s->total++;
 }
 
-/* FNV-1a, then a finaliser so that the pair hash mixes all bits */
-static uint64_t token_hash(const char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
-    return h | 1; /* never 0, the "no previous token" mark */
-}
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+/* FNV-1a; never 0, the "no previous token" mark */
+static uint64_t token_hash(const char *p, size_t n) { return llm__fnv1a(LLM__FNV1A_INIT, p, n) | 1; }
 
 static int vec_token(const char *token, size_t len, void *user) {
     vec_state *s = user;
@@ -70,7 +62,7 @@ static int vec_token(const char *token, size_t len, void *user) {
     if (s->buckets > 0) {
         uint64_t h = token_hash(token, len);
         if (s->prev)
-            vec_emit(s, s->first_bucket + (int32_t)(mix64(s->prev * 0x9e3779b97f4a7c15ULL ^ h) % (uint64_t)s->buckets));
+            vec_emit(s, s->first_bucket + (int32_t)(llm__rng_mix(s->prev * 0x9e3779b97f4a7c15ULL ^ h) /* all bits of the pair */ % (uint64_t)s->buckets));
         s->prev = h;
     }
     return 0;
