@@ -15,14 +15,15 @@ its default cutoffs 0.45/0.99 would file it). Prints one line per fold and
 `cv mean ... sd ...` in spam_train's format. Python standard library only.
 """
 import argparse
-import bisect
 import csv
 import os
-import math
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cvmetrics import line, metrics, summary  # noqa: E402
 
 
 def run_bogofilter(db, flag, paths):
@@ -33,38 +34,6 @@ def run_bogofilter(db, flag, paths):
     if res.returncode not in (0, 1, 2) or (flag != "-T" and res.returncode != 0):
         sys.exit(f"bogofilter_cv: {' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
     return res.stdout
-
-
-def auc(labels, scores):
-    """ROC AUC, Mann-Whitney with ties counted 1/2."""
-    neg = sorted(s for y, s in zip(labels, scores) if not y)
-    pos = [s for y, s in zip(labels, scores) if y]
-    if not pos or not neg:
-        return float("nan")
-    tot = 0.0
-    for v in pos:
-        lo, hi = bisect.bisect_left(neg, v), bisect.bisect_right(neg, v)
-        tot += lo + 0.5 * (hi - lo)
-    return tot / (len(pos) * len(neg))
-
-
-def metrics(labels, pred, scores):
-    tp = sum(1 for y, p in zip(labels, pred) if y and p)
-    fp = sum(1 for y, p in zip(labels, pred) if not y and p)
-    fn = sum(1 for y, p in zip(labels, pred) if y and not p)
-    tn = len(labels) - tp - fp - fn
-    prec = tp / (tp + fp) if tp + fp else float("nan")
-    rec = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return {"accuracy": (tp + tn) / len(labels), "precision": prec, "recall": rec, "f1": f1,
-            "auc": auc(labels, scores)}
-
-
-KEYS = ("accuracy", "precision", "recall", "f1", "auc")
-
-
-def line(m):
-    return " ".join(f"{k}={m[k]:.4f}" for k in KEYS)
 
 
 def main():
@@ -105,18 +74,6 @@ def main():
         head = f"repeat {rep + 1} " if len({x for x, _ in runs}) > 1 else ""
         print(f"{head}fold {k + 1}/{folds} {line(m)} (train {len(train)}, scored {len(test)}, "
               f"{time.time() - t0:.1f}s)", flush=True)
-
-    def mean_sd(v):
-        """Mean and sample sd, as llm_metrics_mean_sd: NAN in, NAN out."""
-        if any(math.isnan(x) for x in v):
-            return float("nan"), float("nan")
-        m = sum(v) / len(v)
-        return m, math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
-
-    def summary(ms):
-        both = {k: mean_sd([m[k] for m in ms]) for k in KEYS}
-        return (f"mean {line({k: v[0] for k, v in both.items()})} "
-                f"sd {line({k: v[1] for k, v in both.items()})}")
 
     print(f"three-state (Unsure as ham) {summary(per3)}")
     print(f"cv {summary(per)} ({len(runs)} folds, {time.time() - t_all:.1f}s)")
