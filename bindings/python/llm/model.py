@@ -96,6 +96,26 @@ def _dtypes_arg(dtypes, n):
     return dtypes
 
 
+def _close_converted(ts, xs):
+    """Closes the tensors made from xs by _input_tensors (not the caller's own)."""
+    for t, x in zip(ts, xs):
+        if t is not x:
+            t.close()
+
+
+def _input_tensors(xs, dtypes, backend):
+    """One tensor per input (the caller's own Tensors as they are); on failure
+    nothing converted is left open."""
+    ts = []
+    try:
+        for x, d in zip(xs, _dtypes_arg(dtypes, len(xs))):
+            ts.append(as_tensor(x, dtype=d, backend=backend))
+    except BaseException:
+        _close_converted(ts, xs)
+        raise
+    return ts
+
+
 class Node:
     """A node of a functional model: an input or a layer's result. It lives
     as long as its model."""
@@ -216,47 +236,31 @@ class Model(Handle):
         """Runs a model with several inputs on xs, one array per input."""
         handle = self._handle()
         xs = _seq_arg(xs, "xs")
-        ts = []
-        try:
-            for x, d in zip(xs, _dtypes_arg(dtypes, len(xs))):
-                ts.append(as_tensor(x, dtype=d, backend=self))
-        except BaseException:
-            for t, x in zip(ts, xs):
-                if t is not x:
-                    t.close()
-            raise
+        ts = _input_tensors(xs, dtypes, self)
         arr = (c_void_p * max(1, len(ts)))(*[t._handle() for t in ts])
         out = c_void_p()
         try:
             check(_ffi.model_predict_inputs(handle, len(ts), arr, byref(out)))
         finally:
-            for t, x in zip(ts, xs):
-                if t is not x:
-                    t.close()
+            _close_converted(ts, xs)
         with Tensor(backend=self.backend, _ptr=out.value) as t:
             return t.to_numpy() if _np is not None and any(isinstance(x, _np.ndarray) for x in xs) else t.to_list()
 
     def dataset_inputs(self, xs, y, dtypes=None, y_dtype=None):
         """A Dataset of several inputs (one array per input) for fit/evaluate."""
         xs = _seq_arg(xs, "xs")
-        ts = []
+        ts = _input_tensors(xs, dtypes, self)
         try:
-            for x, d in zip(xs, _dtypes_arg(dtypes, len(xs))):
-                ts.append(as_tensor(x, dtype=d, backend=self))
             ty = as_tensor(y, dtype=y_dtype, backend=self)
         except BaseException:
-            for t, x in zip(ts, xs):
-                if t is not x:
-                    t.close()
+            _close_converted(ts, xs)
             raise
         arr = (c_void_p * max(1, len(ts)))(*[t._handle() for t in ts])
         out = c_void_p()
         try:
             check(_ffi.dataset_from_inputs(byref(out), len(ts), arr, ty._handle()))
         finally:
-            for t, x in zip(ts, xs):
-                if t is not x:
-                    t.close()
+            _close_converted(ts, xs)
             if ty is not y:
                 ty.close()
         return Dataset(_ptr=out.value)
