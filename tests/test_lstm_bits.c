@@ -7,9 +7,11 @@
 #include "testutil.h"
 
 /* H = 24 and 48: three panels of 8 (AVX2) or 16 (AVX-512) units, the
- * one-row path's odd panel; HT = 64 for training: the CPU's own backward
- * takes multiples of 32 (AVX2) or 64 (AVX-512) */
-enum { V = 40, E = 12, H = 48, HT = 64, T = 13, B = 32 };
+ * one-row path's odd panel; 128 (bidirectional too): a row alone on 2
+ * threads splits each step into tiles of 4 panels, 2 or 4 of them; HT = 64
+ * for training: the CPU's own backward takes multiples of 32 (AVX2) or 64
+ * (AVX-512) */
+enum { V = 40, E = 12, H = 48, HMAX = 2 * 128, HT = 64, T = 13, B = 32 };
 
 /* ids in [1, V), some rows ending in padding (id 0) */
 static void make_ids(int32_t *ids) {
@@ -22,14 +24,19 @@ static void make_ids(int32_t *ids) {
         for (int t = T - 1 - b % 5; t < T; t++) ids[b * T + t] = 0;
 }
 
-static llm_model *lstm_model(llm_backend *be, int units, llm_return_mode mode, int dense) {
+static llm_model *lstm_model_dir(llm_backend *be, int units, llm_return_mode mode, int dense, int both_ways) {
     llm_model *m;
     ck_assert_ok(llm_model_sequential(&m, be));
     ck_assert_ok(llm_model_set_seed(m, 21));
     ck_assert_ok(llm_model_add(m, llm_layer_embedding(V, E)));
-    ck_assert_ok(llm_model_add(m, llm_layer_lstm(units, mode)));
+    llm_layer *l = llm_layer_lstm(units, mode);
+    ck_assert_ok(llm_model_add(m, both_ways ? llm_layer_bidirectional(l) : l));
     if (dense) ck_assert_ok(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
     return m;
+}
+
+static llm_model *lstm_model(llm_backend *be, int units, llm_return_mode mode, int dense) {
+    return lstm_model_dir(be, units, mode, dense, 0);
 }
 
 static llm_backend *cpu(int threads) {
@@ -53,13 +60,14 @@ static void predict_rows(llm_model *m, llm_backend *be, int units, const int32_t
     llm_tensor_free(y);
 }
 
-static void prediction_case(int units) {
+/* units: the output's width (twice the LSTM's units both ways) */
+static void prediction_case(int units, int both_ways) {
     int32_t ids[B * T];
     make_ids(ids);
-    static float batch[2][B * T * H], part[B * T * H];
+    static float batch[2][B * T * HMAX], part[B * T * HMAX];
     for (int threads = 1; threads <= 2; threads++) {
         llm_backend *be = cpu(threads);
-        llm_model *m = lstm_model(be, units, LLM_RETURN_SEQUENCES, 0);
+        llm_model *m = lstm_model_dir(be, both_ways ? units / 2 : units, LLM_RETURN_SEQUENCES, 0, both_ways);
         float *all = batch[threads - 1];
         predict_rows(m, be, units, ids, 0, B, all);
         /* alone (the one-row path), and in batches of 2, 3, 5 and 17 rows
@@ -84,8 +92,10 @@ static void prediction_case(int units) {
 }
 
 START_TEST(lstm_prediction_independent_of_batch_and_threads) {
-    prediction_case(24);
-    prediction_case(H);
+    prediction_case(24, 0);
+    prediction_case(H, 0);
+    prediction_case(128, 0);
+    prediction_case(256, 1);
 }
 END_TEST
 

@@ -18,6 +18,7 @@
  * the same code in baseline SSE2 without fused multiply-adds (other bits):
  * each gives the same bits for any batch, row grouping and thread count.
  * The backward (llm__cpu_lstm_sequence_backward_fused) is at the end. */
+#include <sched.h>
 #include <string.h>
 #include "cpu.h"
 #include "simd.h"
@@ -43,7 +44,25 @@ typedef struct lf_job {
     int vw;               /* units per panel: the vector width */
     int64_t group;        /* rows per group (at most LF_GROUP) */
     int64_t next;         /* the next group to take (atomic) */
+    /* batch 1 on several threads (lf_coop), atomic counters: input-row
+     * blocks taken and rows projected; step tiles taken and finished */
+    int64_t proj_next, proj_done, step_next, step_done;
 } lf_job;
+
+#define LF_COOP_ROWS 16  /* input rows a thread projects at a time */
+#define LF_COOP_PANELS 4 /* panels of a step a thread takes at a time */
+
+/* Waits until *counter >= target: spins (the other thread is a step's
+ * fraction of a microsecond behind), then yields, for a host whose
+ * threads outnumber its free cores. */
+static void lf_wait_for(const int64_t *counter, int64_t target) {
+    for (unsigned i = 0; __atomic_load_n(counter, __ATOMIC_ACQUIRE) < target; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (i >= 4096) sched_yield();
+    }
+}
 
 /* one step of one row group, for the epilogue */
 typedef struct lf_step {
@@ -181,8 +200,21 @@ llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q
     if (isa == 2) rows = lf_chunk_avx512;
     else if (isa == 1) rows = lf_chunk_fma;
 #endif
-    /* groups of 8 rows unless the batch gives each thread 4 of 16 */
     const int threads = llm__pool_threads(pool);
+    if (B == 1 && threads > 1 && T > 1) {
+        /* one row: the threads split each step's units (see lf_coop) */
+        memset(j.abuf0, 0, (size_t)H * sizeof(float));
+        memset(j.cbuf, 0, (size_t)H * sizeof(float));
+        llm__pool_fn coop = lf_coop_generic;
+#ifdef LF_HAVE_FMA
+        if (isa == 2) coop = lf_coop_avx512;
+        else if (isa == 1) coop = lf_coop_fma;
+#endif
+        llm__pool_for(pool, threads, 1, coop, &j);
+        *done = 1;
+        return LLM_OK;
+    }
+    /* groups of 8 rows unless the batch gives each thread 4 of 16 */
     j.group = B >= 4 * LF_GROUP * threads ? LF_GROUP : 8;
     const int64_t groups = (B + j.group - 1) / j.group;
     llm__pool_for(pool, groups < threads ? groups : threads, 1, rows, &j);

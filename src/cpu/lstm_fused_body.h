@@ -226,6 +226,58 @@ LF_INLINE void LF_FN(lf_cell)(const lf_step *st, int64_t r, int u, const LFV *ac
     if (q->h_last && st->last) LF_ST(q->h_last + b * H + j, h);
 }
 
+/* x W_ih^T + bias of input rows [i0, i1) (row b * T + t) into xw: a row's
+ * sums are the same chain whichever tile takes it */
+LF_TARGET static void LF_FN(lf_project)(const lf_job *jb, int64_t i0, int64_t i1) {
+    const llm__lstm_layer *q = jb->q;
+    const int64_t E = q->E, H = q->H, K = E + H, G4 = 4 * H, wst = K * LF_PW;
+    const int U = (int)(H / LF_VW);
+    const float *x = q->x;
+    float *xw = jb->xw;
+    LFV acc[4][8];
+    for (int64_t i = i0; i < i1;) {
+        const int R = i1 - i >= 4 && LF_ROWS4 ? 4 : i1 - i >= 2 ? 2 : 1;
+        for (int u = 0; u < U; u++) {
+#if LF_ROWS4
+            if (R == 4)
+                LF_FN(lf_tile_4x1_ld)((int)E, x + i * E, E, jb->packed + u * wst, LF_PW, jb->pbias + u * LF_PW, 0, acc);
+            else
+#endif
+            if (R == 2) LF_FN(lf_tile_2x1)((int)E, x + i * E, E, jb->packed + u * wst, jb->pbias + u * LF_PW, 0, acc);
+            else LF_FN(lf_tile_1x1)((int)E, x + i * E, jb->packed + u * wst, jb->pbias + u * LF_PW, acc);
+            for (int r = 0; r < R; r++)
+                for (int g = 0; g < 4; g++) LF_ST(xw + (i + r) * G4 + u * LF_PW + g * LF_VW, acc[r][g]);
+        }
+        i += R;
+    }
+}
+
+/* One row's step over panels [u0, u1): four (AVX-512) or two panels at a
+ * time, for 16 or 8 independent sums */
+LF_TARGET static void LF_FN(lf_one_row)(const lf_step *st, int k, const float *w, int64_t wst, const float *init,
+                                        int u0, int u1) {
+    LFV acc[4][8];
+    int u = u0;
+#if LF_ROWS4
+    for (; u + 4 <= u1; u += 4) {
+        LF_FN(lf_tile_1x4)(k, st->a, w + u * wst, wst, init + u * LF_PW, acc);
+        LF_FN(lf_cell)(st, 0, u, acc[0]);
+        LF_FN(lf_cell)(st, 0, u + 1, acc[0] + 4);
+        LF_FN(lf_cell)(st, 0, u + 2, acc[1]);
+        LF_FN(lf_cell)(st, 0, u + 3, acc[1] + 4);
+    }
+#endif
+    for (; u + 2 <= u1; u += 2) {
+        LF_FN(lf_tile_1x2)(k, st->a, w + u * wst, wst, init + u * LF_PW, acc);
+        LF_FN(lf_cell)(st, 0, u, acc[0]);
+        LF_FN(lf_cell)(st, 0, u + 1, acc[0] + 4);
+    }
+    if (u < u1) {
+        LF_FN(lf_tile_1x1)(k, st->a, w + u * wst, init + u * LF_PW, acc);
+        LF_FN(lf_cell)(st, 0, u, acc[0]);
+    }
+}
+
 /* Rows b0 .. b0 + n - 1 through all steps (see kernels_lstm_fused.c) */
 LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
     const llm__lstm_layer *q = jb->q;
@@ -242,25 +294,7 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
         /* few rows: every step's x W_ih^T + bias first, one product over the
          * rows' T * n inputs (contiguous in x); the steps then stream only
          * W_hh from cache */
-        const float *x = q->x + b0 * T * E;
-        float *xw = jb->xw + b0 * T * G4;
-        const int64_t m = n * T;
-        for (int64_t i = 0; i < m;) {
-            const int R = m - i >= 4 && LF_ROWS4 ? 4 : m - i >= 2 ? 2 : 1;
-            for (int u = 0; u < U; u++) {
-#if LF_ROWS4
-                if (R == 4)
-                    LF_FN(lf_tile_4x1_ld)((int)E, x + i * E, E, jb->packed + u * wst, LF_PW, jb->pbias + u * LF_PW, 0,
-                                          acc);
-                else
-#endif
-                if (R == 2) LF_FN(lf_tile_2x1)((int)E, x + i * E, E, jb->packed + u * wst, jb->pbias + u * LF_PW, 0, acc);
-                else LF_FN(lf_tile_1x1)((int)E, x + i * E, jb->packed + u * wst, jb->pbias + u * LF_PW, acc);
-                for (int r = 0; r < R; r++)
-                    for (int g = 0; g < 4; g++) LF_ST(xw + (i + r) * G4 + u * LF_PW + g * LF_VW, acc[r][g]);
-            }
-            i += R;
-        }
+        LF_FN(lf_project)(jb, b0 * T, (b0 + n) * T);
     }
     for (int64_t s = 0; s < T; s++) {
         const int64_t t = q->reverse ? T - 1 - s : s;
@@ -279,26 +313,7 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
                 memcpy(abuf[s & 1] + r * K, q->x + ((b0 + r) * T + t) * E, (size_t)E * sizeof(float));
         }
         if (n == 1) {
-            /* one row: two panels at a time, for eight independent sums */
-            int u = 0;
-#if LF_ROWS4
-            for (; u + 4 <= U; u += 4) {
-                LF_FN(lf_tile_1x4)(k, st.a, w + u * wst, wst, init + u * u_ld, acc);
-                LF_FN(lf_cell)(&st, 0, u, acc[0]);
-                LF_FN(lf_cell)(&st, 0, u + 1, acc[0] + 4);
-                LF_FN(lf_cell)(&st, 0, u + 2, acc[1]);
-                LF_FN(lf_cell)(&st, 0, u + 3, acc[1] + 4);
-            }
-#endif
-            for (; u + 2 <= U; u += 2) {
-                LF_FN(lf_tile_1x2)(k, st.a, w + u * wst, wst, init + u * u_ld, acc);
-                LF_FN(lf_cell)(&st, 0, u, acc[0]);
-                LF_FN(lf_cell)(&st, 0, u + 1, acc[0] + 4);
-            }
-            if (u < U) {
-                LF_FN(lf_tile_1x1)(k, st.a, w + u * wst, init + u * u_ld, acc);
-                LF_FN(lf_cell)(&st, 0, u, acc[0]);
-            }
+            LF_FN(lf_one_row)(&st, k, w, wst, init, 0, U);
         } else {
             /* a panel's products for all the group's rows first, then their
              * gate math: independent cells, so the out-of-order core
@@ -349,6 +364,42 @@ LF_TARGET static void LF_FN(lf_chunk)(void *p, int64_t t0, int64_t t1) {
     }
 }
 
+
+/* Batch 1 on several threads (kernels_lstm_fused.c): the input rows in
+ * blocks, then each step in tiles of LF_COOP_PANELS panels, all taken from
+ * shared counters. A tile of step s waits until every tile of step s - 1 is
+ * done (it reads their h); a thread only ever waits for tiles another thread
+ * has taken and is running, so one thread alone still finishes the job. */
+LF_TARGET static void LF_FN(lf_coop)(void *p, int64_t t0, int64_t t1) {
+    lf_job *jb = p;
+    (void)t0; (void)t1;
+    const llm__lstm_layer *q = jb->q;
+    const int64_t E = q->E, H = q->H, K = E + H, T = q->T, G4 = 4 * H, wst = K * LF_PW;
+    const int U = (int)(H / LF_VW);
+    for (;;) {
+        const int64_t i = __atomic_fetch_add(&jb->proj_next, 1, __ATOMIC_RELAXED) * LF_COOP_ROWS;
+        if (i >= T) break;
+        const int64_t e = T - i < LF_COOP_ROWS ? T : i + LF_COOP_ROWS;
+        LF_FN(lf_project)(jb, i, e);
+        __atomic_fetch_add(&jb->proj_done, e - i, __ATOMIC_RELEASE);
+    }
+    lf_wait_for(&jb->proj_done, T);
+    const int64_t tiles = (U + LF_COOP_PANELS - 1) / LF_COOP_PANELS;
+    for (;;) {
+        const int64_t idx = __atomic_fetch_add(&jb->step_next, 1, __ATOMIC_RELAXED);
+        if (idx >= T * tiles) break;
+        const int64_t s = idx / tiles, c = idx % tiles, t = q->reverse ? T - 1 - s : s;
+        lf_wait_for(&jb->step_done, s * tiles);
+        const lf_step st = {
+            .q = q, .b0 = 0, .t = t, .tn = s < T - 1 ? (q->reverse ? t - 1 : t + 1) : -1, .last = s == T - 1,
+            .a = s & 1 ? jb->abuf1 : jb->abuf0, .an = s & 1 ? jb->abuf0 : jb->abuf1, .lda = H, .hoff = 0,
+            .cbuf = jb->cbuf,
+        };
+        const int u0 = (int)c * LF_COOP_PANELS, u1 = u0 + LF_COOP_PANELS < U ? u0 + LF_COOP_PANELS : U;
+        LF_FN(lf_one_row)(&st, (int)H, jb->packed + E * LF_PW, wst, jb->xw + t * G4, u0, u1);
+        __atomic_fetch_add(&jb->step_done, 1, __ATOMIC_RELEASE);
+    }
+}
 
 /* ---- backward (llm__lstm_sequence), rows b0 .. b0 + n - 1, H a multiple of 32 ----
  * Per step, the element-wise backward of each row (what lstm_backward_chunk
