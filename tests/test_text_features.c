@@ -1,6 +1,7 @@
 /* Text features for bag-of-words models: header-aware tokens (the e-mail
- * reader's tag_headers, keep_headers "*") and hashed word bigrams (the
- * vectorizer's bigram_buckets), through a saved and loaded model too, and
+ * reader's tag_headers, keep_headers "*"), hashed word bigrams (the
+ * vectorizer's bigram_buckets), rows without unknown or repeated words
+ * (skip_unknown, unique), through a saved and loaded model too, and
  * Naive-Bayes log-count ratios. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,70 @@ START_TEST(bigram_ids_follow_their_tokens) {
 }
 END_TEST
 
+/* "a b z a c b" over the vocabulary {a, b, c}: z is unknown, a and b repeat */
+START_TEST(unknown_and_repeated_words_can_be_left_out) {
+    llm_vocab_builder *b;
+    llm_vocab *v;
+    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
+    ck_assert_ok(llm_vocab_builder_add(b, "a b c", 5));
+    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
+    llm_vocab_builder_free(b);
+    int32_t a, bb, c;
+    ck_assert_ok(llm_vocab_lookup(v, "a", 1, &a));
+    ck_assert_ok(llm_vocab_lookup(v, "b", 1, &bb));
+    ck_assert_ok(llm_vocab_lookup(v, "c", 1, &c));
+    const char *text = "a b z a c b";
+    const size_t len = strlen(text);
+    llm_vectorize_options o;
+    llm_vectorize_options_init(&o);
+    ck_assert_int_eq(o.skip_unknown, 0);
+    ck_assert_int_eq(o.unique, 0);
+    o.seq_len = 6;
+    o.padding = LLM_SEQ_POST;
+    const struct { int skip, unique; int64_t kept; int32_t want[6]; } cases[] = {
+        { 0, 0, 6, { a, bb, LLM_VOCAB_OOV, a, c, bb } },
+        { 1, 0, 5, { a, bb, a, c, bb, LLM_VOCAB_PAD } },
+        { 0, 1, 4, { a, bb, LLM_VOCAB_OOV, c, LLM_VOCAB_PAD, LLM_VOCAB_PAD } },
+        { 1, 1, 3, { a, bb, c, LLM_VOCAB_PAD, LLM_VOCAB_PAD, LLM_VOCAB_PAD } },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        o.skip_unknown = cases[i].skip;
+        o.unique = cases[i].unique;
+        int32_t ids[6];
+        int64_t n;
+        ck_assert_ok(llm_vectorize(v, text, len, &o, ids, 6, &n));
+        ck_assert_int_eq(n, cases[i].kept); /* ids kept, before truncation */
+        for (int j = 0; j < 6; j++) ck_assert_msg(ids[j] == cases[i].want[j], "case %zu: id %d is %d, not %d", i, j, ids[j], cases[i].want[j]);
+    }
+    /* truncation applies to what is kept: the last two of a b c */
+    int32_t last[2];
+    o.seq_len = 2;
+    o.truncation = LLM_SEQ_PRE;
+    ck_assert_ok(llm_vectorize(v, text, len, &o, last, 2, NULL));
+    ck_assert_int_eq(last[0], bb);
+    ck_assert_int_eq(last[1], c);
+    /* a repeated bigram adds nothing either: "a b" comes back after "b a" */
+    o.seq_len = 16;
+    o.padding = LLM_SEQ_POST;
+    o.skip_unknown = 0;
+    o.bigram_buckets = 1000;
+    int32_t pairs[16];
+    int64_t n;
+    ck_assert_ok(llm_vectorize(v, "a b a b", 7, &o, pairs, 16, &n));
+    ck_assert_int_eq(n, 4); /* a, b, "a b", "b a" */
+    ck_assert_int_eq(pairs[0], a);
+    ck_assert_int_eq(pairs[1], bb);
+    ck_assert_int_eq(pairs[4], LLM_VOCAB_PAD);
+    o.bigram_buckets = 0;
+    o.unique = 2;
+    ck_assert_fails(llm_vectorize(v, text, len, &o, pairs, 16, NULL), LLM_ERR_INVALID_ARGUMENT);
+    o.unique = 0;
+    o.skip_unknown = -1;
+    ck_assert_fails(llm_vectorize(v, text, len, &o, pairs, 16, NULL), LLM_ERR_INVALID_ARGUMENT);
+    llm_vocab_free(v);
+}
+END_TEST
+
 /* Middle truncation keeps the start (headers, subject) and the end. */
 START_TEST(middle_truncation_keeps_both_ends) {
     llm_vocab *v;
@@ -138,6 +203,8 @@ START_TEST(features_survive_save_and_load) {
     vo.seq_len = 16;
     vo.bigram_buckets = 64;
     vo.truncation = LLM_SEQ_MIDDLE; /* saved as "middle" */
+    vo.skip_unknown = 1;
+    vo.unique = 1;
     llm_email_options eo;
     llm_email_options_init(&eo);
     eo.keep_headers = "From";
@@ -163,6 +230,9 @@ START_TEST(features_survive_save_and_load) {
     close(fd);
     ck_assert_ok(llm_model_save(m, path));
     ck_assert_ok(llm_model_load(&back, be, path));
+    char path2[64];
+    snprintf(path2, sizeof path2, "%s.again", path);
+    ck_assert_ok(llm_model_save(back, path2)); /* before its pipeline changes below */
     unlink(path);
     float p1, p2;
     ck_assert_ok(llm_model_predict_text(m, mail, strlen(mail), &p1, 1));
@@ -174,6 +244,19 @@ START_TEST(features_survive_save_and_load) {
     ck_assert_ok(llm_model_set_text_pipeline(back, v, &vo, &plain));
     ck_assert_ok(llm_model_predict_text(back, mail, strlen(mail), &p2, 1));
     ck_assert_float_ne(p1, p2);
+    /* so do unknown and repeated words ("free" three times, the mailer's words
+     * unknown): the loaded model kept skip_unknown and unique */
+    llm_vectorize_options all = vo;
+    all.skip_unknown = all.unique = 0;
+    float p3, p4;
+    ck_assert_ok(llm_model_set_text_pipeline(back, v, &all, &eo));
+    ck_assert_ok(llm_model_predict_text(back, mail, strlen(mail), &p3, 1));
+    ck_assert_float_ne(p1, p3);
+    ck_assert_ok(llm_model_load(&small, be, path2));
+    ck_assert_ok(llm_model_predict_text(small, mail, strlen(mail), &p4, 1));
+    ck_assert_float_eq(p1, p4);
+    llm_model_free(small);
+    unlink(path2);
     llm_model_free(m);
     llm_model_free(back);
     llm_vocab_free(v);
@@ -212,6 +295,7 @@ Suite *suite_text_features(void) {
     tcase_add_test(c, features_survive_save_and_load);
     tcase_add_test(c, nb_ratios_count_presence_per_class);
     tcase_add_test(c, middle_truncation_keeps_both_ends);
+    tcase_add_test(c, unknown_and_repeated_words_can_be_left_out);
     suite_add_tcase(s, c);
     return s;
 }

@@ -234,6 +234,15 @@ typedef struct llm_vectorize_options {
                                 bag-of-embeddings model sees word order locally. The
                                 model's embedding needs vocab size + bigram_buckets
                                 rows; a row holds up to seq_len ids of both kinds. */
+    int skip_unknown;        /* 0 (default): a token not in the vocabulary becomes
+                                LLM_VOCAB_OOV. 1: it is left out, so a long text's
+                                row holds more of the words the model knows (word
+                                vocabularies only; bigram ids are unaffected). */
+    int unique;              /* 0 (default); 1: only the first occurrence of each id
+                                is kept (a repeated word or bigram adds nothing), so
+                                a row covers more distinct words of a long text;
+                                truncation and padding then apply to what is kept
+                                (word vocabularies only). */
 } llm_vectorize_options;
 
 /* Fills *opts with the defaults above and sets opts->size. */
@@ -241,7 +250,8 @@ LLM_API void llm_vectorize_options_init(llm_vectorize_options *opts);
 
 /* Tokenizes text (with the vocabulary's tokenizer options) into exactly
  * ids_count = opts->seq_len ids, padded and truncated as opts says.
- * *ntokens (may be NULL) gets the number of tokens before truncation.
+ * *ntokens (may be NULL) gets the number of ids kept before truncation (tokens,
+ * bigram ids, less what skip_unknown and unique leave out).
  * LLM_ERR_INVALID_ARGUMENT for NULL pointers, bad options or a wrong ids_count. */
 LLM_API llm_status llm_vectorize(const llm_vocab *vocab, const char *text, size_t len,
                                  const llm_vectorize_options *opts, int32_t *ids,

@@ -7,7 +7,7 @@
 /* The Makefile reads these three lines to name the shared library
  * (libllm.so.MAJOR.MINOR.PATCH, SONAME libllm.so.MAJOR). */
 #define LLM_VERSION_MAJOR 1
-#define LLM_VERSION_MINOR 3
+#define LLM_VERSION_MINOR 4
 #define LLM_VERSION_PATCH 0
 
 #define LLM_VERSION_NUMBER (LLM_VERSION_MAJOR * 10000 + LLM_VERSION_MINOR * 100 + LLM_VERSION_PATCH)
@@ -19,7 +19,7 @@ LLM_EXTERN_C_BEGIN
  * mismatch between the headers a program was built with and the library it runs. */
 LLM_API unsigned llm_version(void);
 
-/* The same as a string, "MAJOR.MINOR.PATCH" (e.g. "1.3.0"). Never NULL;
+/* The same as a string, "MAJOR.MINOR.PATCH" (e.g. "1.4.0"). Never NULL;
  * static storage. */
 LLM_API const char *llm_version_string(void);
 

@@ -48,6 +48,8 @@ static char *vectorize_json(const llm_model *m) {
     cJSON_AddStringToObject(o, "padding", m->vectorize.padding == LLM_SEQ_PRE ? "pre" : "post");
     cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : m->vectorize.truncation == LLM_SEQ_POST ? "post" : "middle");
     if (m->vectorize.bigram_buckets > 0) cJSON_AddNumberToObject(o, "bigram_buckets", m->vectorize.bigram_buckets);
+    if (m->vectorize.skip_unknown) cJSON_AddBoolToObject(o, "skip_unknown", 1);
+    if (m->vectorize.unique) cJSON_AddBoolToObject(o, "unique", 1);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -544,6 +546,9 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
     if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "bigram_buckets") && !llm__json_int(vj, "bigram_buckets", 1, 1 << 24, &buckets))
         s = BAD("llm_model_load: invalid vectorizer settings");
     vo.bigram_buckets = (int32_t)buckets;
+    if (s == LLM_OK && ((cJSON_GetObjectItemCaseSensitive(vj, "skip_unknown") && !llm__json_bool(vj, "skip_unknown", &vo.skip_unknown)) ||
+                        (cJSON_GetObjectItemCaseSensitive(vj, "unique") && !llm__json_bool(vj, "unique", &vo.unique))))
+        s = BAD("llm_model_load: invalid vectorizer settings");
     llm_email_options eo;
     llm_email_options_init(&eo);
     const char *email = view_meta(v, "libllm.email");

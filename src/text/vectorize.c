@@ -31,6 +31,10 @@ llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
                           "%s: vectorize options bigram_buckets is %d; it must be in [0, 2^24]", fn,
                           (int)dst->bigram_buckets);
+    if ((dst->skip_unknown != 0 && dst->skip_unknown != 1) || (dst->unique != 0 && dst->unique != 1))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: vectorize options skip_unknown is %d and unique %d; each must be 0 or 1", fn,
+                          dst->skip_unknown, dst->unique);
     return LLM_OK;
 }
 
@@ -43,9 +47,15 @@ typedef struct vec_state {
     int64_t total;
     int32_t buckets, first_bucket; /* bigram ids: first_bucket + [0, buckets) */
     uint64_t prev;                 /* hash of the previous token; 0 before the first */
+    int skip_unknown;
+    uint8_t *seen;                 /* unique: a bit per id, set once emitted; else NULL */
 } vec_state;
 
 static void vec_emit(vec_state *s, int32_t id) {
+    if (s->seen) {
+        if (s->seen[id >> 3] & (1u << (id & 7))) return;
+        s->seen[id >> 3] |= (uint8_t)(1u << (id & 7));
+    }
     if (s->total < s->head)
         s->ids[s->total] = id;
     else if (s->head < s->seq)
@@ -58,7 +68,8 @@ static uint64_t token_hash(const char *p, size_t n) { return llm__fnv1a(LLM__FNV
 
 static int vec_token(const char *token, size_t len, void *user) {
     vec_state *s = user;
-    vec_emit(s, llm__vocab_find(s->v, token, len));
+    const int32_t id = llm__vocab_find(s->v, token, len);
+    if (id != LLM_VOCAB_OOV || !s->skip_unknown) vec_emit(s, id);
     if (s->buckets > 0) {
         uint64_t h = token_hash(token, len);
         if (s->prev)
@@ -79,9 +90,17 @@ static void reverse(int32_t *a, int64_t n) {
 llm_status llm__vectorize(const llm_vocab *v, const char *text, size_t len,
                           const llm_vectorize_options *o, int32_t *out, int64_t *ntokens) {
     int64_t head = o->truncation == LLM_SEQ_PRE ? 0 : o->truncation == LLM_SEQ_POST ? o->seq_len : o->seq_len / 2;
-    vec_state s = {v, out, o->seq_len, head, 0, o->bigram_buckets, 0, 0};
-    if (s.buckets > 0) LLM__CHECK(llm_vocab_size(v, &s.first_bucket));
+    vec_state s = {v, out, o->seq_len, head, 0, o->bigram_buckets, 0, 0, o->skip_unknown, NULL};
+    int32_t vsize = 0;
+    LLM__CHECK(llm_vocab_size(v, &vsize));
+    if (s.buckets > 0) s.first_bucket = vsize;
+    if (o->unique) {
+        /* one bit per id of the vocabulary and the bigram buckets (at most 2 MiB) */
+        s.seen = llm__calloc(((size_t)vsize + (size_t)s.buckets + 7) / 8, 1);
+        if (!s.seen) return llm__oom(__func__);
+    }
     (void)llm__tokenize(text, len, llm__vocab_tokopts(v), vec_token, &s);
+    llm__free(s.seen);
     int64_t seq = o->seq_len;
     int64_t m = s.total < seq ? s.total : seq;
     if (head < seq && s.total > seq) {

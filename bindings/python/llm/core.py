@@ -389,13 +389,15 @@ class Dataset(Handle):
         self._ptr = out.value
 
     @classmethod
-    def from_corpus(cls, corpus, tokens, seq_len=200, padding="pre", truncation="post"):
+    def from_corpus(cls, corpus, tokens, seq_len=200, padding="pre", truncation="post", **features):
         """The corpus's texts as rows of seq_len ids with its labels; tokens
-        is a Vocab (word ids) or a BPE tokenizer."""
+        is a Vocab (word ids) or a BPE tokenizer; features: vectorize_options'
+        bigram_buckets, skip_unknown and unique (word ids)."""
         from .text import vectorize_options, Vocab, BPE, TextCorpus
         if not isinstance(corpus, TextCorpus):
             raise ArgumentTypeError("corpus must be a TextCorpus, not %s" % type(corpus).__name__)
-        opts = vectorize_options(seq_len, padding, truncation)
+        opts = _check.call_with(vectorize_options, dict(features, seq_len=seq_len, padding=padding,
+                                                        truncation=truncation), "vectorize options")
         out = c_void_p()
         if isinstance(tokens, Vocab):
             check(_ffi.dataset_from_corpus(byref(out), corpus._handle(), tokens._handle(), byref(opts)))

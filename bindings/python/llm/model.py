@@ -518,17 +518,19 @@ class Model(Handle):
 
     # ---- text pipeline
     def set_text_pipeline(self, tokens=None, seq_len=200, padding="pre", truncation="post",
-                          email=False):
+                          email=False, **features):
         """Attaches the pipeline predict_text runs: tokens a Vocab (copied:
         word ids), a BPE (attached with set_tokenizer) or None (the tokenizer
         already attached), and the vectorizer settings. As in C, the input is
         plain text unless email says otherwise: True reads raw e-mail (MIME
         decoded, headers dropped but the subject) with the default reader
         settings, a dict of email_options() arguments or an EmailOptions
-        changes them."""
+        changes them. features: vectorize_options' bigram_buckets,
+        skip_unknown and unique (word vocabularies)."""
         from .text import vectorize_options, email_options, Vocab, BPE
         handle = self._handle()
-        vo = vectorize_options(seq_len, padding, truncation)
+        vo = _check.call_with(vectorize_options, dict(features, seq_len=seq_len, padding=padding,
+                                                      truncation=truncation), "vectorize options")
         if email is True:
             em = email_options()
         elif isinstance(email, dict):

@@ -9,6 +9,7 @@ from .core import Handle
 from .errors import check, ArgumentTypeError
 
 SIDES = {"pre": 0, "post": 1}
+TRUNCATIONS = {"pre": 0, "post": 1, "middle": 2}
 FORMATS = {"email": 0, "raw": 1}
 
 
@@ -16,10 +17,15 @@ def _bytes(s, name="text"):
     return _check.text(s, name)
 
 
-def vectorize_options(seq_len=200, padding="pre", truncation="post"):
+def vectorize_options(seq_len=200, padding="pre", truncation="post", bigram_buckets=0, skip_unknown=False,
+                      unique=False):
+    """An llm_vectorize_options (text.h): truncation "middle", bigram_buckets,
+    skip_unknown and unique are for word vocabularies."""
     o = _ffi.init(_ffi.VectorizeOptions, _ffi.vectorize_options_init)
     return _check.set_fields(o, seq_len=seq_len, padding=_check.choice(padding, SIDES, "padding"),
-                             truncation=_check.choice(truncation, SIDES, "truncation"))
+                             truncation=_check.choice(truncation, TRUNCATIONS, "truncation"),
+                             bigram_buckets=bigram_buckets, skip_unknown=int(bool(skip_unknown)),
+                             unique=int(bool(unique)))
 
 
 def email_options(max_bytes=None, keep_subject=True, keep_headers=None, decode_mime=True,
@@ -204,10 +210,12 @@ class Vocab(Handle):
         check(_ffi.vocab_token(self._handle(), i, byref(ptr), byref(n)))
         return ctypes.string_at(ptr.value, n.value).decode("utf-8", "replace") if n.value else ""
 
-    def vectorize(self, text, seq_len=200, padding="pre", truncation="post"):
-        """text -> a list of seq_len int ids."""
+    def vectorize(self, text, seq_len=200, padding="pre", truncation="post", **features):
+        """text -> a list of seq_len int ids; features: vectorize_options'
+        bigram_buckets, skip_unknown, unique."""
         data = _bytes(text)
-        opts = vectorize_options(seq_len, padding, truncation)
+        opts = _check.call_with(vectorize_options, dict(features, seq_len=seq_len, padding=padding,
+                                                        truncation=truncation), "vectorize options")
         ids = (c_int32 * max(opts.seq_len, 0))()
         check(_ffi.vectorize(self._handle(), data, len(data), byref(opts), ids, opts.seq_len, None))
         return list(ids)

@@ -354,3 +354,27 @@ def test_text_helpers(cpu):
     with pytest.raises(llm.StateError):
         m.predict_text("no pipeline")
     m.close()
+
+
+def test_vectorize_features(cpu, tmp_path):
+    corpus = llm.TextCorpus(["ham", "spam"])
+    corpus.add("a b c", 0)
+    corpus.add("c b a", 1)
+    vocab = llm.Vocab.from_corpus(corpus)
+    a, b, c = (vocab.lookup(t) for t in "abc")
+    text = "a b zzz a c b"
+    assert vocab.vectorize(text, seq_len=6, padding="post") == [a, b, llm.Vocab.OOV, a, c, b]
+    assert vocab.vectorize(text, seq_len=6, padding="post", skip_unknown=True, unique=True) == [a, b, c, 0, 0, 0]
+    assert vocab.vectorize(text, seq_len=2, truncation="pre", unique=True, skip_unknown=True) == [b, c]
+    with pytest.raises(llm.ArgumentTypeError):
+        vocab.vectorize(text, seq_len=6, no_such_feature=1)
+    m = llm.Model([L.embedding(len(vocab), 4), L.lstm(8), L.dense(1, "sigmoid")], backend=cpu, seed=3)
+    m.set_text_pipeline(vocab, seq_len=6, skip_unknown=True, unique=True)
+    p = m.predict_text(text)[0]
+    path = str(tmp_path / "features.safetensors")
+    m.save(path)
+    with llm.Model.load(path, backend=cpu) as back:
+        assert back.predict_text(text)[0] == p
+        back.set_text_pipeline(vocab, seq_len=6)
+        assert back.predict_text(text)[0] != p
+    m.close()
