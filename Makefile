@@ -318,7 +318,7 @@ asan: deps
 # LLM_NO_SIMD_CLONES: an ifunc resolver runs before the TSan runtime is up
 # and crashes when instrumented. setarch -R: GCC 12's TSan cannot map its
 # shadow memory under the 28-bit mmap randomisation of recent kernels.
-TSAN_SUITES ?= backend_ops,model_io,concurrency,server
+TSAN_SUITES ?= backend_ops,model_io,concurrency,server,lstm_bits
 tsan: deps
 	$(MAKE) BUILD=build-tsan OPT=-O1 CFLAGS=-DLLM_NO_SIMD_CLONES SAN="-fsanitize=thread -fno-omit-frame-pointer" \
 		build-tsan/tests/run_tests examples
