@@ -297,6 +297,9 @@ START_TEST(train_bad_options) {
         { { D, M, "--cv-repeats", "2" }, "need --cv K" },
         { { D, "--cv", "3", "--cv-repeats", "0" }, "out of range" },
         { { D, M, "--recipe", "fast" }, "--recipe takes best" },
+        { { D, M, "--skip-unknown", "2" }, "out of range" },
+        { { D, M, "--reverse", "-1" }, "out of range" },
+        { { D, M, "--arch", "transformer", "--unique-tokens", "1" }, "for word vocabularies" },
         { { D, M, "--recipe", "best", "--arch", "transformer" }, "--recipe best sets its own models" },
     };
     check_bad_cases("spam_train", cases, sizeof cases / sizeof cases[0]);
@@ -746,7 +749,8 @@ START_TEST(train_recipe_best) {
     run_result r;
     RUN(&r, "spam_train", "--data", FIXTURES, "--model", model, "--recipe", "best", "--quiet");
     ASSERT_EXIT(&r, 0);
-    ck_assert_msg(strstr(r.out, "recipe member 1/4 (nb) trained") && strstr(r.out, "saved the 4-member ensemble"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "recipe member 1/7 (nb) trained") && strstr(r.out, "recipe member 4/7 (nb-headers) trained") &&
+                      strstr(r.out, "saved the 7-member ensemble"), "%s", r.out);
     run_free(&r);
     llm_backend *be = NULL;
     llm_model *m = NULL;
@@ -754,7 +758,7 @@ START_TEST(train_recipe_best) {
     ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
     ck_assert_int_eq(llm_model_load(&m, be, model), LLM_OK);
     ck_assert_int_eq(llm_model_ensemble_size(m, &n), LLM_OK);
-    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(n, 7);
     llm_model_free(m);
     llm_backend_free(be);
     RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES, "--quiet");

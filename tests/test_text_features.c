@@ -1,7 +1,7 @@
 /* Text features for bag-of-words models: header-aware tokens (the e-mail
  * reader's tag_headers, keep_headers "*"), hashed word bigrams (the
  * vectorizer's bigram_buckets), rows without unknown or repeated words
- * (skip_unknown, unique), through a saved and loaded model too, and
+ * (skip_unknown, unique) or back to front (reverse), through a saved and loaded model too, and
  * Naive-Bayes log-count ratios. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +124,15 @@ START_TEST(unknown_and_repeated_words_can_be_left_out) {
         ck_assert_int_eq(n, cases[i].kept); /* ids kept, before truncation */
         for (int j = 0; j < 6; j++) ck_assert_msg(ids[j] == cases[i].want[j], "case %zu: id %d is %d, not %d", i, j, ids[j], cases[i].want[j]);
     }
+    /* reverse: the kept ids back to front, padding where it was */
+    o.reverse = 1;
+    o.padding = LLM_SEQ_PRE;
+    int32_t rev[6];
+    ck_assert_ok(llm_vectorize(v, text, len, &o, rev, 6, NULL));
+    const int32_t want_rev[6] = { LLM_VOCAB_PAD, LLM_VOCAB_PAD, LLM_VOCAB_PAD, c, bb, a };
+    for (int j = 0; j < 6; j++) ck_assert_int_eq(rev[j], want_rev[j]);
+    o.reverse = 0;
+    o.padding = LLM_SEQ_POST;
     /* truncation applies to what is kept: the last two of a b c */
     int32_t last[2];
     o.seq_len = 2;
@@ -148,6 +157,9 @@ START_TEST(unknown_and_repeated_words_can_be_left_out) {
     ck_assert_fails(llm_vectorize(v, text, len, &o, pairs, 16, NULL), LLM_ERR_INVALID_ARGUMENT);
     o.unique = 0;
     o.skip_unknown = -1;
+    ck_assert_fails(llm_vectorize(v, text, len, &o, pairs, 16, NULL), LLM_ERR_INVALID_ARGUMENT);
+    o.skip_unknown = 0;
+    o.reverse = 3;
     ck_assert_fails(llm_vectorize(v, text, len, &o, pairs, 16, NULL), LLM_ERR_INVALID_ARGUMENT);
     llm_vocab_free(v);
 }
@@ -205,6 +217,7 @@ START_TEST(features_survive_save_and_load) {
     vo.truncation = LLM_SEQ_MIDDLE; /* saved as "middle" */
     vo.skip_unknown = 1;
     vo.unique = 1;
+    vo.reverse = 1;
     llm_email_options eo;
     llm_email_options_init(&eo);
     eo.keep_headers = "From";
@@ -245,9 +258,9 @@ START_TEST(features_survive_save_and_load) {
     ck_assert_ok(llm_model_predict_text(back, mail, strlen(mail), &p2, 1));
     ck_assert_float_ne(p1, p2);
     /* so do unknown and repeated words ("free" three times, the mailer's words
-     * unknown): the loaded model kept skip_unknown and unique */
+     * unknown) and the order: the loaded model kept skip_unknown, unique and reverse */
     llm_vectorize_options all = vo;
-    all.skip_unknown = all.unique = 0;
+    all.skip_unknown = all.unique = all.reverse = 0;
     float p3, p4;
     ck_assert_ok(llm_model_set_text_pipeline(back, v, &all, &eo));
     ck_assert_ok(llm_model_predict_text(back, mail, strlen(mail), &p3, 1));
@@ -261,6 +274,54 @@ START_TEST(features_survive_save_and_load) {
     llm_model_free(back);
     llm_vocab_free(v);
     llm_text_corpus_free(c);
+    llm_backend_free(be);
+}
+END_TEST
+
+/* An LSTM reads order: a saved model keeps reverse, and without it scores otherwise. */
+START_TEST(reverse_survives_save_and_load) {
+    llm_backend *be;
+    ck_assert_ok(llm_backend_create(&be, LLM_BACKEND_CPU, NULL));
+    llm_vocab_builder *b;
+    llm_vocab *v;
+    const char *text = "free money now for you today";
+    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
+    ck_assert_ok(llm_vocab_builder_add(b, text, strlen(text)));
+    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
+    llm_vocab_builder_free(b);
+    int32_t vs;
+    ck_assert_ok(llm_vocab_size(v, &vs));
+    llm_vectorize_options vo;
+    llm_vectorize_options_init(&vo);
+    ck_assert_int_eq(vo.reverse, 0);
+    vo.seq_len = 8;
+    vo.reverse = 1;
+    llm_model *m, *back;
+    ck_assert_ok(llm_model_sequential(&m, be));
+    ck_assert_ok(llm_model_set_seed(m, 9));
+    ck_assert_ok(llm_model_add(m, llm_layer_embedding(vs, 4)));
+    ck_assert_ok(llm_model_add(m, llm_layer_lstm(8, LLM_RETURN_LAST)));
+    ck_assert_ok(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
+    ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){ 8 }));
+    ck_assert_ok(llm_model_set_text_pipeline(m, v, &vo, NULL));
+    char path[] = "/tmp/llm_rev_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_ok(llm_model_save(m, path));
+    ck_assert_ok(llm_model_load(&back, be, path));
+    unlink(path);
+    float p1, p2, p3;
+    ck_assert_ok(llm_model_predict_text(m, text, strlen(text), &p1, 1));
+    ck_assert_ok(llm_model_predict_text(back, text, strlen(text), &p2, 1));
+    ck_assert_float_eq(p1, p2);
+    vo.reverse = 0;
+    ck_assert_ok(llm_model_set_text_pipeline(back, v, &vo, NULL));
+    ck_assert_ok(llm_model_predict_text(back, text, strlen(text), &p3, 1));
+    ck_assert_float_ne(p1, p3);
+    llm_model_free(m);
+    llm_model_free(back);
+    llm_vocab_free(v);
     llm_backend_free(be);
 }
 END_TEST
@@ -296,6 +357,7 @@ Suite *suite_text_features(void) {
     tcase_add_test(c, nb_ratios_count_presence_per_class);
     tcase_add_test(c, middle_truncation_keeps_both_ends);
     tcase_add_test(c, unknown_and_repeated_words_can_be_left_out);
+    tcase_add_test(c, reverse_survives_save_and_load);
     suite_add_tcase(s, c);
     return s;
 }

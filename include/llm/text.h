@@ -243,6 +243,11 @@ typedef struct llm_vectorize_options {
                                 a row covers more distinct words of a long text;
                                 truncation and padding then apply to what is kept
                                 (word vocabularies only). */
+    int reverse;             /* 0 (default); 1: the kept ids in reverse order (padding
+                                stays where `padding` says), so a recurrent model
+                                that reads its last state ends on the start of the
+                                text: the headers and the subject of a message
+                                (word vocabularies only). */
 } llm_vectorize_options;
 
 /* Fills *opts with the defaults above and sets opts->size. */

@@ -50,6 +50,7 @@ static char *vectorize_json(const llm_model *m) {
     if (m->vectorize.bigram_buckets > 0) cJSON_AddNumberToObject(o, "bigram_buckets", m->vectorize.bigram_buckets);
     if (m->vectorize.skip_unknown) cJSON_AddBoolToObject(o, "skip_unknown", 1);
     if (m->vectorize.unique) cJSON_AddBoolToObject(o, "unique", 1);
+    if (m->vectorize.reverse) cJSON_AddBoolToObject(o, "reverse", 1);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -547,7 +548,8 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
         s = BAD("llm_model_load: invalid vectorizer settings");
     vo.bigram_buckets = (int32_t)buckets;
     if (s == LLM_OK && ((cJSON_GetObjectItemCaseSensitive(vj, "skip_unknown") && !llm__json_bool(vj, "skip_unknown", &vo.skip_unknown)) ||
-                        (cJSON_GetObjectItemCaseSensitive(vj, "unique") && !llm__json_bool(vj, "unique", &vo.unique))))
+                        (cJSON_GetObjectItemCaseSensitive(vj, "unique") && !llm__json_bool(vj, "unique", &vo.unique)) ||
+                        (cJSON_GetObjectItemCaseSensitive(vj, "reverse") && !llm__json_bool(vj, "reverse", &vo.reverse))))
         s = BAD("llm_model_load: invalid vectorizer settings");
     llm_email_options eo;
     llm_email_options_init(&eo);

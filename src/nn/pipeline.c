@@ -121,9 +121,10 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: bigram_buckets = %d must be in [0, 2^24], and 0 with a BPE tokenizer",
                           fn, vo.bigram_buckets);
     if ((vo.skip_unknown != 0 && vo.skip_unknown != 1) || (vo.unique != 0 && vo.unique != 1) ||
-        ((vo.skip_unknown || vo.unique) && !vocab))
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: skip_unknown = %d and unique = %d must be 0 or 1, and 0 with a BPE tokenizer",
-                          fn, vo.skip_unknown, vo.unique);
+        (vo.reverse != 0 && vo.reverse != 1) || ((vo.skip_unknown || vo.unique || vo.reverse) && !vocab))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: skip_unknown = %d, unique = %d and reverse = %d must be 0 or 1, and 0 with a BPE tokenizer",
+                          fn, vo.skip_unknown, vo.unique, vo.reverse);
     int32_t vsize;
     LLM__CHECK(vocab ? llm_vocab_size(vocab, &vsize) : llm_bpe_vocab_size(m->bpe, &vsize));
     LLM__CHECK(check_vocab_fits(m, vsize + vo.bigram_buckets, vocab ? "vocabulary (with bigram buckets)" : "tokenizer", fn));

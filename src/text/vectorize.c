@@ -31,10 +31,11 @@ llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
                           "%s: vectorize options bigram_buckets is %d; it must be in [0, 2^24]", fn,
                           (int)dst->bigram_buckets);
-    if ((dst->skip_unknown != 0 && dst->skip_unknown != 1) || (dst->unique != 0 && dst->unique != 1))
+    if ((dst->skip_unknown != 0 && dst->skip_unknown != 1) || (dst->unique != 0 && dst->unique != 1) ||
+        (dst->reverse != 0 && dst->reverse != 1))
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
-                          "%s: vectorize options skip_unknown is %d and unique %d; each must be 0 or 1", fn,
-                          dst->skip_unknown, dst->unique);
+                          "%s: vectorize options skip_unknown is %d, unique %d and reverse %d; each must be 0 or 1", fn,
+                          dst->skip_unknown, dst->unique, dst->reverse);
     return LLM_OK;
 }
 
@@ -111,6 +112,7 @@ llm_status llm__vectorize(const llm_vocab *v, const char *text, size_t len,
         reverse(a + r, ring - r);
         reverse(a, ring);
     }
+    if (o->reverse) reverse(out, m);
     if (o->padding == LLM_SEQ_PRE && m < seq) {
         memmove(out + (seq - m), out, (size_t)m * sizeof *out);
         for (int64_t i = 0; i < seq - m; i++) out[i] = LLM_VOCAB_PAD;

@@ -366,10 +366,11 @@ def test_vectorize_features(cpu, tmp_path):
     assert vocab.vectorize(text, seq_len=6, padding="post") == [a, b, llm.Vocab.OOV, a, c, b]
     assert vocab.vectorize(text, seq_len=6, padding="post", skip_unknown=True, unique=True) == [a, b, c, 0, 0, 0]
     assert vocab.vectorize(text, seq_len=2, truncation="pre", unique=True, skip_unknown=True) == [b, c]
+    assert vocab.vectorize(text, seq_len=4, unique=True, skip_unknown=True, reverse=True) == [0, c, b, a]
     with pytest.raises(llm.ArgumentTypeError):
         vocab.vectorize(text, seq_len=6, no_such_feature=1)
     m = llm.Model([L.embedding(len(vocab), 4), L.lstm(8), L.dense(1, "sigmoid")], backend=cpu, seed=3)
-    m.set_text_pipeline(vocab, seq_len=6, skip_unknown=True, unique=True)
+    m.set_text_pipeline(vocab, seq_len=6, skip_unknown=True, unique=True, reverse=True)
     p = m.predict_text(text)[0]
     path = str(tmp_path / "features.safetensors")
     m.save(path)
