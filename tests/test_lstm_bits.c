@@ -5,6 +5,7 @@
  * training repeats bit for bit for a seed and thread count. */
 #include <stdlib.h>
 #include "testutil.h"
+#include "cpu/cpu.h"
 
 /* H = 24 and 48: three panels of 8 (AVX2) or 16 (AVX-512) units, the
  * one-row path's odd panel; 128 (bidirectional too): a row alone on 2
@@ -13,7 +14,9 @@
  * (AVX-512) */
 enum { V = 40, E = 12, H = 48, HMAX = 2 * 128, HT = 64, T = 13, B = 32 };
 
-/* ids in [1, V), some rows ending in padding (id 0) */
+/* ids in [1, V), some rows ending in padding (id 0), others starting with
+ * it (pre-padding: the fused forward skips what a row alone or a whole
+ * group has of it), row 7 padding alone */
 static void make_ids(int32_t *ids) {
     uint64_t s = 99;
     for (int i = 0; i < B * T; i++) {
@@ -22,6 +25,9 @@ static void make_ids(int32_t *ids) {
     }
     for (int b = 0; b < B; b += 3)
         for (int t = T - 1 - b % 5; t < T; t++) ids[b * T + t] = 0;
+    for (int b = 1; b < B; b += 3)
+        for (int t = 0; t < 1 + b % 7; t++) ids[b * T + t] = 0;
+    for (int t = 0; t < T; t++) ids[7 * T + t] = 0;
 }
 
 static llm_model *lstm_model_dir(llm_backend *be, int units, llm_return_mode mode, int dense, int both_ways) {
@@ -70,9 +76,11 @@ static void prediction_case(int units, int both_ways) {
         llm_model *m = lstm_model_dir(be, both_ways ? units / 2 : units, LLM_RETURN_SEQUENCES, 0, both_ways);
         float *all = batch[threads - 1];
         predict_rows(m, be, units, ids, 0, B, all);
-        /* alone (the one-row path), and in batches of 2, 3, 5 and 17 rows
-         * (few-row groups, a thread's share, a group of 16 plus one) */
-        static const int parts[][2] = { { 0, 1 }, { 9, 1 }, { 31, 1 }, { 4, 2 }, { 20, 3 }, { 10, 5 }, { 15, 17 } };
+        /* alone (the one-row path; rows 4 and 13 start with padding, row 7 is
+         * padding alone), and in batches of 2, 3, 5 and 17 rows (few-row
+         * groups, a thread's share, a group of 16 plus one) */
+        static const int parts[][2] = { { 0, 1 }, { 9, 1 }, { 31, 1 }, { 4, 1 }, { 7, 1 }, { 13, 1 }, { 4, 2 },
+                                        { 20, 3 }, { 10, 5 }, { 15, 17 } };
         for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
             int first = parts[i][0], rows = parts[i][1];
             predict_rows(m, be, units, ids, first, rows, part);
@@ -122,6 +130,51 @@ static void train_steps(int threads, float *w) {
     llm_backend_free(be);
 }
 
+/* Skipping the leading padding steps changes no bit: a batch whose rows all
+ * start with 3 padding ids (the groups skip them), predicted and trained two
+ * steps with the skip on and off (the backward reads the skipped steps'
+ * gates, cells and states) */
+static void padded_run(int threads, float *pred, float *w) {
+    int32_t ids[B * T];
+    make_ids(ids);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < 3; t++) ids[b * T + t] = 0;
+    float y[B];
+    for (int b = 0; b < B; b++) y[b] = (float)(b % 2);
+    llm_backend *be = cpu(threads);
+    llm_model *m = lstm_model(be, HT, LLM_RETURN_LAST, 1);
+    llm_optimizer *opt;
+    ck_assert_ok(llm_optimizer_adam(&opt, 1e-2f));
+    ck_assert_ok(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, opt, LLM_METRIC_NONE));
+    llm_tensor *x, *t, *p;
+    ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){B, T}, ids, sizeof ids));
+    ck_assert_ok(llm_tensor_from_host(&t, be, LLM_DTYPE_F32, 1, (int64_t[]){B}, y, sizeof y));
+    ck_assert_ok(llm_model_predict(m, x, &p));
+    ck_assert_ok(llm_tensor_to_host(p, pred, B * sizeof *pred));
+    for (int i = 0; i < 2; i++) ck_assert_ok(llm_model_train_on_batch(m, x, t, NULL, NULL));
+    ck_assert_ok(llm_model_get_param(m, "lstm_0.weight_hh", w, (size_t)4 * HT * HT * sizeof *w));
+    llm_tensor_free(p);
+    llm_tensor_free(x);
+    llm_tensor_free(t);
+    llm_optimizer_free(opt);
+    llm_model_free(m);
+    llm_backend_free(be);
+}
+
+START_TEST(lstm_skipping_leading_padding_changes_no_bit) {
+    static float w_on[4 * HT * HT], w_off[4 * HT * HT];
+    float p_on[B], p_off[B];
+    for (int threads = 1; threads <= 2; threads++) {
+        padded_run(threads, p_on, w_on);
+        llm__cpu_lstm_skip_leading_padding = 0;
+        padded_run(threads, p_off, w_off);
+        llm__cpu_lstm_skip_leading_padding = 1;
+        ck_assert_msg(memcmp(p_on, p_off, sizeof p_on) == 0, "%d threads: predictions differ with the skip", threads);
+        ck_assert_msg(memcmp(w_on, w_off, sizeof w_on) == 0, "%d threads: trained weights differ with the skip", threads);
+    }
+}
+END_TEST
+
 START_TEST(lstm_training_repeats_bit_for_bit) {
     static float a[4 * HT * HT], b[4 * HT * HT], init[4 * HT * HT];
     for (int threads = 1; threads <= 2; threads++) {
@@ -146,6 +199,7 @@ Suite *suite_lstm_bits(void) {
     tcase_set_timeout(c, 60);
     tcase_add_test(c, lstm_prediction_independent_of_batch_and_threads);
     tcase_add_test(c, lstm_training_repeats_bit_for_bit);
+    tcase_add_test(c, lstm_skipping_leading_padding_changes_no_bit);
     suite_add_tcase(s, c);
     return s;
 }

@@ -84,6 +84,10 @@ void llm__cpu_gemm_own(int ta, int tb, int m, int n, int k, const float *a, int 
                        float beta, float *c, int ldc);
 /* kernels_lstm_fused.c: a whole LSTM layer forward, projection included */
 llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q, int *done);
+/* 1 (default): the fused forward skips the steps that are padding in every
+ * row of a group from the start (their outputs are the zeros a padded step
+ * writes); 0 runs them. Tests compare the two bit for bit. */
+extern int llm__cpu_lstm_skip_leading_padding;
 llm_status llm__cpu_lstm_sequence_backward_fused(llm_backend *be, const llm__lstm_sequence *q, int *done);
 /* kernels_recurrent_product.c: for one block of `rows` batch rows,
  * xw[r] += h[r] W_hh^T (W_hh^T packed first by llm__cpu_lstm_pack_w_hh into

@@ -47,7 +47,44 @@ typedef struct lf_job {
     /* batch 1 on several threads (lf_coop), atomic counters: input-row
      * blocks taken and rows projected; step tiles taken and finished */
     int64_t proj_next, proj_done, step_next, step_done;
+    int64_t first;        /* lf_coop: the first step run (the ones before are padding) */
 } lf_job;
+
+/* Steps before the first real one of every row in [b0, b0 + n), in the
+ * forward direction: the state is still zero there and a padded step
+ * carries it, so they need no product, only the zeros such a step writes
+ * (a pre-padded message of 150 words in a row of 600 runs 150 steps). 0
+ * when reversed (padding then comes last) or without a mask. */
+int llm__cpu_lstm_skip_leading_padding = 1;
+
+static int64_t lf_leading_pad(const llm__lstm_layer *q, int64_t b0, int64_t n) {
+    if (!q->mask || q->reverse || !llm__cpu_lstm_skip_leading_padding) return 0;
+    int64_t lead = q->T;
+    for (int64_t r = 0; r < n && lead > 0; r++) {
+        const float *m = q->mask + (b0 + r) * q->T;
+        int64_t k = 0;
+        while (k < lead && m[k] == 0.0f) k++;
+        lead = k;
+    }
+    return lead;
+}
+
+/* What steps [0, s0) of rows [b0, b0 + n) write as padded steps from the
+ * zero state: the bits lf_cell's padded branch would store. */
+static void lf_zero_steps(const llm__lstm_layer *q, int64_t b0, int64_t n, int64_t s0) {
+    const int64_t T = q->T, H = q->H;
+    const size_t hb = (size_t)H * sizeof(float);
+    for (int64_t b = b0; b < b0 + n; b++) {
+        for (int64_t t = 0; t < s0; t++) {
+            const int64_t row = b * T + t;
+            if (q->gates) memset(q->gates + row * 4 * H, 0, 4 * hb);
+            if (q->c) memset(q->c + row * H, 0, hb);
+            if (q->h) memset(q->h + row * H, 0, hb);
+            if (q->hprev && t + 1 < T) memset(q->hprev + (row + 1) * H, 0, hb);
+        }
+        if (q->h_last && s0 == T) memset(q->h_last + b * H, 0, hb);
+    }
+}
 
 #define LF_COOP_ROWS 16  /* input rows a thread projects at a time */
 #define LF_COOP_PANELS 4 /* panels of a step a thread takes at a time */
@@ -204,7 +241,10 @@ llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q
     if (B == 1 && threads > 1 && T > 1) {
         /* one row: the threads split each step's units (see lf_coop) */
         memset(j.abuf0, 0, (size_t)H * sizeof(float));
+        memset(j.abuf1, 0, (size_t)H * sizeof(float));
         memset(j.cbuf, 0, (size_t)H * sizeof(float));
+        j.first = lf_leading_pad(q, 0, 1);
+        lf_zero_steps(q, 0, 1, j.first);
         llm__pool_fn coop = lf_coop_generic;
 #ifdef LF_HAVE_FMA
         if (isa == 2) coop = lf_coop_avx512;

@@ -289,14 +289,20 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
     float *cbuf = jb->cbuf + b0 * H;
     memset(abuf[0], 0, (size_t)(n * lda) * sizeof(float));
     memset(cbuf, 0, (size_t)(n * H) * sizeof(float));
+    /* steps that are padding in every row of the group from the start */
+    const int64_t first = lf_leading_pad(q, b0, n);
+    if (first > 0) {
+        lf_zero_steps(q, b0, n, first);
+        memset(abuf[1], 0, (size_t)(n * lda) * sizeof(float));
+    }
     LFV acc[4][8];
     if (two) {
         /* few rows: every step's x W_ih^T + bias first, one product over the
-         * rows' T * n inputs (contiguous in x); the steps then stream only
-         * W_hh from cache */
-        LF_FN(lf_project)(jb, b0 * T, (b0 + n) * T);
+         * rows' inputs (contiguous in x); the steps then stream only W_hh
+         * from cache */
+        for (int64_t r = 0; r < n; r++) LF_FN(lf_project)(jb, (b0 + r) * T + first, (b0 + r + 1) * T);
     }
-    for (int64_t s = 0; s < T; s++) {
+    for (int64_t s = first; s < T; s++) {
         const int64_t t = q->reverse ? T - 1 - s : s;
         lf_step st = {
             .q = q, .b0 = b0, .t = t, .tn = s < T - 1 ? (q->reverse ? t - 1 : t + 1) : -1, .last = s == T - 1,
@@ -376,20 +382,21 @@ LF_TARGET static void LF_FN(lf_coop)(void *p, int64_t t0, int64_t t1) {
     const llm__lstm_layer *q = jb->q;
     const int64_t E = q->E, H = q->H, K = E + H, T = q->T, G4 = 4 * H, wst = K * LF_PW;
     const int U = (int)(H / LF_VW);
+    const int64_t first = jb->first; /* steps before it are padding (kernels_lstm_fused.c) */
     for (;;) {
-        const int64_t i = __atomic_fetch_add(&jb->proj_next, 1, __ATOMIC_RELAXED) * LF_COOP_ROWS;
+        const int64_t i = first + __atomic_fetch_add(&jb->proj_next, 1, __ATOMIC_RELAXED) * LF_COOP_ROWS;
         if (i >= T) break;
         const int64_t e = T - i < LF_COOP_ROWS ? T : i + LF_COOP_ROWS;
         LF_FN(lf_project)(jb, i, e);
         __atomic_fetch_add(&jb->proj_done, e - i, __ATOMIC_RELEASE);
     }
-    lf_wait_for(&jb->proj_done, T);
+    lf_wait_for(&jb->proj_done, T - first);
     const int64_t tiles = (U + LF_COOP_PANELS - 1) / LF_COOP_PANELS;
     for (;;) {
         const int64_t idx = __atomic_fetch_add(&jb->step_next, 1, __ATOMIC_RELAXED);
-        if (idx >= T * tiles) break;
-        const int64_t s = idx / tiles, c = idx % tiles, t = q->reverse ? T - 1 - s : s;
-        lf_wait_for(&jb->step_done, s * tiles);
+        if (idx >= (T - first) * tiles) break;
+        const int64_t s = first + idx / tiles, c = idx % tiles, t = q->reverse ? T - 1 - s : s;
+        lf_wait_for(&jb->step_done, (s - first) * tiles);
         const lf_step st = {
             .q = q, .b0 = 0, .t = t, .tn = s < T - 1 ? (q->reverse ? t - 1 : t + 1) : -1, .last = s == T - 1,
             .a = s & 1 ? jb->abuf1 : jb->abuf0, .an = s & 1 ? jb->abuf0 : jb->abuf1, .lda = H, .hoff = 0,
