@@ -107,12 +107,16 @@ START_TEST(lstm_prediction_independent_of_batch_and_threads) {
 }
 END_TEST
 
-/* weight_hh after a few training steps of the seed model */
-static void train_steps(int threads, float *w) {
+/* The seed model's predictions for the batch (pred, may be NULL), then its
+ * weight_hh after a few training steps; pad_front: every row starts with
+ * that many padding ids (the groups then skip those steps) */
+static void train_steps(int threads, int pad_front, float *pred, float *w) {
     int32_t ids[B * T];
     make_ids(ids);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < pad_front; t++) ids[b * T + t] = 0;
     float y[B];
-    for (int b = 0; b < B; b++) y[b] = (float)(ids[b * T] % 2);
+    for (int b = 0; b < B; b++) y[b] = (float)(b % 2);
     llm_backend *be = cpu(threads);
     llm_model *m = lstm_model(be, HT, LLM_RETURN_LAST, 1);
     llm_optimizer *opt;
@@ -121,6 +125,12 @@ static void train_steps(int threads, float *w) {
     llm_tensor *x, *t;
     ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){B, T}, ids, sizeof ids));
     ck_assert_ok(llm_tensor_from_host(&t, be, LLM_DTYPE_F32, 1, (int64_t[]){B}, y, sizeof y));
+    if (pred) {
+        llm_tensor *p;
+        ck_assert_ok(llm_model_predict(m, x, &p));
+        ck_assert_ok(llm_tensor_to_host(p, pred, B * sizeof *pred));
+        llm_tensor_free(p);
+    }
     for (int i = 0; i < 4; i++) ck_assert_ok(llm_model_train_on_batch(m, x, t, NULL, NULL));
     ck_assert_ok(llm_model_get_param(m, "lstm_0.weight_hh", w, (size_t)4 * HT * HT * sizeof *w));
     llm_tensor_free(x);
@@ -131,43 +141,15 @@ static void train_steps(int threads, float *w) {
 }
 
 /* Skipping the leading padding steps changes no bit: a batch whose rows all
- * start with 3 padding ids (the groups skip them), predicted and trained two
- * steps with the skip on and off (the backward reads the skipped steps'
- * gates, cells and states) */
-static void padded_run(int threads, float *pred, float *w) {
-    int32_t ids[B * T];
-    make_ids(ids);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < 3; t++) ids[b * T + t] = 0;
-    float y[B];
-    for (int b = 0; b < B; b++) y[b] = (float)(b % 2);
-    llm_backend *be = cpu(threads);
-    llm_model *m = lstm_model(be, HT, LLM_RETURN_LAST, 1);
-    llm_optimizer *opt;
-    ck_assert_ok(llm_optimizer_adam(&opt, 1e-2f));
-    ck_assert_ok(llm_model_compile(m, LLM_LOSS_BINARY_CROSSENTROPY, opt, LLM_METRIC_NONE));
-    llm_tensor *x, *t, *p;
-    ck_assert_ok(llm_tensor_from_host(&x, be, LLM_DTYPE_I32, 2, (int64_t[]){B, T}, ids, sizeof ids));
-    ck_assert_ok(llm_tensor_from_host(&t, be, LLM_DTYPE_F32, 1, (int64_t[]){B}, y, sizeof y));
-    ck_assert_ok(llm_model_predict(m, x, &p));
-    ck_assert_ok(llm_tensor_to_host(p, pred, B * sizeof *pred));
-    for (int i = 0; i < 2; i++) ck_assert_ok(llm_model_train_on_batch(m, x, t, NULL, NULL));
-    ck_assert_ok(llm_model_get_param(m, "lstm_0.weight_hh", w, (size_t)4 * HT * HT * sizeof *w));
-    llm_tensor_free(p);
-    llm_tensor_free(x);
-    llm_tensor_free(t);
-    llm_optimizer_free(opt);
-    llm_model_free(m);
-    llm_backend_free(be);
-}
-
+ * start with 3 padding ids, predicted and trained with the skip on and off
+ * (the backward reads the skipped steps' cells and entering states) */
 START_TEST(lstm_skipping_leading_padding_changes_no_bit) {
     static float w_on[4 * HT * HT], w_off[4 * HT * HT];
     float p_on[B], p_off[B];
     for (int threads = 1; threads <= 2; threads++) {
-        padded_run(threads, p_on, w_on);
+        train_steps(threads, 3, p_on, w_on);
         llm__cpu_lstm_skip_leading_padding = 0;
-        padded_run(threads, p_off, w_off);
+        train_steps(threads, 3, p_off, w_off);
         llm__cpu_lstm_skip_leading_padding = 1;
         ck_assert_msg(memcmp(p_on, p_off, sizeof p_on) == 0, "%d threads: predictions differ with the skip", threads);
         ck_assert_msg(memcmp(w_on, w_off, sizeof w_on) == 0, "%d threads: trained weights differ with the skip", threads);
@@ -178,8 +160,8 @@ END_TEST
 START_TEST(lstm_training_repeats_bit_for_bit) {
     static float a[4 * HT * HT], b[4 * HT * HT], init[4 * HT * HT];
     for (int threads = 1; threads <= 2; threads++) {
-        train_steps(threads, a);
-        train_steps(threads, b);
+        train_steps(threads, 0, NULL, a);
+        train_steps(threads, 0, NULL, b);
         ck_assert_msg(memcmp(a, b, sizeof a) == 0, "%d threads: two runs trained different weights", threads);
     }
     /* the steps changed the weights (so the runs did train) */
