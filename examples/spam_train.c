@@ -924,7 +924,9 @@ typedef struct recipe_spec {
     int nb, bag, seq, epochs, vocab, truncate_pre, tag_headers;
     double lr;
     const char *keep_headers;
-    int bigrams, unique, raw_body, reverse;
+    int bigrams;
+    int unique;   /* --unique-tokens 1 --skip-unknown 1 */
+    int raw_body, reverse;
 } recipe_spec;
 static const recipe_spec recipe[] = {
     /* NBSVM over every header, tagged, and the first 3000 tokens; every token (vocab 200000) */

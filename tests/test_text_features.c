@@ -15,6 +15,17 @@ static const char mail[] =
     "\r\n"
     "free money, free!\r\n";
 
+/* A vocabulary of text's words (every one kept). */
+static llm_vocab *vocab_of(const char *text) {
+    llm_vocab_builder *b;
+    llm_vocab *v;
+    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
+    ck_assert_ok(llm_vocab_builder_add(b, text, strlen(text)));
+    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
+    llm_vocab_builder_free(b);
+    return v;
+}
+
 START_TEST(tagged_headers_are_other_tokens) {
     llm_email_options eo;
     llm_email_options_init(&eo);
@@ -45,12 +56,7 @@ END_TEST
 
 /* ids of "a b c a b" with bigram buckets: unigram, then the pair ending it */
 START_TEST(bigram_ids_follow_their_tokens) {
-    llm_vocab_builder *b;
-    llm_vocab *v;
-    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
-    ck_assert_ok(llm_vocab_builder_add(b, "a b c", 5));
-    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
-    llm_vocab_builder_free(b);
+    llm_vocab *v = vocab_of("a b c");
     int32_t vs;
     ck_assert_ok(llm_vocab_size(v, &vs));
     ck_assert_int_eq(vs, 5);
@@ -91,12 +97,7 @@ END_TEST
 
 /* "a b z a c b" over the vocabulary {a, b, c}: z is unknown, a and b repeat */
 START_TEST(unknown_and_repeated_words_can_be_left_out) {
-    llm_vocab_builder *b;
-    llm_vocab *v;
-    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
-    ck_assert_ok(llm_vocab_builder_add(b, "a b c", 5));
-    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
-    llm_vocab_builder_free(b);
+    llm_vocab *v = vocab_of("a b c");
     int32_t a, bb, c;
     ck_assert_ok(llm_vocab_lookup(v, "a", 1, &a));
     ck_assert_ok(llm_vocab_lookup(v, "b", 1, &bb));
@@ -167,13 +168,8 @@ END_TEST
 
 /* Middle truncation keeps the start (headers, subject) and the end. */
 START_TEST(middle_truncation_keeps_both_ends) {
-    llm_vocab *v;
     const char *text = "a b c d e f g";
-    llm_vocab_builder *b;
-    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
-    ck_assert_ok(llm_vocab_builder_add(b, text, strlen(text)));
-    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
-    llm_vocab_builder_free(b);
+    llm_vocab *v = vocab_of(text);
     llm_vectorize_options o;
     llm_vectorize_options_init(&o);
     o.truncation = LLM_SEQ_MIDDLE;
@@ -282,13 +278,8 @@ END_TEST
 START_TEST(reverse_survives_save_and_load) {
     llm_backend *be;
     ck_assert_ok(llm_backend_create(&be, LLM_BACKEND_CPU, NULL));
-    llm_vocab_builder *b;
-    llm_vocab *v;
     const char *text = "free money now for you today";
-    ck_assert_ok(llm_vocab_builder_create(&b, NULL));
-    ck_assert_ok(llm_vocab_builder_add(b, text, strlen(text)));
-    ck_assert_ok(llm_vocab_builder_build(b, NULL, &v));
-    llm_vocab_builder_free(b);
+    llm_vocab *v = vocab_of(text);
     int32_t vs;
     ck_assert_ok(llm_vocab_size(v, &vs));
     llm_vectorize_options vo;
