@@ -124,6 +124,7 @@ typedef float v16 __attribute__((vector_size(64)));
 #  define LFV v16
 #  define LF_VW 16
 #  define LF_ROWS4 1
+#  define LF_ROWS3 0
 #  define LF_LD(dst, p) __builtin_memcpy(&(dst), (p), sizeof(v16))
 #  define LF_ST(p, src) __builtin_memcpy((p), &(src), sizeof(v16))
 #  define LF_SPLAT(s) ((v16){ (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s), (s) })
@@ -137,6 +138,7 @@ typedef float v16 __attribute__((vector_size(64)));
 #  undef LFV
 #  undef LF_VW
 #  undef LF_ROWS4
+#  undef LF_ROWS3
 #  undef LF_LD
 #  undef LF_ST
 #  undef LF_SPLAT
@@ -150,6 +152,7 @@ typedef float v16 __attribute__((vector_size(64)));
 #  define LFV v8
 #  define LF_VW 8
 #  define LF_ROWS4 0
+#  define LF_ROWS3 1
 #  define LF_LD V8_LD
 #  define LF_ST V8_ST
 #  define LF_SPLAT V8_SPLAT
@@ -166,6 +169,7 @@ typedef float v16 __attribute__((vector_size(64)));
 #  undef LF_IN_REG
 #  undef LF_MIN
 #  undef LF_MAX
+#  undef LF_ROWS3
 #  define LF_HAVE_FMA 1
 #else
 #  define LFV v8
@@ -178,6 +182,7 @@ typedef float v16 __attribute__((vector_size(64)));
 
 #define LF_ISA generic
 #define LF_TARGET
+#define LF_ROWS3 0 /* SSE: 16 registers of 4 floats */
 #define LF_MADD(c, a, b) ((c) + (a) * (b))
 #define LF_IN_REG(v) ((void)0)
 /* minps / maxps: a < b ? a : b, and b where either is NaN */
