@@ -211,6 +211,9 @@ $(BUILD)/obj/%.o: %.c
 # kernels never take the square root of a negative number.
 CPU_OPT := $(if $(filter -O2,$(OPT)),-O3,) -fno-trapping-math -fno-math-errno
 $(BUILD)/obj/src/cpu/%.o: BASE_CFLAGS += $(CPU_OPT)
+# attention's tile products are bound by multiply-adds: let its FMA clones
+# (LLM__SIMD_CLONES_FMA in simd.h) fuse them
+$(BUILD)/obj/src/cpu/kernels_attention.o: BASE_CFLAGS += -ffp-contract=fast
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -19,8 +19,8 @@
  * bit-identical for any thread count.
  *
  * The tile products go through one register-blocked kernel (tile_mm.h, 4 rows
- * x 16 columns of accumulators in GCC vector types, AVX2 through
- * LLM__SIMD_CLONES); every element of a product is summed over the inner
+ * x 16 columns of accumulators in GCC vector types, AVX-512 or AVX2 with
+ * fused multiply-adds through LLM__SIMD_CLONES_FMA); every element of a product is summed over the inner
  * dimension in order from zero, so the result does not depend on how the
  * tiles are blocked. Operands the kernel reads as vectors (the B side) are
  * copied into padded scratch (keys transposed); the A side is read in place
@@ -299,7 +299,7 @@ static inline __attribute__((always_inline)) void fwd_item(const llm__attention 
     }
 }
 
-LLM__SIMD_CLONES
+LLM__SIMD_CLONES_FMA
 static void fwd_slots(void *p, int64_t begin, int64_t end) {
     const attn_ctx *c = p;
     float stack[STACK_FLOATS];
@@ -416,7 +416,7 @@ static inline __attribute__((always_inline)) void bwd_item(const llm__attention 
     }
 }
 
-LLM__SIMD_CLONES
+LLM__SIMD_CLONES_FMA
 static void bwd_slots(void *p, int64_t begin, int64_t end) {
     const attn_ctx *c = p;
     float stack[STACK_FLOATS];

@@ -20,6 +20,20 @@
 #  define LLM__SIMD_CLONES
 #endif
 
+/* Clones for kernels bound by multiply-adds (attention): x86-64-v4
+ * (AVX-512) and v3 (AVX2 with FMA) and the baseline, for a file compiled
+ * with -ffp-contract=fast (see the Makefile), so a * b + c is one fused
+ * multiply-add in the first two. Other bits than the baseline clone, and
+ * than LLM__SIMD_CLONES; still the same bits for any thread count and
+ * batch within one clone. GCC 12 knows these levels; other compilers get
+ * the plain clones. */
+#if defined(__x86_64__) && !defined(LLM_NO_SIMD_CLONES) && defined(__GNUC__) && !defined(__clang__) && \
+    __GNUC__ >= 12
+#  define LLM__SIMD_CLONES_FMA __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#  define LLM__SIMD_CLONES_FMA LLM__SIMD_CLONES
+#endif
+
 /* Eight floats as one value: GCC and Clang compile its arithmetic to one AVX
  * instruction, or to two SSE ones in the baseline build, lane by lane either
  * way (the vectoriser does not turn partial-sum arrays of plain C into
