@@ -263,7 +263,7 @@ LF_TARGET static void LF_FN(lf_project)(const lf_job *jb, int64_t i0, int64_t i1
     float *xw = jb->xw;
     LFV acc[4][8];
     for (int64_t i = i0; i < i1;) {
-        const int R = i1 - i >= 4 && LF_ROWS4 ? 4 : i1 - i >= 3 && LF_ROWS3 ? 3 : i1 - i >= 2 ? 2 : 1;
+        const int R = i1 - i >= 4 && LF_ROWS4 ? 4 : i1 - i >= 3 && i1 - i != 4 && LF_ROWS3 ? 3 : i1 - i >= 2 ? 2 : 1;
         for (int u = 0; u < U; u++) {
 #if LF_ROWS4
             if (R == 4)
@@ -368,7 +368,7 @@ LF_TARGET static void LF_FN(lf_rows)(const lf_job *jb, int64_t b0, int64_t n) {
                 }
 #endif
 #if LF_ROWS3
-                for (; r + 3 <= n; r += 3) {
+                for (; r + 3 <= n && n - r != 4; r += 3) { /* 4 left: 2 + 2, not 3 + 1 */
                     LF_FN(lf_tile_3x1_ld)(k, st.a + r * lda, lda, w + u * wst, LF_PW, init + r * init_ld + u * u_ld,
                                           init_ld, acc);
                     for (int i = 0; i < 3; i++)
@@ -516,7 +516,7 @@ LF_TARGET static void LF_FN(lf_back_rows)(void *p, int64_t b0, int64_t b1) {
                 }
 #endif
 #if LF_ROWS3
-                for (; r + 3 <= n; r += 3) {
+                for (; r + 3 <= n && n - r != 4; r += 3) { /* 4 left: 2 + 2, not 3 + 1 */
                     float *o = dh + r * H + j;
                     LF_FN(lf_tile_3x1_ld)(kb, dg + r * ld + k0, ld, w, H, o, H, acc);
                     for (int i = 0; i < 3; i++)
