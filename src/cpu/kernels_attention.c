@@ -20,11 +20,11 @@
  *
  * The tile products go through one register-blocked kernel (tile_mm.h, 4 rows
  * x 16 columns of accumulators in GCC vector types, AVX-512 or AVX2 with
- * fused multiply-adds through LLM__SIMD_CLONES_FMA); every element of a product is summed over the inner
- * dimension in order from zero, so the result does not depend on how the
- * tiles are blocked. Operands the kernel reads as vectors (the B side) are
- * copied into padded scratch (keys transposed); the A side is read in place
- * through strides. Causal tiles above the diagonal are skipped entirely, and
+ * fused multiply-adds through LLM__SIMD_CLONES_FMA); every element of a
+ * product is summed over the inner dimension in order from zero, so the
+ * result does not depend on how the tiles are blocked. Operands the kernel
+ * reads as vectors (the B side) are copied into padded scratch (keys
+ * transposed); the A side is read in place through strides. Causal tiles above the diagonal are skipped entirely, and
  * so are key tiles that the padding mask hides completely. Query tiles of
  * fewer than SMALL_M rows (incremental decoding: Tq = 1) take a per-row path
  * with dot products against the keys in place, which avoids transposing the
