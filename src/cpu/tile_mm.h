@@ -28,27 +28,26 @@ static inline __attribute__((always_inline)) void llm__tile_mm(int m, int n, int
         const float *a0 = a + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
         float *c0 = c + i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
         int j = 0;
-        if (!wide)
-            for (; j + 16 <= n; j += 16) {
-                v8 x0 = zero, x1 = zero, x2 = zero, x3 = zero, y0 = zero, y1 = zero, y2 = zero, y3 = zero;
-                if (acc) {
-                    V8_LD(x0, c0 + j); V8_LD(x1, c1 + j); V8_LD(x2, c2 + j); V8_LD(x3, c3 + j);
-                    V8_LD(y0, c0 + j + 8); V8_LD(y1, c1 + j + 8); V8_LD(y2, c2 + j + 8); V8_LD(y3, c3 + j + 8);
-                }
-                const float *bp = b + j;
-                for (int p = 0; p < k; p++, bp += ldb) {
-                    v8 b0, b1;
-                    V8_LD(b0, bp); V8_LD(b1, bp + 8);
-                    const float s0 = a0[p * acs], s1 = a1[p * acs], s2 = a2[p * acs], s3 = a3[p * acs];
-                    x0 += s0 * b0; y0 += s0 * b1;
-                    x1 += s1 * b0; y1 += s1 * b1;
-                    x2 += s2 * b0; y2 += s2 * b1;
-                    x3 += s3 * b0; y3 += s3 * b1;
-                }
-                V8_ST(c0 + j, x0); V8_ST(c1 + j, x1); V8_ST(c2 + j, x2); V8_ST(c3 + j, x3);
-                V8_ST(c0 + j + 8, y0); V8_ST(c1 + j + 8, y1); V8_ST(c2 + j + 8, y2); V8_ST(c3 + j + 8, y3);
+        for (; !wide && j + 16 <= n; j += 16) {
+            v8 x0 = zero, x1 = zero, x2 = zero, x3 = zero, y0 = zero, y1 = zero, y2 = zero, y3 = zero;
+            if (acc) {
+                V8_LD(x0, c0 + j); V8_LD(x1, c1 + j); V8_LD(x2, c2 + j); V8_LD(x3, c3 + j);
+                V8_LD(y0, c0 + j + 8); V8_LD(y1, c1 + j + 8); V8_LD(y2, c2 + j + 8); V8_LD(y3, c3 + j + 8);
             }
-        for (; j + 16 <= n; j += 16) {
+            const float *bp = b + j;
+            for (int p = 0; p < k; p++, bp += ldb) {
+                v8 b0, b1;
+                V8_LD(b0, bp); V8_LD(b1, bp + 8);
+                const float s0 = a0[p * acs], s1 = a1[p * acs], s2 = a2[p * acs], s3 = a3[p * acs];
+                x0 += s0 * b0; y0 += s0 * b1;
+                x1 += s1 * b0; y1 += s1 * b1;
+                x2 += s2 * b0; y2 += s2 * b1;
+                x3 += s3 * b0; y3 += s3 * b1;
+            }
+            V8_ST(c0 + j, x0); V8_ST(c1 + j, x1); V8_ST(c2 + j, x2); V8_ST(c3 + j, x3);
+            V8_ST(c0 + j + 8, y0); V8_ST(c1 + j + 8, y1); V8_ST(c2 + j + 8, y2); V8_ST(c3 + j + 8, y3);
+        }
+        for (; wide && j + 16 <= n; j += 16) {
             v16 x0 = zero16, x1 = zero16, x2 = zero16, x3 = zero16;
             if (acc) { V16_LD(x0, c0 + j); V16_LD(x1, c1 + j); V16_LD(x2, c2 + j); V16_LD(x3, c3 + j); }
             const float *bp = b + j;
@@ -83,18 +82,7 @@ static inline __attribute__((always_inline)) void llm__tile_mm(int m, int n, int
         const float *a0 = a + i * ars;
         float *c0 = c + i * ldc;
         int j = 0;
-        for (; !wide && j + 8 <= n; j += 8) {
-            v8 x0 = zero;
-            if (acc) V8_LD(x0, c0 + j);
-            const float *bp = b + j;
-            for (int p = 0; p < k; p++, bp += ldb) {
-                v8 b0;
-                V8_LD(b0, bp);
-                x0 += a0[p * acs] * b0;
-            }
-            V8_ST(c0 + j, x0);
-        }
-        for (; j + 16 <= n; j += 16) {
+        for (; wide && j + 16 <= n; j += 16) {
             v16 x0 = zero16;
             if (acc) V16_LD(x0, c0 + j);
             const float *bp = b + j;
@@ -105,7 +93,7 @@ static inline __attribute__((always_inline)) void llm__tile_mm(int m, int n, int
             }
             V16_ST(c0 + j, x0);
         }
-        if (j < n) {
+        for (; j < n; j += 8) {
             v8 x0 = zero;
             if (acc) V8_LD(x0, c0 + j);
             const float *bp = b + j;
