@@ -15,6 +15,16 @@ static const char mail[] =
     "\r\n"
     "free money, free!\r\n";
 
+/* m saved to a new file named from the template path (its XXXXXX filled in)
+ * and loaded back into *back; the caller unlinks path */
+static void save_and_reload(llm_model *m, llm_backend *be, char *path, llm_model **back) {
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_ok(llm_model_save(m, path));
+    ck_assert_ok(llm_model_load(back, be, path));
+}
+
 /* A vocabulary of text's words (every one kept). */
 static llm_vocab *vocab_of(const char *text) {
     llm_vocab_builder *b;
@@ -234,11 +244,7 @@ START_TEST(features_survive_save_and_load) {
     ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){ 16 }));
     ck_assert_ok(llm_model_set_text_pipeline(m, v, &vo, &eo));
     char path[] = "/tmp/llm_feat_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    ck_assert_ok(llm_model_save(m, path));
-    ck_assert_ok(llm_model_load(&back, be, path));
+    save_and_reload(m, be, path, &back);
     char path2[64];
     snprintf(path2, sizeof path2, "%s.again", path);
     ck_assert_ok(llm_model_save(back, path2)); /* before its pipeline changes below */
@@ -296,11 +302,7 @@ START_TEST(reverse_survives_save_and_load) {
     ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){ 8 }));
     ck_assert_ok(llm_model_set_text_pipeline(m, v, &vo, NULL));
     char path[] = "/tmp/llm_rev_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    ck_assert_ok(llm_model_save(m, path));
-    ck_assert_ok(llm_model_load(&back, be, path));
+    save_and_reload(m, be, path, &back);
     unlink(path);
     float p1, p2, p3;
     ck_assert_ok(llm_model_predict_text(m, text, strlen(text), &p1, 1));
