@@ -725,6 +725,22 @@ START_TEST(train_cross_validation) {
     ASSERT_EXIT(&r, 0);
     ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
     run_free(&r);
+    RUN(&r, "spam_train", "--data", FIXTURES, TINY, "--arch", "nb", "--seq", "800", "--char-ngrams", "256",
+        "--char-ngram-len", "2-4", "--cv", "2");
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "cv mean accuracy="), "%s", r.out);
+    run_free(&r);
+    const char *bad_lengths[] = { "5-3", "0-2", "3-17", "3", "3-5x" };
+    for (size_t i = 0; i < sizeof bad_lengths / sizeof bad_lengths[0]; i++) {
+        RUN(&r, "spam_train", "--data", FIXTURES, "--char-ngrams", "64", "--char-ngram-len", (char *)bad_lengths[i]);
+        ASSERT_EXIT(&r, 2);
+        ck_assert_msg(strstr(r.err, "--char-ngram-len takes MIN-MAX"), "%s: %s", bad_lengths[i], r.err);
+        run_free(&r);
+    }
+    RUN(&r, "spam_train", "--data", FIXTURES, "--arch", "transformer", "--char-ngrams", "64");
+    ASSERT_EXIT(&r, 2);
+    ck_assert_msg(strstr(r.err, "--char-ngrams are for word vocabularies"), "%s", r.err);
+    run_free(&r);
     RUN(&r, "spam_train", "--data", FIXTURES, "--arch", "transformer", "--epochs", "1", "--seq", "32", "--embed", "16",
         "--layers", "1", "--heads", "2", "--bpe-vocab", "300", "--quiet", "--cv", "2");
     ASSERT_EXIT(&r, 0);
@@ -749,8 +765,9 @@ START_TEST(train_recipe_best) {
     run_result r;
     RUN(&r, "spam_train", "--data", FIXTURES, "--model", model, "--recipe", "best", "--quiet");
     ASSERT_EXIT(&r, 0);
-    ck_assert_msg(strstr(r.out, "recipe member 1/7 (nb) trained") && strstr(r.out, "recipe member 4/7 (nb-headers) trained") &&
-                      strstr(r.out, "saved the 7-member ensemble"), "%s", r.out);
+    ck_assert_msg(strstr(r.out, "recipe member 1/8 (nb) trained") && strstr(r.out, "recipe member 4/8 (nb-headers) trained") &&
+                      strstr(r.out, "recipe member 5/8 (nb-subwords) trained") &&
+                      strstr(r.out, "saved the 8-member ensemble"), "%s", r.out);
     run_free(&r);
     llm_backend *be = NULL;
     llm_model *m = NULL;
@@ -758,7 +775,7 @@ START_TEST(train_recipe_best) {
     ck_assert_int_eq(llm_backend_create(&be, LLM_BACKEND_CPU, NULL), LLM_OK);
     ck_assert_int_eq(llm_model_load(&m, be, model), LLM_OK);
     ck_assert_int_eq(llm_model_ensemble_size(m, &n), LLM_OK);
-    ck_assert_int_eq(n, 7);
+    ck_assert_int_eq(n, 8);
     llm_model_free(m);
     llm_backend_free(be);
     RUN(&r, "spam_eval", "--model", model, "--data", FIXTURES, "--quiet");

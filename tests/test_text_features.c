@@ -1,6 +1,6 @@
 /* Text features for bag-of-words models: header-aware tokens (the e-mail
  * reader's tag_headers, keep_headers "*"), hashed word bigrams (the
- * vectorizer's bigram_buckets), rows without unknown or repeated words
+ * vectorizer's bigram_buckets), character n-grams (char_ngram_buckets), rows without unknown or repeated words
  * (skip_unknown, unique) or back to front (reverse), through a saved and loaded model too, and
  * Naive-Bayes log-count ratios. */
 #include <stdio.h>
@@ -101,6 +101,64 @@ START_TEST(bigram_ids_follow_their_tokens) {
     ck_assert_int_eq(last[2], ab);
     o.bigram_buckets = -1;
     ck_assert_fails(llm_vectorize(v, "a", 1, &o, ids, 3, NULL), LLM_ERR_INVALID_ARGUMENT);
+    llm_vocab_free(v);
+}
+END_TEST
+
+/* the subword ids of "ab zz abc": after each token's own id, the n-grams of
+ * "<ab>" (2 and 3 bytes: <a ab b> <ab ab>), the unknown "zz"'s too */
+START_TEST(char_ngram_ids_follow_their_tokens) {
+    llm_vocab *v = vocab_of("ab cd");
+    int32_t vs, ab;
+    ck_assert_ok(llm_vocab_size(v, &vs));
+    ck_assert_ok(llm_vocab_lookup(v, "ab", 2, &ab));
+    llm_vectorize_options o;
+    llm_vectorize_options_init(&o);
+    ck_assert_int_eq(o.char_ngram_buckets, 0);
+    ck_assert_int_eq(o.char_ngram_min, 3);
+    ck_assert_int_eq(o.char_ngram_max, 5);
+    o.seq_len = 32;
+    o.padding = LLM_SEQ_POST;
+    o.char_ngram_buckets = 1000;
+    o.char_ngram_min = 2;
+    o.char_ngram_max = 3;
+    int32_t ids[32];
+    int64_t n;
+    const char *text = "ab zz abc";
+    ck_assert_ok(llm_vectorize(v, text, strlen(text), &o, ids, 32, &n));
+    ck_assert_int_eq(n, 1 + 5 + 1 + 5 + 1 + 7);
+    ck_assert_int_eq(ids[0], ab);
+    ck_assert_int_eq(ids[6], LLM_VOCAB_OOV);
+    ck_assert_int_eq(ids[12], LLM_VOCAB_OOV); /* "abc" is not in the vocabulary */
+    for (int i = 1; i < 20; i++)
+        if (i != 6 && i != 12) ck_assert(ids[i] >= vs && ids[i] < vs + 1000);
+    for (int i = 20; i < 32; i++) ck_assert_int_eq(ids[i], LLM_VOCAB_PAD);
+    /* "<abc>": <a ab bc c> (ids 13-16), <ab abc bc> (17-19): the n-grams both words have share ids */
+    ck_assert_int_eq(ids[1], ids[13]); /* <a */
+    ck_assert_int_eq(ids[2], ids[14]); /* ab */
+    ck_assert_int_eq(ids[4], ids[17]); /* <ab */
+    ck_assert_int_ne(ids[3], ids[16]); /* b> and c> (almost surely) differ */
+    /* an unknown word's n-grams stay when the word itself is left out, and
+     * repeated n-grams go with unique; bigram ids come first, so the subwords move up */
+    o.skip_unknown = 1;
+    o.unique = 1;
+    int32_t ids2[32];
+    ck_assert_ok(llm_vectorize(v, text, strlen(text), &o, ids2, 32, &n));
+    ck_assert_int_eq(n, 1 + 5 + 5 + 4); /* abc adds bc c> abc bc> */
+    ck_assert_int_eq(ids2[6], ids[7]);
+    o.skip_unknown = o.unique = 0;
+    o.bigram_buckets = 50;
+    ck_assert_ok(llm_vectorize(v, "ab", 2, &o, ids2, 32, &n));
+    ck_assert_int_eq(n, 6);
+    ck_assert_int_eq(ids2[1], ids[1] + 50);
+    /* bad settings */
+    const int32_t bad[][3] = { { -1, 3, 5 }, { (1 << 24) + 1, 3, 5 }, { 8, 0, 5 }, { 8, 4, 3 }, { 8, 3, 17 } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.char_ngram_buckets = bad[i][0];
+        o.char_ngram_min = bad[i][1];
+        o.char_ngram_max = bad[i][2];
+        ck_assert_fails(llm_vectorize(v, "ab", 2, &o, ids, 32, NULL), LLM_ERR_INVALID_ARGUMENT);
+    }
     llm_vocab_free(v);
 }
 END_TEST
@@ -220,6 +278,8 @@ START_TEST(features_survive_save_and_load) {
     llm_vectorize_options_init(&vo);
     vo.seq_len = 16;
     vo.bigram_buckets = 64;
+    vo.char_ngram_buckets = 32;
+    vo.char_ngram_max = 4;
     vo.truncation = LLM_SEQ_MIDDLE; /* saved as "middle" */
     vo.skip_unknown = 1;
     vo.unique = 1;
@@ -230,7 +290,7 @@ START_TEST(features_survive_save_and_load) {
     eo.tag_headers = 1;
     llm_model *small, *m, *back;
     ck_assert_ok(llm_model_sequential(&small, be));
-    ck_assert_ok(llm_model_add(small, llm_layer_embedding(vs, 4)));
+    ck_assert_ok(llm_model_add(small, llm_layer_embedding(vs + 64, 4))); /* no room for the subwords */
     ck_assert_ok(llm_model_add(small, llm_layer_global_pool(LLM_POOL_AVERAGE)));
     ck_assert_ok(llm_model_add(small, llm_layer_dense(1, LLM_ACT_SIGMOID)));
     ck_assert_ok(llm_model_build(small, LLM_DTYPE_I32, 1, (int64_t[]){ 16 }));
@@ -238,7 +298,7 @@ START_TEST(features_survive_save_and_load) {
     llm_model_free(small);
     ck_assert_ok(llm_model_sequential(&m, be));
     ck_assert_ok(llm_model_set_seed(m, 5));
-    ck_assert_ok(llm_model_add(m, llm_layer_embedding(vs + 64, 4)));
+    ck_assert_ok(llm_model_add(m, llm_layer_embedding(vs + 64 + 32, 4)));
     ck_assert_ok(llm_model_add(m, llm_layer_global_pool(LLM_POOL_AVERAGE)));
     ck_assert_ok(llm_model_add(m, llm_layer_dense(1, LLM_ACT_SIGMOID)));
     ck_assert_ok(llm_model_build(m, LLM_DTYPE_I32, 1, (int64_t[]){ 16 }));
@@ -263,10 +323,16 @@ START_TEST(features_survive_save_and_load) {
      * unknown) and the order: the loaded model kept skip_unknown, unique and reverse */
     llm_vectorize_options all = vo;
     all.skip_unknown = all.unique = all.reverse = 0;
+    float p5;
+    all.char_ngram_max = 5; /* the loaded model kept the n-grams' lengths */
+    ck_assert_ok(llm_model_set_text_pipeline(back, v, &all, &eo));
+    ck_assert_ok(llm_model_predict_text(back, mail, strlen(mail), &p5, 1));
+    all.char_ngram_max = 4;
     float p3, p4;
     ck_assert_ok(llm_model_set_text_pipeline(back, v, &all, &eo));
     ck_assert_ok(llm_model_predict_text(back, mail, strlen(mail), &p3, 1));
     ck_assert_float_ne(p1, p3);
+    ck_assert_float_ne(p3, p5);
     ck_assert_ok(llm_model_load(&small, be, path2));
     ck_assert_ok(llm_model_predict_text(small, mail, strlen(mail), &p4, 1));
     ck_assert_float_eq(p1, p4);
@@ -346,6 +412,7 @@ Suite *suite_text_features(void) {
     TCase *c = tcase_create("core");
     tcase_add_test(c, tagged_headers_are_other_tokens);
     tcase_add_test(c, bigram_ids_follow_their_tokens);
+    tcase_add_test(c, char_ngram_ids_follow_their_tokens);
     tcase_add_test(c, features_survive_save_and_load);
     tcase_add_test(c, nb_ratios_count_presence_per_class);
     tcase_add_test(c, middle_truncation_keeps_both_ends);

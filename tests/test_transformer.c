@@ -1053,6 +1053,9 @@ START_TEST(bpe_text_pipeline) {
     for (int64_t i = 0; i < 12; i++)
         ck_assert_int_eq(row[i], i < keep ? all[(int64_t)n - keep + i] : LLM_BPE_PAD);
     ck_assert_fails(llm_bpe_vectorize(bpe, msg, strlen(msg), &vo, row, 11, NULL), LLM_ERR_INVALID_ARGUMENT);
+    llm_vectorize_options words_only = vo; /* subwords of words are for word vocabularies */
+    words_only.char_ngram_buckets = 16;
+    ck_assert_fails(llm_bpe_vectorize(bpe, msg, strlen(msg), &words_only, row, 12, NULL), LLM_ERR_INVALID_ARGUMENT);
 
     llm_model *m = NULL;
     ck_assert_ok(llm_model_sequential(&m, be));
@@ -1065,6 +1068,7 @@ START_TEST(bpe_text_pipeline) {
     /* no vocabulary and no tokenizer: refused; with the tokenizer: accepted */
     ck_assert_fails(llm_model_set_text_pipeline(m, NULL, &vo, NULL), LLM_ERR_INVALID_ARGUMENT);
     ck_assert_ok(llm_model_set_tokenizer(m, bpe));
+    ck_assert_fails(llm_model_set_text_pipeline(m, NULL, &words_only, NULL), LLM_ERR_INVALID_ARGUMENT);
     ck_assert_ok(llm_model_set_text_pipeline(m, NULL, &vo, NULL));
     const llm_bpe *mine = NULL;
     ck_assert_ok(llm_model_tokenizer(m, &mine));

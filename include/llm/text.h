@@ -248,6 +248,18 @@ typedef struct llm_vectorize_options {
                                 that reads its last state ends on the start of the
                                 text: the headers and the subject of a message
                                 (word vocabularies only). */
+    int32_t char_ngram_buckets; /* 0 (default): no subword ids. > 0 (word vocabularies
+                                only): after each token's id (and its bigram id) come
+                                the ids of its character n-grams: the substrings of
+                                "<token>" of char_ngram_min to char_ngram_max bytes,
+                                each hashed into [vocab size + bigram_buckets, that
+                                + char_ngram_buckets) (fastText's subwords), for every
+                                token, known to the vocabulary or not; so misspelt,
+                                obfuscated and unseen words share ids with the words
+                                they resemble. The model's embedding needs vocab size
+                                + bigram_buckets + char_ngram_buckets rows. */
+    int32_t char_ngram_min;  /* shortest n-gram, in bytes (default 3; >= 1) */
+    int32_t char_ngram_max;  /* longest n-gram (default 5; >= char_ngram_min, <= 16) */
 } llm_vectorize_options;
 
 /* Fills *opts with the defaults above and sets opts->size. */

@@ -7,8 +7,8 @@
 /* The Makefile reads these three lines to name the shared library
  * (libllm.so.MAJOR.MINOR.PATCH, SONAME libllm.so.MAJOR). */
 #define LLM_VERSION_MAJOR 1
-#define LLM_VERSION_MINOR 4
-#define LLM_VERSION_PATCH 1
+#define LLM_VERSION_MINOR 5
+#define LLM_VERSION_PATCH 0
 
 #define LLM_VERSION_NUMBER (LLM_VERSION_MAJOR * 10000 + LLM_VERSION_MINOR * 100 + LLM_VERSION_PATCH)
 

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include "llm/version.h"
 #include "model_internal.h"
+#include "text/text_internal.h"
 #include "../io/safetensors.h"
 #include "model_contents.h"
 #include "layers/kinds.h" /* llm__json_int and friends, shared with the kinds */
@@ -48,6 +49,11 @@ static char *vectorize_json(const llm_model *m) {
     cJSON_AddStringToObject(o, "padding", m->vectorize.padding == LLM_SEQ_PRE ? "pre" : "post");
     cJSON_AddStringToObject(o, "truncation", m->vectorize.truncation == LLM_SEQ_PRE ? "pre" : m->vectorize.truncation == LLM_SEQ_POST ? "post" : "middle");
     if (m->vectorize.bigram_buckets > 0) cJSON_AddNumberToObject(o, "bigram_buckets", m->vectorize.bigram_buckets);
+    if (m->vectorize.char_ngram_buckets > 0) {
+        cJSON_AddNumberToObject(o, "char_ngram_buckets", m->vectorize.char_ngram_buckets);
+        cJSON_AddNumberToObject(o, "char_ngram_min", m->vectorize.char_ngram_min);
+        cJSON_AddNumberToObject(o, "char_ngram_max", m->vectorize.char_ngram_max);
+    }
     if (m->vectorize.skip_unknown) cJSON_AddBoolToObject(o, "skip_unknown", 1);
     if (m->vectorize.unique) cJSON_AddBoolToObject(o, "unique", 1);
     if (m->vectorize.reverse) cJSON_AddBoolToObject(o, "reverse", 1);
@@ -547,6 +553,15 @@ static llm_status load_pipeline(llm_model *m, const file_view *v) {
     if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "bigram_buckets") && !llm__json_int(vj, "bigram_buckets", 1, 1 << 24, &buckets))
         s = BAD("llm_model_load: invalid vectorizer settings");
     vo.bigram_buckets = (int32_t)buckets;
+    if (s == LLM_OK && cJSON_GetObjectItemCaseSensitive(vj, "char_ngram_buckets")) {
+        int64_t cb = 0, lo = 0, hi = 0;
+        if (!llm__json_int(vj, "char_ngram_buckets", 1, 1 << 24, &cb) || !llm__json_int(vj, "char_ngram_min", 1, LLM__CHAR_NGRAM_MAX, &lo) ||
+            !llm__json_int(vj, "char_ngram_max", lo, LLM__CHAR_NGRAM_MAX, &hi))
+            s = BAD("llm_model_load: invalid vectorizer settings");
+        vo.char_ngram_buckets = (int32_t)cb;
+        vo.char_ngram_min = (int32_t)lo;
+        vo.char_ngram_max = (int32_t)hi;
+    }
     if (s == LLM_OK && ((cJSON_GetObjectItemCaseSensitive(vj, "skip_unknown") && !llm__json_bool(vj, "skip_unknown", &vo.skip_unknown)) ||
                         (cJSON_GetObjectItemCaseSensitive(vj, "unique") && !llm__json_bool(vj, "unique", &vo.unique)) ||
                         (cJSON_GetObjectItemCaseSensitive(vj, "reverse") && !llm__json_bool(vj, "reverse", &vo.reverse))))

@@ -2,6 +2,7 @@
  * settings), string metadata, and scoring of raw text. */
 #include <stdio.h>
 #include "model_internal.h"
+#include "text/text_internal.h"
 
 /* A dataset of the corpus's texts as rows of seq_len ids, encoded with the
  * word vocabulary or (vocab NULL) the BPE tokenizer, and its labels. */
@@ -120,6 +121,11 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     if (vo.bigram_buckets < 0 || vo.bigram_buckets > (1 << 24) || (vo.bigram_buckets > 0 && !vocab))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: bigram_buckets = %d must be in [0, 2^24], and 0 with a BPE tokenizer",
                           fn, vo.bigram_buckets);
+    if (vo.char_ngram_buckets < 0 || vo.char_ngram_buckets > (1 << 24) || (vo.char_ngram_buckets > 0 && !vocab) ||
+        vo.char_ngram_min < 1 || vo.char_ngram_max < vo.char_ngram_min || vo.char_ngram_max > LLM__CHAR_NGRAM_MAX)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: char_ngram_buckets = %d must be in [0, 2^24], and 0 with a BPE "
+                          "tokenizer; char_ngram_min = %d and char_ngram_max = %d in 1 <= min <= max <= %d",
+                          fn, vo.char_ngram_buckets, vo.char_ngram_min, vo.char_ngram_max, LLM__CHAR_NGRAM_MAX);
     if ((vo.skip_unknown != 0 && vo.skip_unknown != 1) || (vo.unique != 0 && vo.unique != 1) ||
         (vo.reverse != 0 && vo.reverse != 1) || ((vo.skip_unknown || vo.unique || vo.reverse) && !vocab))
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
@@ -127,7 +133,7 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
                           fn, vo.skip_unknown, vo.unique, vo.reverse);
     int32_t vsize;
     LLM__CHECK(vocab ? llm_vocab_size(vocab, &vsize) : llm_bpe_vocab_size(m->bpe, &vsize));
-    LLM__CHECK(check_vocab_fits(m, vsize + vo.bigram_buckets, vocab ? "vocabulary (with bigram buckets)" : "tokenizer", fn));
+    LLM__CHECK(check_vocab_fits(m, vsize + vo.bigram_buckets + vo.char_ngram_buckets, vocab ? "vocabulary (with its buckets)" : "tokenizer", fn));
     llm_vocab *copy = NULL;
     if (vocab) LLM__CHECK(copy_vocab(vocab, &copy));
     char *headers = NULL;

@@ -7,6 +7,8 @@
 #include "core/internal.h"
 #include "llm/text.h"
 
+#define LLM__CHAR_NGRAM_MAX 16 /* the longest subword llm_vectorize_options allows */
+
 /* A growable byte buffer. Every append returns 1, or 0 when memory ran out
  * (the buffer is then unchanged), so callers turn 0 into llm__oom(). */
 typedef struct llm__buf {

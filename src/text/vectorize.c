@@ -10,6 +10,9 @@ void llm_vectorize_options_init(llm_vectorize_options *opts) {
     opts->padding = LLM_SEQ_PRE;
     opts->truncation = LLM_SEQ_POST;
     opts->bigram_buckets = 0;
+    opts->char_ngram_buckets = 0;
+    opts->char_ngram_min = 3;
+    opts->char_ngram_max = 5;
 }
 
 llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
@@ -31,6 +34,13 @@ llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
                           "%s: vectorize options bigram_buckets is %d; it must be in [0, 2^24]", fn,
                           (int)dst->bigram_buckets);
+    if (dst->char_ngram_buckets < 0 || dst->char_ngram_buckets > (1 << 24) || dst->char_ngram_min < 1 ||
+        dst->char_ngram_max < dst->char_ngram_min || dst->char_ngram_max > LLM__CHAR_NGRAM_MAX)
+        return llm__error(LLM_ERR_INVALID_ARGUMENT,
+                          "%s: vectorize options char_ngram_buckets is %d, char_ngram_min %d and char_ngram_max %d; "
+                          "the buckets must be in [0, 2^24] and 1 <= min <= max <= %d",
+                          fn, (int)dst->char_ngram_buckets, (int)dst->char_ngram_min, (int)dst->char_ngram_max,
+                          LLM__CHAR_NGRAM_MAX);
     if ((dst->skip_unknown != 0 && dst->skip_unknown != 1) || (dst->unique != 0 && dst->unique != 1) ||
         (dst->reverse != 0 && dst->reverse != 1))
         return llm__error(LLM_ERR_INVALID_ARGUMENT,
@@ -47,6 +57,7 @@ typedef struct vec_state {
                       seq - head ids (truncation PRE: head 0; POST: head seq) */
     int64_t total;
     int32_t buckets, first_bucket; /* bigram ids: first_bucket + [0, buckets) */
+    int32_t char_buckets, first_char_bucket, char_min, char_max; /* subword ids */
     uint64_t prev;                 /* hash of the previous token; 0 before the first */
     int skip_unknown;
     uint8_t *seen;                 /* unique: a bit per id, set once emitted; else NULL */
@@ -77,6 +88,17 @@ static int vec_token(const char *token, size_t len, void *user) {
             vec_emit(s, s->first_bucket + (int32_t)(llm__rng_mix(s->prev * 0x9e3779b97f4a7c15ULL ^ h) /* all bits of the pair */ % (uint64_t)s->buckets));
         s->prev = h;
     }
+    if (s->char_buckets > 0) {
+        /* "<token>": the brackets make a word's first and last letters n-grams of their own */
+        char w[LLM_TOKEN_MAX_LENGTH + 2];
+        w[0] = '<';
+        memcpy(w + 1, token, len);
+        w[len + 1] = '>';
+        const size_t wl = len + 2;
+        for (size_t n = (size_t)s->char_min; n <= (size_t)s->char_max && n <= wl; n++)
+            for (size_t i = 0; i + n <= wl; i++)
+                vec_emit(s, s->first_char_bucket + (int32_t)(llm__rng_mix(token_hash(w + i, n)) % (uint64_t)s->char_buckets));
+    }
     return 0;
 }
 
@@ -91,13 +113,15 @@ static void reverse(int32_t *a, int64_t n) {
 llm_status llm__vectorize(const llm_vocab *v, const char *text, size_t len,
                           const llm_vectorize_options *o, int32_t *out, int64_t *ntokens) {
     int64_t head = o->truncation == LLM_SEQ_PRE ? 0 : o->truncation == LLM_SEQ_POST ? o->seq_len : o->seq_len / 2;
-    vec_state s = {v, out, o->seq_len, head, 0, o->bigram_buckets, 0, 0, o->skip_unknown, NULL};
+    vec_state s = {v, out, o->seq_len, head, 0, o->bigram_buckets, 0,
+                   o->char_ngram_buckets, 0, o->char_ngram_min, o->char_ngram_max, 0, o->skip_unknown, NULL};
     int32_t vsize = 0;
     LLM__CHECK(llm_vocab_size(v, &vsize));
     if (s.buckets > 0) s.first_bucket = vsize;
+    s.first_char_bucket = vsize + s.buckets;
     if (o->unique) {
-        /* one bit per id of the vocabulary and the bigram buckets (at most 2 MiB) */
-        s.seen = llm__calloc(((size_t)vsize + (size_t)s.buckets + 7) / 8, 1);
+        /* one bit per id of the vocabulary and the buckets (at most 4 MiB) */
+        s.seen = llm__calloc(((size_t)vsize + (size_t)s.buckets + (size_t)s.char_buckets + 7) / 8, 1);
         if (!s.seen) return llm__oom(__func__);
     }
     (void)llm__tokenize(text, len, llm__vocab_tokopts(v), vec_token, &s);

@@ -157,7 +157,8 @@ class VocabOptions(Structure):
 class VectorizeOptions(Structure):
     _fields_ = [("size", c_size_t), ("seq_len", c_int32), ("padding", enum_t),
                 ("truncation", enum_t), ("bigram_buckets", c_int32), ("skip_unknown", c_int),
-                ("unique", c_int), ("reverse", c_int)]
+                ("unique", c_int), ("reverse", c_int), ("char_ngram_buckets", c_int32),
+                ("char_ngram_min", c_int32), ("char_ngram_max", c_int32)]
 
 
 class OnnxOptions(Structure):

@@ -392,7 +392,7 @@ class Dataset(Handle):
     def from_corpus(cls, corpus, tokens, seq_len=200, padding="pre", truncation="post", **features):
         """The corpus's texts as rows of seq_len ids with its labels; tokens
         is a Vocab (word ids) or a BPE tokenizer; features: vectorize_options'
-        bigram_buckets, skip_unknown, unique and reverse (word ids)."""
+        bigram_buckets, skip_unknown, unique, reverse and char_ngram_* (word ids)."""
         from .text import vectorize_options, Vocab, BPE, TextCorpus
         if not isinstance(corpus, TextCorpus):
             raise ArgumentTypeError("corpus must be a TextCorpus, not %s" % type(corpus).__name__)

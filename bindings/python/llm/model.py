@@ -526,7 +526,7 @@ class Model(Handle):
         decoded, headers dropped but the subject) with the default reader
         settings, a dict of email_options() arguments or an EmailOptions
         changes them. features: vectorize_options' bigram_buckets,
-        skip_unknown, unique and reverse (word vocabularies)."""
+        skip_unknown, unique, reverse and char_ngram_* (word vocabularies)."""
         from .text import vectorize_options, email_options, Vocab, BPE
         handle = self._handle()
         vo = _check.call_with(vectorize_options, dict(features, seq_len=seq_len, padding=padding,

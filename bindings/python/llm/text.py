@@ -18,14 +18,16 @@ def _bytes(s, name="text"):
 
 
 def vectorize_options(seq_len=200, padding="pre", truncation="post", bigram_buckets=0, skip_unknown=False,
-                      unique=False, reverse=False):
+                      unique=False, reverse=False, char_ngram_buckets=0, char_ngram_min=3, char_ngram_max=5):
     """An llm_vectorize_options (text.h): truncation "middle", bigram_buckets,
-    skip_unknown, unique and reverse are for word vocabularies."""
+    skip_unknown, unique, reverse and char_ngram_buckets are for word vocabularies."""
     o = _ffi.init(_ffi.VectorizeOptions, _ffi.vectorize_options_init)
     return _check.set_fields(o, seq_len=seq_len, padding=_check.choice(padding, SIDES, "padding"),
                              truncation=_check.choice(truncation, TRUNCATIONS, "truncation"),
                              bigram_buckets=bigram_buckets, skip_unknown=int(bool(skip_unknown)),
-                             unique=int(bool(unique)), reverse=int(bool(reverse)))
+                             unique=int(bool(unique)), reverse=int(bool(reverse)),
+                             char_ngram_buckets=char_ngram_buckets, char_ngram_min=char_ngram_min,
+                             char_ngram_max=char_ngram_max)
 
 
 def email_options(max_bytes=None, keep_subject=True, keep_headers=None, decode_mime=True,
@@ -212,7 +214,8 @@ class Vocab(Handle):
 
     def vectorize(self, text, seq_len=200, padding="pre", truncation="post", **features):
         """text -> a list of seq_len int ids; features: vectorize_options'
-        bigram_buckets, skip_unknown, unique, reverse."""
+        bigram_buckets, skip_unknown, unique, reverse, char_ngram_buckets,
+        char_ngram_min, char_ngram_max."""
         data = _bytes(text)
         opts = _check.call_with(vectorize_options, dict(features, seq_len=seq_len, padding=padding,
                                                         truncation=truncation), "vectorize options")

@@ -369,6 +369,12 @@ def test_vectorize_features(cpu, tmp_path):
     assert vocab.vectorize(text, seq_len=4, unique=True, skip_unknown=True, reverse=True) == [0, c, b, a]
     with pytest.raises(llm.ArgumentTypeError):
         vocab.vectorize(text, seq_len=6, no_such_feature=1)
+    # "<a>" has the 3-grams "<a>" only; "<zzz>" has "<zz", "zzz" and "zz>" (the OOV word's too)
+    sub = vocab.vectorize("a zzz", seq_len=7, padding="post", char_ngram_buckets=100, char_ngram_max=3)
+    assert sub[0] == a and sub[2] == llm.Vocab.OOV and sub[-1] == 0
+    assert all(len(vocab) <= i < len(vocab) + 100 for i in sub[1:2] + sub[3:6])
+    with pytest.raises(llm.InvalidArgument):
+        vocab.vectorize(text, seq_len=6, char_ngram_buckets=100, char_ngram_min=4, char_ngram_max=3)
     m = llm.Model([L.embedding(len(vocab), 4), L.lstm(8), L.dense(1, "sigmoid")], backend=cpu, seed=3)
     m.set_text_pipeline(vocab, seq_len=6, skip_unknown=True, unique=True, reverse=True)
     p = m.predict_text(text)[0]
