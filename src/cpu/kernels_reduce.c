@@ -3,17 +3,30 @@
  *
  * Determinism: the input is cut into at most RED_MAX_BLOCKS blocks whose size
  * depends only on n, never on the thread count; each block is summed in double
- * in index order and the block partials are then added in block order. The
- * same input gives the same bits with 1 thread or 16. */
+ * in a fixed order (8 interleaved lanes, see sum_block) and the block
+ * partials are then added in block order. The same input gives the same
+ * bits with 1 thread or 16. */
 #include <string.h>
 #include "cpu.h"
 
 
+/* A block's sum in 8 interleaved partial sums (lane i % 8), added in a fixed
+ * tree: the same bits on every ISA path and thread count, and 8 independent
+ * chains instead of one add's latency per element (a gradient norm over an
+ * LSTM's 1.4M weights took 2% of a training step). */
+#define RED_LANES 8
+static double lanes_total(const double *l) {
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 static void sum_block(const void *ctx, int64_t begin, int64_t end, double *partial) {
     const float *x = ctx;
-    double s = 0.0;
-    for (int64_t i = begin; i < end; i++) s += x[i];
-    *partial = s;
+    double l[RED_LANES] = { 0 };
+    int64_t i = begin;
+    for (; i + RED_LANES <= end; i += RED_LANES)
+        for (int k = 0; k < RED_LANES; k++) l[k] += x[i + k];
+    for (int k = 0; i < end; i++, k++) l[k] += x[i];
+    *partial = lanes_total(l);
 }
 
 /* x [n], out [1] = sum */
@@ -24,9 +37,12 @@ llm_status llm__cpu_sum(llm_backend *be, int64_t n, const float *x, float *out) 
 
 static void sum_squares_block(const void *ctx, int64_t begin, int64_t end, double *partial) {
     const float *x = ctx;
-    double s = 0.0;
-    for (int64_t i = begin; i < end; i++) s += (double)x[i] * x[i];
-    *partial = s;
+    double l[RED_LANES] = { 0 };
+    int64_t i = begin;
+    for (; i + RED_LANES <= end; i += RED_LANES)
+        for (int k = 0; k < RED_LANES; k++) l[k] += (double)x[i + k] * x[i + k];
+    for (int k = 0; i < end; i++, k++) l[k] += (double)x[i] * x[i];
+    *partial = lanes_total(l);
 }
 
 /* x [n], out [1] = sum of squares (global gradient norm for clipping) */
