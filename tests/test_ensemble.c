@@ -308,6 +308,16 @@ START_TEST(hostile_ensemble_files) {
     rewrite("libllm.members.1.libllm.architecture", NULL, NULL);               expect_bad("ensemble member 1");
     rewrite("libllm.members.0.libllm.vocab", "garbage", NULL);                 expect_bad("vocabulary");
     rewrite("libllm.members.1.libllm.vectorize", NULL, NULL);                  expect_bad("ensemble member 1");
+    /* subword settings: all three or none, in range (member 0 reads 9 ids) */
+#define VEC0 "{\"seq_len\":9,\"padding\":\"pre\",\"truncation\":\"post\","
+    rewrite("libllm.members.0.libllm.vectorize", VEC0 "\"char_ngram_buckets\":16}", NULL);   expect_bad("vectorizer settings");
+    rewrite("libllm.members.0.libllm.vectorize", VEC0 "\"char_ngram_buckets\":16,\"char_ngram_min\":4,\"char_ngram_max\":3}", NULL);
+    expect_bad("vectorizer settings");
+    rewrite("libllm.members.0.libllm.vectorize", VEC0 "\"char_ngram_buckets\":16,\"char_ngram_min\":1,\"char_ngram_max\":17}", NULL);
+    expect_bad("vectorizer settings");
+    rewrite("libllm.members.0.libllm.vectorize", VEC0 "\"char_ngram_buckets\":0,\"char_ngram_min\":3,\"char_ngram_max\":5}", NULL);
+    expect_bad("vectorizer settings");
+#undef VEC0
     rewrite("libllm.members.0.bad\"key", "x", NULL);                           expect_bad("metadata key");
 }
 END_TEST
