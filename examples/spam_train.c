@@ -970,7 +970,7 @@ static const recipe_spec recipe[] = {
      * (a row holds about 3300 ids at the median, 10700 at the 99th percentile) */
     { .what = "nb-subwords", .nb = 1, .bag = 1, .seq = 20000, .epochs = 40, .vocab = 200000, .tag_headers = 1,
       .lr = 1e-2, .keep_headers = "*", .unique = 1, .char_ngrams = 1 << 20 },
-    /* the same over the raw body: HTML markup and MIME structure as words */
+    /* nb over the raw body: HTML markup and MIME structure as words */
     { .what = "nb-raw", .nb = 1, .bag = 1, .seq = 3000, .epochs = 40, .vocab = 200000, .tag_headers = 1, .lr = 1e-2,
       .keep_headers = "*", .raw_body = 1 },
     /* the bag of embeddings over the default headers, tagged, and the last 2000 tokens */
