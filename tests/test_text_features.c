@@ -1,8 +1,9 @@
 /* Text features for bag-of-words models: header-aware tokens (the e-mail
  * reader's tag_headers, keep_headers "*"), hashed word bigrams (the
- * vectorizer's bigram_buckets), character n-grams (char_ngram_buckets), rows without unknown or repeated words
- * (skip_unknown, unique) or back to front (reverse), through a saved and loaded model too, and
- * Naive-Bayes log-count ratios. */
+ * vectorizer's bigram_buckets) and character n-grams (char_ngram_buckets),
+ * rows without unknown or repeated words (skip_unknown, unique) or back to
+ * front (reverse), through a saved and loaded model too, and Naive-Bayes
+ * log-count ratios. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
