@@ -92,6 +92,11 @@ typedef struct llm__lstm_sequence {
     float *dh;           /* [B, H] in: dL/dh after the last step; clobbered */
     float *dc;           /* [B, H] in: zeros; clobbered */
     float *dgates;       /* out [B, T, 4H] gradient w.r.t. the gate pre-activations */
+    float *dbias;        /* optional, [4H]: a backend may add dgates' column sums (the bias
+                            gradient) here on the way, saving the caller a pass over dgates;
+                            it then sets *dbias_added. NULL = not wanted */
+    float *dbias_rows;   /* [B, 4H] scratch for that: each row's sums, added in row order */
+    int *dbias_added;    /* out, with dbias: 1 when the sums were added */
     float *scratch;      /* forward: 4H * H floats the backend may use (the CPU packs W_hh^T
                             there once per sequence), or NULL */
 } llm__lstm_sequence;
@@ -102,9 +107,9 @@ typedef struct llm__lstm_sequence {
  * call, so a backend can fuse them (the CPU never writes xw for a batch,
  * packs the weights once per call and runs the gate math on the product's
  * registers). Layout batch-major as llm__lstm_sequence. Training passes
- * gates, c, h and hprev (the backward's inputs, as the sequence slot writes
- * them); inference passes NULL for gates, c and hprev and wants only h
- * and/or h_last. */
+ * gates, c and hprev (the backward's inputs, as the sequence slot writes
+ * them); inference passes NULL for them; h and/or h_last are the outputs
+ * wanted. */
 typedef struct llm__lstm_layer {
     int B, T, E, H, reverse;
     const float *x;      /* [B, T, E] */
@@ -115,8 +120,8 @@ typedef struct llm__lstm_layer {
     float *gates;        /* out [B, T, 4H] activated i, f, g, o, or NULL */
     float *c;            /* out [B, T, H] cell states, or NULL (with gates) */
     float *h;            /* out [B, T, H] hidden states, or NULL */
-    float *hprev;        /* out [B, T, H] the state entering each step (first step's entry left as
-                            it is), or NULL */
+    float *hprev;        /* out [B, T, H] the state entering each step (zero for the first), or
+                            NULL */
     float *h_last;       /* out [B, H] the state after the last step run, or NULL */
     float *work;         /* workspace of LLM__LSTM_LAYER_WORK(B, T, E, H) floats */
 } llm__lstm_layer;

@@ -1551,12 +1551,16 @@ static void run_lseq_backward(dev *d, const void *p, float *out) {
     float *gates = dput(d, q->gates, BT * GH), *c = dput(d, q->c, BT * H);
     float *dy = q->dy ? dput(d, q->dy, BT * H) : NULL, *dh = dput(d, q->dh0, (int64_t)B * H);
     float *dc = dput(d, NULL, (int64_t)B * H), *dg = dput_const(d, SENT, BT * GH);
-    int done = 0;
+    int done = 0, dbias_added = 0;
+    /* the bias gradient a backend may add on the way: 0.25 + column sums */
+    float *dbias = dput_const(d, 0.25f, GH), *dbias_rows = dput(d, NULL, (int64_t)B * GH);
     if (OPS(d)->lstm_sequence_backward) {
         llm__lstm_sequence a = { .B = B, .T = T, .H = H, .reverse = q->reverse, .W_hh = W, .mask = mask,
-                                 .gates = gates, .c = c, .dy = dy, .dh = dh, .dc = dc, .dgates = dg };
+                                 .gates = gates, .c = c, .dy = dy, .dh = dh, .dc = dc, .dgates = dg,
+                                 .dbias = dbias, .dbias_rows = dbias_rows, .dbias_added = &dbias_added };
         ck_assert_ok(OPS(d)->lstm_sequence_backward(d->be, &a, &done));
     }
+    ck_assert_msg(done || !dbias_added, "bias sums reported added by a slot that declined");
     if (lseq_slot_expected(d, B)) ck_assert_msg(done, "the sequence slot declined B=%d H=%d", B, H);
     for (int s = T - 1; !done && s >= 0; s--) {
         int t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1;
@@ -1572,6 +1576,18 @@ static void run_lseq_backward(dev *d, const void *p, float *out) {
         if (s) ck_assert_ok(OPS(d)->sgemm(d->be, 0, 0, B, H, GH, 1.0f, dg + (int64_t)t * GH, T * GH, W, H, 1.0f, dh, H));
     }
     dget(d, out, dg, BT * GH);
+    /* added: 0.25 + the column sums of the dgates just returned (summed
+     * in another order: to float rounding); else dbias untouched */
+    float *db = malloc((size_t)GH * sizeof(float));
+    ck_assert_ptr_nonnull(db);
+    dget(d, db, dbias, GH);
+    for (int j = 0; j < GH; j++) {
+        double want = 0.25, mag = 0.25;
+        for (int64_t r = 0; dbias_added && r < BT; r++) { want += out[r * GH + j]; mag += fabs(out[r * GH + j]); }
+        ck_assert_msg(fabs(db[j] - want) <= 1e-6 * mag + 1e-7, "bias sum %d: %g, want %g (added %d, B=%d T=%d H=%d)",
+                      j, db[j], want, dbias_added, B, T, H);
+    }
+    free(db);
 }
 
 START_TEST(lstm_sequence_matches_recurrence) {

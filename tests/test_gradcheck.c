@@ -551,6 +551,28 @@ START_TEST(recurrent_larger) {
 }
 END_TEST
 
+/* H = 64: the CPU's own LSTM backward (H a multiple of 32, or 64 with
+ * AVX-512), which also sums the bias gradient on the way; every 11th
+ * element, masked rows of several lengths, forwards and reversed */
+START_TEST(lstm_fused_backward) {
+    enum { BL = 4, TL = 6, V = 30, EL = 8, HL = 64 };
+    static const int lens[BL] = { 6, 4, 1, 6 };
+    for (int back = 0; back < 2; back++) {
+        char label[96];
+        snprintf(label, sizeof label, "embedding(%d, %d) -> lstm(%d, last, backwards %d) -> dense", V, EL, HL, back);
+        llm_model *m = new_model();
+        add(m, llm_layer_embedding(V, EL));
+        add(m, rnn("lstm", HL, LLM_RETURN_LAST, back));
+        add(m, llm_layer_dense(1, LLM_ACT_NONE));
+        build_ids(m, TL);
+        llm_tensor *x = ids_tensor(BL, TL, V, lens, back, 141);
+        llm_tensor *y = float_tensor(2, (int64_t[]){BL, 1}, 142, 0, 1, 1);
+        gradcheck_strided(m, LLM_LOSS_BINARY_CROSSENTROPY_LOGITS, x, y, label, 11);
+        free_all(m, x, y);
+    }
+}
+END_TEST
+
 START_TEST(bidirectional_wrapper) {
     /* Embedding -> Bidirectional(LSTM/GRU, seq) -> GlobalPool(max) -> Dense(1) + BCE_LOGITS */
     for (int k = 0; k < 2; k++)
@@ -875,6 +897,7 @@ Suite *suite_gradcheck(void) {
     tcase_add_test(r, recurrent_masked_sequences);
     tcase_add_test(r, bidirectional_wrapper);
     tcase_add_test(r, recurrent_larger);
+    tcase_add_test(r, lstm_fused_backward);
     suite_add_tcase(s, r);
     TCase *l = tcase_create("losses");
     tcase_add_checked_fixture(l, setup, teardown);

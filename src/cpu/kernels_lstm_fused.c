@@ -237,6 +237,8 @@ llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q
     j.cbuf = j.abuf1 + B * K;
     llm__pool *pool = llm__cpu_pool(be);
     llm__pool_for(pool, H / j.vw, 1, pack_panels, &j);
+    if (q->hprev) /* the first step's entry (the steps write the next one's) */
+        for (int64_t b = 0; b < B; b++) memset(q->hprev + (b * T + (q->reverse ? T - 1 : 0)) * H, 0, (size_t)H * sizeof(float));
     llm__pool_fn rows = lf_chunk_generic;
 #ifdef LF_HAVE_FMA
     if (isa == 2) rows = lf_chunk_avx512;
@@ -282,6 +284,17 @@ llm_status llm__cpu_lstm_sequence_backward_fused(llm_backend *be, const llm__lst
     else if (isa == 1) rows = lf_back_rows_fma;
 #endif
     llm__pool_for(llm__cpu_pool(be), q->B, 1, rows, (void *)q);
+    if (q->dbias && q->dbias_rows) {
+        /* the rows' sums (each over its steps in order) in row order: one
+         * order for any thread count, and no second pass over dgates */
+        const int64_t G4 = 4 * (int64_t)q->H;
+        for (int64_t j = 0; j < G4; j++) {
+            double s = 0.0;
+            for (int64_t b = 0; b < q->B; b++) s += q->dbias_rows[b * G4 + j];
+            q->dbias[j] = (float)(q->dbias[j] + s);
+        }
+        if (q->dbias_added) *q->dbias_added = 1;
+    }
     *done = 1;
     return LLM_OK;
 }

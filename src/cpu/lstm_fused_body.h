@@ -484,12 +484,20 @@ LF_INLINE void LF_FN(lf_cell_back)(const llm__lstm_sequence *q, int64_t b, int64
         LFV rf = cp ? dct * cpv * f * (one - f) : zero;
         LF_ST(dg + j, ri); LF_ST(dg + H + j, rf); LF_ST(dg + 2 * H + j, rg); LF_ST(dg + 3 * H + j, ro);
         LF_ST(dh + j, zero); /* the rest of dL/dh_{t-1} flows through W_hh, below */
+        if (q->dbias && q->dbias_rows) { /* the row's bias gradient, while the gate gradients are in registers */
+            float *db = q->dbias_rows + b * 4 * H + j;
+            LFV s0, s1, s2, s3;
+            LF_LD(s0, db); LF_LD(s1, db + H); LF_LD(s2, db + 2 * H); LF_LD(s3, db + 3 * H);
+            s0 = s0 + ri; s1 = s1 + rf; s2 = s2 + rg; s3 = s3 + ro;
+            LF_ST(db, s0); LF_ST(db + H, s1); LF_ST(db + 2 * H, s2); LF_ST(db + 3 * H, s3);
+        }
     }
 }
 
 LF_TARGET static void LF_FN(lf_back_rows)(void *p, int64_t b0, int64_t b1) {
     const llm__lstm_sequence *q = p;
     const int64_t T = q->T, H = q->H, G4 = 4 * H;
+    if (q->dbias && q->dbias_rows) memset(q->dbias_rows + b0 * G4, 0, (size_t)((b1 - b0) * G4) * sizeof(float));
     for (int64_t s = T - 1; s >= 0; s--) {
         const int64_t t = q->reverse ? T - 1 - s : s, tp = q->reverse ? t + 1 : t - 1;
         for (int64_t b = b0; b < b1; b++) LF_FN(lf_cell_back)(q, b, t, tp, s == 0);

@@ -84,12 +84,15 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     if (lstm) LLM__CHECK(llm__graph_alloc_zero(g, bh, (void **)&dc));
     else LLM__CHECK(llm__graph_alloc(g, (size_t)(B * T * G * H) * 4, (void **)&dx2));
 
-    int done = 0;
+    int done = 0, dbias_added = 0;
     if (lstm && op->lstm_sequence_backward) {
+        float *dbias_rows;
+        LLM__CHECK(llm__graph_alloc(g, (size_t)(B * GW) * 4, (void **)&dbias_rows));
         llm__lstm_sequence q = {
             .B = (int)B, .T = (int)T, .H = (int)H, .reverse = back, .W_hh = Whh->data, .mask = mask,
             .gates = (float *)gates, .c = (float *)cs, /* read only, backward */
             .dy = seq ? y->grad : NULL, .dh = dh_next, .dc = dc, .dgates = dx1,
+            .dbias = st->p.bias_ih->grad, .dbias_rows = dbias_rows, .dbias_added = &dbias_added,
         };
         LLM__CHECK(op->lstm_sequence_backward(be, &q, &done));
     }
@@ -130,7 +133,7 @@ static llm_status recurrent_backward(llm__graph *g, llm__node *n) {
     const float *dgh = lstm ? dx1 : dx2;
     LLM__CHECK(op->sgemm(be, 1, 0, GH, (int)H, BT, 1.0f, dgh, GH, hprev, (int)H, 1.0f, Whh->grad, (int)H));
     LLM__CHECK(op->sgemm(be, 1, 0, GH, (int)E, BT, 1.0f, dx1, GH, x->data, (int)E, 1.0f, Wih->grad, (int)E));
-    LLM__CHECK(op->bias_backward(be, BT, GH, dx1, st->p.bias_ih->grad));
+    if (!dbias_added) LLM__CHECK(op->bias_backward(be, BT, GH, dx1, st->p.bias_ih->grad));
     if (!lstm) LLM__CHECK(op->bias_backward(be, BT, GH, dx2, st->p.bias_hh->grad));
     if (x->requires_grad) {
         float *dx;
@@ -150,9 +153,11 @@ static llm_status lstm_layer_forward(llm_layer *l, llm__graph *g, llm__val *x, l
     if (g->training) {
         LLM__CHECK(llm__graph_alloc(g, 4 * bth, (void **)&q->gates));
         LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->c));
-        LLM__CHECK(llm__graph_alloc_zero(g, bth, (void **)&q->hprev));
+        LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->hprev));
     }
-    if (g->training || seq) LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->h));
+    /* every state only when it is the output: the LSTM's backward reads
+     * hprev, not h (3.3 MB a batch of the spam model not written) */
+    if (seq) LLM__CHECK(llm__graph_alloc(g, bth, (void **)&q->h));
     LLM__CHECK(llm__graph_alloc(g, LLM__LSTM_LAYER_WORK(B, T, E, H) * 4, (void **)&q->work));
     llm__val *y;
     if (seq) {
