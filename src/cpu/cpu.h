@@ -82,6 +82,10 @@ llm_status llm__cpu_lstm_sequence_backward(llm_backend *be, const llm__lstm_sequ
 int llm__cpu_gemm_own_ok(int n, float alpha, float beta);
 void llm__cpu_gemm_own(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                        float beta, float *c, int ldc);
+/* the same with beta 0 and every row of C starting from bias[n] (the bits
+ * of copying bias into C's rows and beta 1, without the copy) */
+void llm__cpu_gemm_own_bias(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                            const float *bias, float *c, int ldc);
 /* kernels_lstm_fused.c: a whole LSTM layer forward, projection included */
 llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q, int *done);
 /* 1 (default): the fused forward skips the steps that are padding in every

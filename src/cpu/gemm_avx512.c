@@ -23,14 +23,15 @@
 #define NC 64  /* columns of a packed block: 4 vectors of 16 */
 #define TARGET __attribute__((target("avx512f")))
 
-/* the rows' start values: C (nv of the 4 vectors) or zeros */
+/* the rows' start values: C (nv of the 4 vectors), the bias row bi, or zeros */
 #define LOAD_ROW(r)                                                                                       \
     __m512 c##r##0 = zero, c##r##1 = zero, c##r##2 = zero, c##r##3 = zero;                                \
-    if (init) {                                                                                           \
-        c##r##0 = _mm512_loadu_ps(c + r * ldc);                                                           \
-        if (nv > 1) c##r##1 = _mm512_loadu_ps(c + r * ldc + 16);                                          \
-        if (nv > 2) c##r##2 = _mm512_loadu_ps(c + r * ldc + 32);                                          \
-        if (nv > 3) c##r##3 = _mm512_loadu_ps(c + r * ldc + 48);                                          \
+    if (init || bi) {                                                                                     \
+        const float *s_ = init ? c + r * ldc : bi;                                                        \
+        c##r##0 = _mm512_loadu_ps(s_);                                                                    \
+        if (nv > 1) c##r##1 = _mm512_loadu_ps(s_ + 16);                                                   \
+        if (nv > 2) c##r##2 = _mm512_loadu_ps(s_ + 32);                                                   \
+        if (nv > 3) c##r##3 = _mm512_loadu_ps(s_ + 48);                                                   \
     }
 #define FMA_ROW(r)                                                                                        \
     {                                                                                                     \
@@ -47,10 +48,11 @@
     if (nv > 3) _mm512_storeu_ps(c + r * ldc + 48, c##r##3);
 
 /* 6 rows of C (A's element (r, p) at a[r * ars + p * acs]) times a packed
- * block bp [kb][64]; nv of the 4 column vectors are C's; pf (or NULL): a
- * column of A to prefetch, row by row */
+ * block bp [kb][64]; nv of the 4 column vectors are C's; each row starts
+ * from C (init), else from bi (NULL: zeros); pf (or NULL): a column of A to
+ * prefetch, row by row */
 TARGET static void tile6(int kb, const float *a, int64_t ars, int64_t acs, const float *bp, float *c, int64_t ldc,
-                         int nv, int init, const float *pf) {
+                         int nv, int init, const float *bi, const float *pf) {
     const __m512 zero = _mm512_setzero_ps();
     LOAD_ROW(0) LOAD_ROW(1) LOAD_ROW(2) LOAD_ROW(3) LOAD_ROW(4) LOAD_ROW(5)
     for (int p = 0; p < kb; p++, bp += NC) {
@@ -62,7 +64,8 @@ TARGET static void tile6(int kb, const float *a, int64_t ars, int64_t acs, const
     STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
 }
 
-TARGET static void tile1(int kb, const float *a, int64_t acs, const float *bp, float *c, int nv, int init) {
+TARGET static void tile1(int kb, const float *a, int64_t acs, const float *bp, float *c, int nv, int init,
+                         const float *bi) {
     const __m512 zero = _mm512_setzero_ps();
     const int64_t ars = 0, ldc = 0;
     (void)ars;
@@ -129,13 +132,14 @@ TARGET static void pack_b(int tb, const float *b, int ldb, int p0, int kb, int j
 }
 
 TARGET static void gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                        float beta, float *c, int ldc) {
+                        float beta, const float *bias, float *c, int ldc) {
     float bp[KC * NC] __attribute__((aligned(64)));
     const int64_t ars = ta ? 1 : lda, acs = ta ? lda : 1;
     for (int j0 = 0; j0 < n; j0 += NC) {
         const int nb = n - j0 < NC ? n - j0 : NC, nv = nb / 16;
         for (int p0 = 0; p0 < k; p0 += KC) {
             const int kb = k - p0 < KC ? k - p0 : KC, init = p0 > 0 || beta != 0.0f;
+            const float *bi = !init && bias ? bias + j0 : NULL;
             pack_b(tb, b, ldb, p0, kb, j0, nb, bp);
             const float *ap = a + p0 * acs;
             float *cp = c + j0;
@@ -146,9 +150,9 @@ TARGET static void gemm(int ta, int tb, int m, int n, int k, const float *a, int
              * the tiles that need them (a 512 x 64 x 6400 weight gradient
              * 70 -> 104 GFLOP/s on one Zen 4 core, near its FMA peak) */
             for (; i + 6 <= m; i += 6)
-                tile6(kb, ap + i * ars, ars, acs, bp, cp + (int64_t)i * ldc, ldc, nv, init,
+                tile6(kb, ap + i * ars, ars, acs, bp, cp + (int64_t)i * ldc, ldc, nv, init, bi,
                       ta && i + 16 < m ? ap + i + 16 : NULL);
-            for (; i < m; i++) tile1(kb, ap + i * ars, acs, bp, cp + (int64_t)i * ldc, nv, init);
+            for (; i < m; i++) tile1(kb, ap + i * ars, acs, bp, cp + (int64_t)i * ldc, nv, init, bi);
         }
     }
 }
@@ -160,7 +164,12 @@ int llm__cpu_gemm_own_ok(int n, float alpha, float beta) {
 
 void llm__cpu_gemm_own(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                        float beta, float *c, int ldc) {
-    if (m > 0 && n > 0 && k > 0) gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    if (m > 0 && n > 0 && k > 0) gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, NULL, c, ldc);
+}
+
+void llm__cpu_gemm_own_bias(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                            const float *bias, float *c, int ldc) {
+    if (m > 0 && n > 0 && k > 0) gemm(ta, tb, m, n, k, a, lda, b, ldb, 0.0f, bias, c, ldc);
 }
 
 #else /* no AVX-512 build: OpenBLAS does every product */
@@ -173,6 +182,12 @@ int llm__cpu_gemm_own_ok(int n, float alpha, float beta) {
 void llm__cpu_gemm_own(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                        float beta, float *c, int ldc) {
     (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c;
+    (void)ldc;
+}
+
+void llm__cpu_gemm_own_bias(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                            const float *bias, float *c, int ldc) {
+    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)bias; (void)c;
     (void)ldc;
 }
 #endif

@@ -84,23 +84,29 @@ static void linear_chunk(void *p, int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; blk++) {
         int64_t r0 = blk * c->block, r1 = r0 + c->block < c->rows ? r0 + c->block : c->rows;
         float *z = (c->z ? c->z : c->y) + r0 * c->out;
-        /* the GEMM adds into rows of bias (beta 1): what OpenBLAS would
-         * spend zeroing them (beta 0) is spent copying the bias, and the
-         * separate bias pass goes away; the sums are the same */
-        float beta = 0.0f;
-        if (c->b) {
-            for (int64_t r = 0; r < r1 - r0; r++) memcpy(z + r * c->out, c->b, (size_t)c->out * sizeof *z);
-            beta = 1.0f;
+        const float *xr = c->x + r0 * c->in;
+        const int m = (int)(r1 - r0), n = (int)c->out, k = (int)c->in;
+        const int own = c->rows > LLM__GEMM_SMALL_M && llm__cpu_gemm_own_ok(n, 1.0f, 0.0f);
+        if (own && c->b) {
+            /* each row starts from the bias inside the GEMM: the bits of
+             * the copy below, without writing and reading the rows */
+            llm__cpu_gemm_own_bias(0, 1, m, n, k, xr, k, c->W, k, c->b, z, n);
+        } else {
+            /* the GEMM adds into rows of bias (beta 1): what OpenBLAS would
+             * spend zeroing them (beta 0) is spent copying the bias, and the
+             * separate bias pass goes away; the sums are the same */
+            float beta = 0.0f;
+            if (c->b) {
+                for (int64_t r = 0; r < m; r++) memcpy(z + r * n, c->b, (size_t)n * sizeof *z);
+                beta = 1.0f;
+            }
+            if (c->rows <= LLM__GEMM_SMALL_M) /* a token or two: decoding */
+                llm__cpu_gemm_small_m(m, n, k, 1.0f, xr, k, c->W, k, beta, z, n);
+            else if (own)
+                llm__cpu_gemm_own(0, 1, m, n, k, xr, k, c->W, k, beta, z, n);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, xr, k, c->W, k, beta, z, n);
         }
-        if (c->rows <= LLM__GEMM_SMALL_M) /* a token or two: decoding */
-            llm__cpu_gemm_small_m((int)(r1 - r0), (int)c->out, (int)c->in, 1.0f, c->x + r0 * c->in, (int)c->in,
-                                  c->W, (int)c->in, beta, z, (int)c->out);
-        else if (llm__cpu_gemm_own_ok((int)c->out, 1.0f, beta))
-            llm__cpu_gemm_own(0, 1, (int)(r1 - r0), (int)c->out, (int)c->in, c->x + r0 * c->in, (int)c->in, c->W,
-                              (int)c->in, beta, z, (int)c->out);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)c->out, (int)c->in, 1.0f,
-                        c->x + r0 * c->in, (int)c->in, c->W, (int)c->in, beta, z, (int)c->out);
         if (c->act != LLM__ACT_NONE || (c->z && c->y != c->z)) {
             act_ctx a = { .act = c->act, .cols = c->out, .x = c->z ? c->z : c->y, .bias = NULL, .out = c->y };
             bias_act_chunk(&a, r0, r1);
