@@ -784,7 +784,9 @@ static void run_linear(dev *d, const void *p, float *out) {
 START_TEST(linear_forward_fused) {
     /* {rows, in, out}: the last, the own GEMM's bias start over 3 blocks of
      * k, a part-filled column panel and rows past a multiple of 6 */
-    static const int64_t shapes[][3] = { { 1, 5, 3 }, { 300, 37, 130 }, { 513, 64, 512 }, { 20, 8, 4096 }, { 100, 300, 48 } };
+    static const int64_t shapes[][3] = {
+        { 1, 5, 3 }, { 300, 37, 130 }, { 513, 64, 512 }, { 20, 8, 4096 }, { 100, 300, 48 },
+    };
     for (int si = 0; si < 5; si++)
         for (int act = 0; act <= LLM__ACT_GELU; act++)
             for (int variant = 0; variant < 3; variant++) { /* bias + z, no bias + z, bias without z */

@@ -238,7 +238,8 @@ llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q
     llm__pool *pool = llm__cpu_pool(be);
     llm__pool_for(pool, H / j.vw, 1, pack_panels, &j);
     if (q->hprev) /* the first step's entry (the steps write the next one's) */
-        for (int64_t b = 0; b < B; b++) memset(q->hprev + (b * T + (q->reverse ? T - 1 : 0)) * H, 0, (size_t)H * sizeof(float));
+        for (int64_t b = 0; b < B; b++)
+            memset(q->hprev + (b * T + (q->reverse ? T - 1 : 0)) * H, 0, (size_t)H * sizeof(float));
     llm__pool_fn rows = lf_chunk_generic;
 #ifdef LF_HAVE_FMA
     if (isa == 2) rows = lf_chunk_avx512;
