@@ -23,7 +23,7 @@ block, garbage collection being the fallback; they may be closed in any
 order (a model keeps its backend alive).
 
 Module values (plain attributes): llm.version is the loaded library's
-version string, e.g. "1.5.0" (also llm.__version__), llm.version_number
+version string, e.g. "1.5.1" (also llm.__version__), llm.version_number
 its number (major*10000 + minor*100 + patch), llm.library_path the file
 it was loaded from. For code written against 1.2, llm.version() and
 llm.version_number() still work (the values are callable).
