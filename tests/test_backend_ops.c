@@ -19,6 +19,7 @@
 #include "testutil.h"
 #include "backend.h"
 #include "core/rng.h"
+#include "cpu/cpu.h"
 #include "cpu/threadpool.h"
 
 #if defined(__SSE2__)
@@ -1600,30 +1601,36 @@ START_TEST(lstm_sequence_matches_recurrence) {
      * CPU, H = 20 takes OpenBLAS, the others the recurrent product, here
      * with a last block of 3 rows and three column panels */
     static const int shapes[][3] = { { 1, 1, 1 }, { 37, 6, 20 }, { 70, 5, 128 }, { 11, 4, 48 } };
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-        for (int variant = 0; variant < 4; variant++) {
-            int reverse = variant & 1, masked = variant >> 1, with_dy = variant != 1;
-            lseq q;
-            lseq_build(&q, shapes[si][0], shapes[si][1], shapes[si][2], reverse, masked, with_dy,
-                       7100 + 10 * si + (uint64_t)variant);
-            const int64_t BT = (int64_t)q.B * q.T, nf = BT * 7 * q.H, nb = BT * 4 * q.H;
-            /* the CPU's own recurrent products (H a multiple of 16 up to 256,
-             * 8 rows or more) sum in a fixed order whatever the row blocks:
-             * 1 and 2 threads must give the same bits */
-            const int same_bits = q.B >= 8 && q.H % 16 == 0 && q.H <= 256;
-            double *ref = hd(nf);
-            lseq_ref_forward(&q, ref);
-            char what[96];
-            snprintf(what, sizeof what, "lstm sequence forward B=%d T=%d H=%d reverse=%d masked=%d", q.B, q.T,
-                     q.H, reverse, masked);
-            check_targets(what, run_lseq_forward, &q, nf, ref, 1e-5, 1e-4, same_bits);
-            lseq_ref_backward(&q, ref);
-            snprintf(what, sizeof what, "lstm sequence backward B=%d T=%d H=%d reverse=%d masked=%d dy=%d", q.B,
-                     q.T, q.H, reverse, masked, with_dy);
-            check_targets(what, run_lseq_backward, &q, nb, ref, 1e-5, 1e-4, same_bits);
-            free(ref);
-            lseq_free(&q);
-        }
+    /* and the CPU's kernels of each instruction set: AVX-512 where the CPU
+     * has it, AVX2, the baseline (limit 2, 1, 0) */
+    for (int limit = 2; limit >= 0; limit--)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (int variant = 0; variant < 4; variant++) {
+                llm__cpu_isa_limit = limit;
+                int reverse = variant & 1, masked = variant >> 1, with_dy = variant != 1;
+                lseq q;
+                lseq_build(&q, shapes[si][0], shapes[si][1], shapes[si][2], reverse, masked, with_dy,
+                           7100 + 10 * si + (uint64_t)variant);
+                const int64_t BT = (int64_t)q.B * q.T, nf = BT * 7 * q.H, nb = BT * 4 * q.H;
+                /* the CPU's own recurrent products (H a multiple of 16 up to
+                 * 256, 8 rows or more) sum in a fixed order whatever the row
+                 * blocks: 1 and 2 threads must give the same bits */
+                const int same_bits = q.B >= 8 && q.H % 16 == 0 && q.H <= 256;
+                double *ref = hd(nf);
+                lseq_ref_forward(&q, ref);
+                char what[128];
+                snprintf(what, sizeof what, "lstm sequence forward B=%d T=%d H=%d reverse=%d masked=%d isa limit %d",
+                         q.B, q.T, q.H, reverse, masked, limit);
+                check_targets(what, run_lseq_forward, &q, nf, ref, 1e-5, 1e-4, same_bits);
+                lseq_ref_backward(&q, ref);
+                snprintf(what, sizeof what,
+                         "lstm sequence backward B=%d T=%d H=%d reverse=%d masked=%d dy=%d isa limit %d", q.B, q.T,
+                         q.H, reverse, masked, with_dy, limit);
+                check_targets(what, run_lseq_backward, &q, nb, ref, 1e-5, 1e-4, same_bits);
+                free(ref);
+                lseq_free(&q);
+            }
+    llm__cpu_isa_limit = 2;
 }
 END_TEST
 
@@ -2676,14 +2683,20 @@ START_TEST(attention_against_reference) {
         { "attn Tk=0", 2, 2, 8, 3, 0, 0, 0, 0, 0 },
         { "attn head_dim=1", 3, 2, 1, 9, 9, 0, 1, 1, 1 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        attn_case c;
-        attn_make(&c, cases[i].name, cases[i].B, cases[i].H, cases[i].hd, cases[i].Tq, cases[i].Tk,
-                  cases[i].q_offset, cases[i].causal, cases[i].interleaved, cases[i].masked,
-                  9000 + 17 * i);
-        attn_check(&c, 1e-5, 1e-5);
-        attn_free(&c);
-    }
+    /* the CPU's tile products with 16-float registers where the CPU has
+     * them (limit 2), and with the 8-float ones of AVX2 (limit 1) */
+    for (int limit = 2; limit >= 1; limit--)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            llm__cpu_isa_limit = limit;
+            char name[96];
+            snprintf(name, sizeof name, "%s, isa limit %d", cases[i].name, limit);
+            attn_case c;
+            attn_make(&c, name, cases[i].B, cases[i].H, cases[i].hd, cases[i].Tq, cases[i].Tk, cases[i].q_offset,
+                      cases[i].causal, cases[i].interleaved, cases[i].masked, 9000 + 17 * i);
+            attn_check(&c, 1e-5, 1e-5);
+            attn_free(&c);
+        }
+    llm__cpu_isa_limit = 2;
 }
 END_TEST
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "testutil.h"
+#include "cpu/cpu.h"
 
 static llm_backend *be;
 static void setup(void) {
@@ -553,13 +554,17 @@ END_TEST
 
 /* H = 64: the CPU's own LSTM backward (H a multiple of 32, or 64 with
  * AVX-512), which also sums the bias gradient on the way; every 11th
- * element, masked rows of several lengths, forwards and reversed */
+ * element, masked rows of several lengths, forwards and reversed; the
+ * kernels of each instruction set (_i 0: the widest the CPU has, 1: AVX2,
+ * 2: the baseline) */
 START_TEST(lstm_fused_backward) {
     enum { BL = 4, TL = 6, V = 30, EL = 8, HL = 64 };
     static const int lens[BL] = { 6, 4, 1, 6 };
+    llm__cpu_isa_limit = 2 - _i;
     for (int back = 0; back < 2; back++) {
-        char label[96];
-        snprintf(label, sizeof label, "embedding(%d, %d) -> lstm(%d, last, backwards %d) -> dense", V, EL, HL, back);
+        char label[128];
+        snprintf(label, sizeof label, "embedding(%d, %d) -> lstm(%d, last, backwards %d) -> dense, isa limit %d", V, EL,
+                 HL, back, llm__cpu_isa_limit);
         llm_model *m = new_model();
         add(m, llm_layer_embedding(V, EL));
         add(m, rnn("lstm", HL, LLM_RETURN_LAST, back));
@@ -570,6 +575,7 @@ START_TEST(lstm_fused_backward) {
         gradcheck_strided(m, LLM_LOSS_BINARY_CROSSENTROPY_LOGITS, x, y, label, 11);
         free_all(m, x, y);
     }
+    llm__cpu_isa_limit = 2;
 }
 END_TEST
 
@@ -897,7 +903,7 @@ Suite *suite_gradcheck(void) {
     tcase_add_test(r, recurrent_masked_sequences);
     tcase_add_test(r, bidirectional_wrapper);
     tcase_add_test(r, recurrent_larger);
-    tcase_add_test(r, lstm_fused_backward);
+    tcase_add_loop_test(r, lstm_fused_backward, 0, 3);
     suite_add_tcase(s, r);
     TCase *l = tcase_create("losses");
     tcase_add_checked_fixture(l, setup, teardown);

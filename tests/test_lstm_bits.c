@@ -2,7 +2,8 @@
  * thread count: a row predicted alone gives the bits it gets inside a batch
  * of 32 (the CPU's fused layer forward sums every gate in one fixed order,
  * whatever path the batch size picks), 1 thread gives 2 threads' bits, and
- * training repeats bit for bit for a seed and thread count. */
+ * training repeats bit for bit for a seed and thread count; for the kernels
+ * of each instruction set, which agree with each other to rounding. */
 #include <stdlib.h>
 #include "testutil.h"
 #include "cpu/cpu.h"
@@ -99,11 +100,41 @@ static void prediction_case(int units, int both_ways) {
     ck_assert(sum > 1.0);
 }
 
+/* Each test runs once per instruction set the CPU kernels may pick (_i 0:
+ * AVX-512 where the CPU has it, 1: AVX2 with FMA, 2: the baseline), so a
+ * machine that would pick one of them checks the others' kernels too */
+static void limit_isa(int i) {
+    llm__cpu_isa_limit = 2 - i;
+}
+
 START_TEST(lstm_prediction_independent_of_batch_and_threads) {
+    limit_isa(_i);
     prediction_case(24, 0);
     prediction_case(H, 0);
     prediction_case(128, 0);
     prediction_case(256, 1);
+    llm__cpu_isa_limit = 2;
+}
+END_TEST
+
+/* The kernels of the three instruction sets compute the same function: the
+ * narrower ones' hidden states agree with the widest's to float rounding */
+START_TEST(lstm_instruction_sets_agree) {
+    int32_t ids[B * T];
+    make_ids(ids);
+    static float widest[B * T * 128], other[B * T * 128];
+    for (int limit = 2; limit >= 0; limit--) {
+        llm__cpu_isa_limit = limit;
+        llm_backend *be = cpu(2);
+        llm_model *m = lstm_model(be, 128, LLM_RETURN_SEQUENCES, 0);
+        predict_rows(m, be, 128, ids, 0, B, limit == 2 ? widest : other);
+        llm_model_free(m);
+        llm_backend_free(be);
+        for (int i = 0; limit < 2 && i < B * T * 128; i++)
+            ck_assert_msg(fabsf(other[i] - widest[i]) <= 1e-5f, "instruction-set limit %d: h[%d] %.9g, widest %.9g",
+                          limit, i, other[i], widest[i]);
+    }
+    llm__cpu_isa_limit = 2;
 }
 END_TEST
 
@@ -146,6 +177,7 @@ static void train_steps(int threads, int pad_front, float *pred, float *w) {
 START_TEST(lstm_skipping_leading_padding_changes_no_bit) {
     static float w_on[4 * HT * HT], w_off[4 * HT * HT];
     float p_on[B], p_off[B];
+    limit_isa(_i);
     for (int threads = 1; threads <= 2; threads++) {
         train_steps(threads, 3, p_on, w_on);
         llm__cpu_lstm_skip_leading_padding = 0;
@@ -154,11 +186,13 @@ START_TEST(lstm_skipping_leading_padding_changes_no_bit) {
         ck_assert_msg(memcmp(p_on, p_off, sizeof p_on) == 0, "%d threads: predictions differ with the skip", threads);
         ck_assert_msg(memcmp(w_on, w_off, sizeof w_on) == 0, "%d threads: trained weights differ with the skip", threads);
     }
+    llm__cpu_isa_limit = 2;
 }
 END_TEST
 
 START_TEST(lstm_training_repeats_bit_for_bit) {
     static float a[4 * HT * HT], b[4 * HT * HT], init[4 * HT * HT];
+    limit_isa(_i);
     for (int threads = 1; threads <= 2; threads++) {
         train_steps(threads, 0, NULL, a);
         train_steps(threads, 0, NULL, b);
@@ -172,6 +206,7 @@ START_TEST(lstm_training_repeats_bit_for_bit) {
     ck_assert(memcmp(a, init, sizeof a) != 0);
     llm_model_free(m);
     llm_backend_free(be);
+    llm__cpu_isa_limit = 2;
 }
 END_TEST
 
@@ -179,9 +214,10 @@ Suite *suite_lstm_bits(void) {
     Suite *s = suite_create("lstm_bits");
     TCase *c = tcase_create("core");
     tcase_set_timeout(c, 60);
-    tcase_add_test(c, lstm_prediction_independent_of_batch_and_threads);
-    tcase_add_test(c, lstm_training_repeats_bit_for_bit);
-    tcase_add_test(c, lstm_skipping_leading_padding_changes_no_bit);
+    tcase_add_loop_test(c, lstm_prediction_independent_of_batch_and_threads, 0, 3);
+    tcase_add_loop_test(c, lstm_training_repeats_bit_for_bit, 0, 3);
+    tcase_add_loop_test(c, lstm_skipping_leading_padding_changes_no_bit, 0, 3);
+    tcase_add_test(c, lstm_instruction_sets_agree);
     suite_add_tcase(s, c);
     return s;
 }

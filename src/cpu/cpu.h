@@ -92,6 +92,12 @@ llm_status llm__cpu_lstm_layer_forward(llm_backend *be, const llm__lstm_layer *q
  * row of a group from the start (their outputs are the zeros a padded step
  * writes); 0 runs them. Tests compare the two bit for bit. */
 extern int llm__cpu_lstm_skip_leading_padding;
+/* The widest instruction set the hand-written kernels may pick (the fused
+ * LSTM, the own GEMM, the attention tiles): 2 AVX-512 where the CPU has it
+ * (default), 1 AVX2 with FMA at most, 0 the baseline. Tests lower it to run
+ * and check the narrower kernels on a machine that would never pick them;
+ * process-wide, not for use while another thread runs a kernel. */
+extern int llm__cpu_isa_limit;
 llm_status llm__cpu_lstm_sequence_backward_fused(llm_backend *be, const llm__lstm_sequence *q, int *done);
 /* kernels_recurrent_product.c: for one block of `rows` batch rows,
  * xw[r] += h[r] W_hh^T (W_hh^T packed first by llm__cpu_lstm_pack_w_hh into

@@ -205,6 +205,8 @@ static int blas_core_is_generic(void) {
            __builtin_cpu_supports("avx2");
 }
 
+int llm__cpu_isa_limit = 2;
+
 static llm_status cpu_probe(int device, const char *fn) {
     (void)device; (void)fn;
     return LLM_OK;

@@ -158,7 +158,7 @@ TARGET static void gemm(int ta, int tb, int m, int n, int k, const float *a, int
 }
 
 int llm__cpu_gemm_own_ok(int n, float alpha, float beta) {
-    return n > 0 && n % 16 == 0 && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
+    return n > 0 && n % 16 == 0 && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && llm__cpu_isa_limit >= 2 &&
            __builtin_cpu_supports("avx512f");
 }
 

@@ -218,8 +218,9 @@ static void pack_panels(void *p, int64_t u0, int64_t u1) {
  * with FMA (8 units), 0 the baseline; -1 none (H not a multiple of 8). */
 static int pick_isa(int64_t H) {
 #ifdef LF_HAVE_FMA
-    if (H % 16 == 0 && __builtin_cpu_supports("avx512f")) return 2;
-    if (H % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    if (llm__cpu_isa_limit >= 2 && H % 16 == 0 && __builtin_cpu_supports("avx512f")) return 2;
+    if (llm__cpu_isa_limit >= 1 && H % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
 #endif
     return H % 8 == 0 ? 0 : -1;
 }

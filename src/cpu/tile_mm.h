@@ -10,6 +10,7 @@
 #define LLM_PRIVATE_CPU_TILE_MM_H
 
 #include <stdint.h>
+#include "cpu.h"
 #include "simd.h"
 
 /* C[m, n] = (acc ? C : 0) + A[m, k] B[k, n]. A(i, p) is a[i * ars + p * acs]
@@ -22,7 +23,7 @@ static inline __attribute__((always_inline)) void llm__tile_mm(int m, int n, int
                                                               int64_t ldc, int acc) {
     const v8 zero = { 0 };
     const v16 zero16 = { 0 };
-    const int wide = __builtin_cpu_supports("avx512f"); /* v16 in registers */
+    const int wide = llm__cpu_isa_limit >= 2 && __builtin_cpu_supports("avx512f"); /* v16 in registers */
     int i = 0;
     for (; i + 4 <= m; i += 4) {
         const float *a0 = a + i * ars, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
