@@ -531,6 +531,22 @@ START_TEST(recurrent_masked_sequences) {
 }
 END_TEST
 
+/* Embedding(V, E) -> kind(H, last) -> Dense(1) + BCE_LOGITS on rows x len
+ * ids (lens: each row's real ids, padded before them when pre), every
+ * stride-th element */
+static void embedding_rnn_dense(const char *label, const char *kind, int64_t V, int64_t E, int64_t H, int back,
+                                int64_t rows, int64_t len, const int *lens, int pre, uint64_t seed, int stride) {
+    llm_model *m = new_model();
+    add(m, llm_layer_embedding(V, E));
+    add(m, rnn(kind, H, LLM_RETURN_LAST, back));
+    add(m, llm_layer_dense(1, LLM_ACT_NONE));
+    build_ids(m, len);
+    llm_tensor *x = ids_tensor(rows, len, V, lens, pre, seed);
+    llm_tensor *y = float_tensor(2, (int64_t[]){rows, 1}, seed + 1, 0, 1, 1);
+    gradcheck_strided(m, LLM_LOSS_BINARY_CROSSENTROPY_LOGITS, x, y, label, stride);
+    free_all(m, x, y);
+}
+
 /* Sizes where the matrix products are real GEMMs, every 7th element. */
 START_TEST(recurrent_larger) {
     enum { BL = 5, TL = 7, V = 40, EL = 16, HL = 24 };
@@ -539,15 +555,7 @@ START_TEST(recurrent_larger) {
         char label[96];
         snprintf(label, sizeof label, "larger: embedding(%d, %d) -> %s(%d, last) -> dense",
                  V, EL, KINDS[k], HL);
-        llm_model *m = new_model();
-        add(m, llm_layer_embedding(V, EL));
-        add(m, rnn(KINDS[k], HL, LLM_RETURN_LAST, 0));
-        add(m, llm_layer_dense(1, LLM_ACT_NONE));
-        build_ids(m, TL);
-        llm_tensor *x = ids_tensor(BL, TL, V, lens, k, 131);
-        llm_tensor *y = float_tensor(2, (int64_t[]){BL, 1}, 132, 0, 1, 1);
-        gradcheck_strided(m, LLM_LOSS_BINARY_CROSSENTROPY_LOGITS, x, y, label, 7);
-        free_all(m, x, y);
+        embedding_rnn_dense(label, KINDS[k], V, EL, HL, 0, BL, TL, lens, k, 131, 7);
     }
 }
 END_TEST
@@ -565,15 +573,7 @@ START_TEST(lstm_fused_backward) {
         char label[128];
         snprintf(label, sizeof label, "embedding(%d, %d) -> lstm(%d, last, backwards %d) -> dense, isa limit %d", V, EL,
                  HL, back, llm__cpu_isa_limit);
-        llm_model *m = new_model();
-        add(m, llm_layer_embedding(V, EL));
-        add(m, rnn("lstm", HL, LLM_RETURN_LAST, back));
-        add(m, llm_layer_dense(1, LLM_ACT_NONE));
-        build_ids(m, TL);
-        llm_tensor *x = ids_tensor(BL, TL, V, lens, back, 141);
-        llm_tensor *y = float_tensor(2, (int64_t[]){BL, 1}, 142, 0, 1, 1);
-        gradcheck_strided(m, LLM_LOSS_BINARY_CROSSENTROPY_LOGITS, x, y, label, 11);
-        free_all(m, x, y);
+        embedding_rnn_dense(label, "lstm", V, EL, HL, back, BL, TL, lens, back, 141, 11);
     }
     llm__cpu_isa_limit = 2;
 }
