@@ -96,15 +96,13 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     LLM__CHECK(llm__refuse_ensemble(m, fn));
     if (!vocab && !m->bpe)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: vocab is NULL and the model has no BPE tokenizer", fn);
-    llm_vectorize_options vo;
-    llm_vectorize_options_init(&vo);
-    LLM__CHECK(LLM__OPTIONS_MERGE(&vo, vectorize, fn));
-    if (vo.seq_len < 1 || vo.seq_len > (1 << 24))
+    llm_vectorize_options vo; /* the ranges every vectorizer checks, then what a pipeline adds */
+    LLM__CHECK(llm__vectorize_options_resolve(&vo, vectorize, fn));
+    if (vo.seq_len > (1 << 24))
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: seq_len = %d must be in [1, 2^24]", fn, vo.seq_len);
-    if ((vo.padding != LLM_SEQ_PRE && vo.padding != LLM_SEQ_POST) ||
-        (vo.truncation != LLM_SEQ_PRE && vo.truncation != LLM_SEQ_POST && (vo.truncation != LLM_SEQ_MIDDLE || !vocab)))
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: padding must be LLM_SEQ_PRE or LLM_SEQ_POST, truncation too "
-                          "(or LLM_SEQ_MIDDLE with a word vocabulary)", fn);
+    if (!vocab && llm__vectorize_options_word_only(&vo))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s are for word vocabularies, not a BPE tokenizer", fn,
+                          LLM__VECTORIZE_WORD_ONLY);
     llm_email_options eo;
     llm_email_options_init(&eo);
     if (email) LLM__CHECK(LLM__OPTIONS_MERGE(&eo, email, fn));
@@ -118,19 +116,6 @@ llm_status llm_model_set_text_pipeline(llm_model *m, const llm_vocab *vocab, con
     }
     if (m->built && (m->in_shape.dtype != LLM_DTYPE_I32 || m->in_shape.ndim != 1 || m->in_shape.d[0] != vo.seq_len))
         return llm__error(LLM_ERR_SHAPE, "%s: the model takes other input than int32 ids [%d]", fn, vo.seq_len);
-    if (vo.bigram_buckets < 0 || vo.bigram_buckets > (1 << 24) || (vo.bigram_buckets > 0 && !vocab))
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: bigram_buckets = %d must be in [0, 2^24], and 0 with a BPE tokenizer",
-                          fn, vo.bigram_buckets);
-    if (vo.char_ngram_buckets < 0 || vo.char_ngram_buckets > (1 << 24) || (vo.char_ngram_buckets > 0 && !vocab) ||
-        vo.char_ngram_min < 1 || vo.char_ngram_max < vo.char_ngram_min || vo.char_ngram_max > LLM__CHAR_NGRAM_MAX)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: char_ngram_buckets = %d must be in [0, 2^24], and 0 with a BPE "
-                          "tokenizer; char_ngram_min = %d and char_ngram_max = %d in 1 <= min <= max <= %d",
-                          fn, vo.char_ngram_buckets, vo.char_ngram_min, vo.char_ngram_max, LLM__CHAR_NGRAM_MAX);
-    if ((vo.skip_unknown != 0 && vo.skip_unknown != 1) || (vo.unique != 0 && vo.unique != 1) ||
-        (vo.reverse != 0 && vo.reverse != 1) || ((vo.skip_unknown || vo.unique || vo.reverse) && !vocab))
-        return llm__error(LLM_ERR_INVALID_ARGUMENT,
-                          "%s: skip_unknown = %d, unique = %d and reverse = %d must be 0 or 1, and 0 with a BPE tokenizer",
-                          fn, vo.skip_unknown, vo.unique, vo.reverse);
     int32_t vsize;
     LLM__CHECK(vocab ? llm_vocab_size(vocab, &vsize) : llm_bpe_vocab_size(m->bpe, &vsize));
     LLM__CHECK(check_vocab_fits(m, vsize + vo.bigram_buckets + vo.char_ngram_buckets, vocab ? "vocabulary (with its buckets)" : "tokenizer", fn));

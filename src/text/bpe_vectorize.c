@@ -8,9 +8,8 @@ llm_status llm_bpe_vectorize(const llm_bpe *bpe, const char *text, size_t len, c
     if (!bpe || !ids || (!text && len)) return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     llm_vectorize_options o;
     LLM__CHECK(llm__vectorize_options_resolve(&o, opts, fn));
-    if (o.truncation == LLM_SEQ_MIDDLE || o.bigram_buckets || o.char_ngram_buckets || o.skip_unknown || o.unique || o.reverse)
-        return llm__error(LLM_ERR_INVALID_ARGUMENT,
-                          "%s: LLM_SEQ_MIDDLE, bigram_buckets, char_ngram_buckets, skip_unknown, unique and reverse are for word vocabularies", fn);
+    if (llm__vectorize_options_word_only(&o))
+        return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: %s are for word vocabularies", fn, LLM__VECTORIZE_WORD_ONLY);
     if (ids_count != o.seq_len)
         return llm__error(LLM_ERR_INVALID_ARGUMENT, "%s: ids_count = %lld but seq_len = %d", fn, (long long)ids_count,
                           (int)o.seq_len);

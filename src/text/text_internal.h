@@ -61,6 +61,14 @@ const llm_tokenizer_options *llm__vocab_tokopts(const llm_vocab *v);
 /* Vectorizes one text on checked options; out has o->seq_len entries. */
 llm_status llm__vectorize(const llm_vocab *v, const char *text, size_t len,
                           const llm_vectorize_options *o, int32_t *out, int64_t *ntokens);
+/* Whether resolved options use what only a word vocabulary has (middle
+ * truncation, bigram or subword buckets, skip_unknown, unique, reverse);
+ * LLM__VECTORIZE_WORD_ONLY names them for an error message. */
+#define LLM__VECTORIZE_WORD_ONLY "LLM_SEQ_MIDDLE, bigram_buckets, char_ngram_buckets, skip_unknown, unique and reverse"
+static inline int llm__vectorize_options_word_only(const llm_vectorize_options *o) {
+    return o->truncation == LLM_SEQ_MIDDLE || o->bigram_buckets || o->char_ngram_buckets || o->skip_unknown ||
+           o->unique || o->reverse;
+}
 llm_status llm__vectorize_options_resolve(llm_vectorize_options *dst,
                                           const llm_vectorize_options *src, const char *fn);
 
